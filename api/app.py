@@ -1,0 +1,22 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from api.problems import register_problem_handlers
+from api.routes import health
+from shared.logs import configure_logging
+from shared.settings import get_settings
+
+
+def create_app() -> Flask:
+    """Build the API: settings checked, JSON logging, problem+json errors, every blueprint."""
+    settings = get_settings()
+    configure_logging()
+    app = Flask("recon")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    register_problem_handlers(app)
+    app.register_blueprint(health.blueprint)
+    return app

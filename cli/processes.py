@@ -1,0 +1,131 @@
+"""Commands that run the service's processes: API, worker, beat, or all three."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+
+from cli.services import ensure_services
+from shared import migrations
+from worker.queues import QUEUES
+
+PYTHON = sys.executable
+
+
+def gunicorn_argv(host: str, port: int, workers: int) -> list[str]:
+    """The gunicorn command line serving the Flask app."""
+    return [
+        PYTHON, "-m", "gunicorn",
+        "--workers", str(workers),
+        "--bind", f"{host}:{port}",
+        "--timeout", "30",
+        "--graceful-timeout", "20",
+        "--keep-alive", "5",
+        "api.app:create_app()",
+    ]  # fmt: skip
+
+
+def worker_argv(queues: str, concurrency: int) -> list[str]:
+    """The Celery worker command line."""
+    return [
+        PYTHON, "-m", "celery", "--app", "worker.celery_app:celery_app", "worker",
+        "--queues", queues,
+        "--concurrency", str(concurrency),
+        "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
+def beat_argv() -> list[str]:
+    """The Celery beat command line."""
+    return [
+        PYTHON, "-m", "celery", "--app", "worker.celery_app:celery_app", "beat",
+        "--loglevel", "INFO",
+    ]  # fmt: skip
+
+
+@click.command()
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")  # noqa: S104
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@click.option("--workers", default=2, show_default=True, help="Gunicorn worker processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the HTTP API (webhooks and triage) under gunicorn."""
+    argv = gunicorn_argv(host, port, workers)
+    os.execv(argv[0], argv)
+
+
+@click.command()
+@click.option(
+    "--queues",
+    default=",".join(QUEUES),
+    show_default=True,
+    help="Comma-separated queues to consume.",
+)
+@click.option("--concurrency", default=2, show_default=True, help="Worker processes.")
+def worker(queues: str, concurrency: int) -> None:
+    """Run a Celery worker that processes webhooks, matching, runs and maintenance."""
+    argv = worker_argv(queues, concurrency)
+    os.execv(argv[0], argv)
+
+
+@click.command()
+def beat() -> None:
+    """Run Celery beat: daily runs per organisation and the maintenance sweeps."""
+    argv = beat_argv()
+    os.execv(argv[0], argv)
+
+
+class Stack:
+    """API, worker and beat as child processes, stopped together."""
+
+    def __init__(self, environment: dict[str, str], port: int) -> None:
+        self.children = [
+            subprocess.Popen(gunicorn_argv("127.0.0.1", port, 2), env=environment),
+            subprocess.Popen(worker_argv(",".join(QUEUES), 2), env=environment),
+            subprocess.Popen(beat_argv(), env=environment),
+        ]
+
+    def poll(self) -> int | None:
+        """The exit code of the first child that stopped, or None while all run."""
+        for child in self.children:
+            if child.poll() is not None:
+                return child.returncode
+        return None
+
+    def stop(self) -> None:
+        """Ask every child to stop, then wait (a worker finishes its current task)."""
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+@click.command()
+@click.option("--port", default=8000, show_default=True, help="Port of the API.")
+def up(port: int) -> None:
+    """Run API, worker and beat together in the foreground (development); Ctrl-C stops all.
+
+    Uses DATABASE_URL/REDIS_URL, else the machine's local servers, else embedded ones
+    under ./.recon/. Migrates the database first.
+    """
+    services = ensure_services()
+    click.echo(f"database: {services.database_url}\nredis:    {services.redis_url}")
+    migrations.upgrade()
+    stack = Stack(services.environment(), port)
+    click.echo(f"API on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    try:
+        while stack.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        click.echo("stopping...")
+    finally:
+        stack.stop()

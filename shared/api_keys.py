@@ -1,0 +1,80 @@
+"""API keys: random bearer tokens, stored only as a SHA-256 hash, compared in constant time.
+
+The keys carry 256 bits of randomness, so a fast hash is enough: there is nothing to
+brute-force, and lookup by hash stays one indexed query (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.errors import NotFound, ValidationFailed
+from shared.models import ROLES, ApiKey
+from shared.organizations import get_organization
+
+KEY_PREFIX = "rk_"
+DISPLAY_PREFIX_LENGTH = 11
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A freshly created key: ``secret`` is shown once and never stored."""
+
+    api_key: ApiKey
+    secret: str
+
+
+def hash_key(secret: str) -> str:
+    """The stored form of a key."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(
+    *, session: Session, org_id: uuid.UUID, role: str, name: str | None = None
+) -> IssuedKey:
+    """Create a key of ``role`` for the organisation; the plaintext is only in the result."""
+    if role not in ROLES:
+        raise ValidationFailed(f"role must be one of {', '.join(ROLES)}")
+    get_organization(session=session, org_id=org_id)
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey(
+        org_id=org_id,
+        name=name or f"{role} key",
+        role=role,
+        key_hash=hash_key(secret),
+        prefix=secret[:DISPLAY_PREFIX_LENGTH],
+    )
+    session.add(api_key)
+    session.flush()
+    return IssuedKey(api_key=api_key, secret=secret)
+
+
+def revoke_api_key(*, session: Session, key_id: uuid.UUID) -> ApiKey:
+    """Revoke a key (idempotent: a revoked key keeps its first revocation time)."""
+    api_key = session.get(ApiKey, key_id, with_for_update=True)
+    if api_key is None:
+        raise NotFound(f"API key {key_id} does not exist")
+    if api_key.revoked_at is None:
+        api_key.revoked_at = datetime.now(UTC)
+    return api_key
+
+
+def find_active_key(*, session: Session, secret: str) -> ApiKey | None:
+    """The unrevoked key whose secret is ``secret``, or None."""
+    digest = hash_key(secret)
+    api_key = session.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).one_or_none()
+    if api_key is None or api_key.revoked_at is not None:
+        return None
+    # The lookup is by digest; comparing digests again in constant time keeps the check
+    # timing-independent even if the index lookup were ever replaced by a scan.
+    if not hmac.compare_digest(api_key.key_hash, digest):
+        return None
+    return api_key

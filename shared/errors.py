@@ -1,0 +1,85 @@
+"""The typed exceptions domain code raises; the API turns each into problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every expected failure. ``status`` and ``title`` feed the problem document."""
+
+    status = 400
+    title = "Bad request"
+    type_slug = "bad-request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class ValidationFailed(DomainError):
+    """Input that parses but breaks a rule."""
+
+    status = 422
+    title = "Validation failed"
+    type_slug = "validation-failed"
+
+
+class BadRequest(DomainError):
+    """Input that cannot be read (malformed JSON, bad signature, stale timestamp)."""
+
+
+class Unauthenticated(DomainError):
+    """No credential, or one that is unknown or revoked."""
+
+    status = 401
+    title = "Unauthenticated"
+    type_slug = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    """A valid credential whose role may not do this."""
+
+    status = 403
+    title = "Forbidden"
+    type_slug = "forbidden"
+
+
+class NotFound(DomainError):
+    """No such object in the caller's organisation."""
+
+    status = 404
+    title = "Not found"
+    type_slug = "not-found"
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state of the object."""
+
+    status = 409
+    title = "Conflict"
+    type_slug = "conflict"
+
+
+class InvalidTransition(Conflict):
+    """A triage action not allowed from the object's current status."""
+
+    title = "Invalid transition"
+    type_slug = "invalid-transition"
+
+
+class PreconditionFailed(DomainError):
+    """A stale ``If-Match`` version."""
+
+    status = 412
+    title = "Precondition failed"
+    type_slug = "precondition-failed"
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (database, broker) or a required setting is missing right now."""
+
+    status = 503
+    title = "Service unavailable"
+    type_slug = "service-unavailable"

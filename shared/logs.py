@@ -1,0 +1,63 @@
+"""Structured logging: one JSON object per line, an event name plus fields.
+
+Never pass secrets, signatures, keys or whole payloads as fields; :data:`REDACTED_FIELDS`
+are masked as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from shared.settings import get_settings
+
+REDACTED_FIELDS = frozenset(
+    {"secret", "signature", "authorization", "api_key", "key", "token", "password", "payload"}
+)
+
+
+def _redact(_: object, __: str, event_dict: dict) -> dict:
+    for field in REDACTED_FIELDS.intersection(event_dict):
+        event_dict[field] = "[redacted]"
+    return event_dict
+
+
+def configure_logging() -> None:
+    """Route structlog and the standard library's logging to JSON lines on stderr."""
+    level = logging.getLevelNamesMapping()[get_settings().log_level]
+    shared_processors = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+    structlog.configure(
+        processors=[
+            *shared_processors,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared_processors,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structured logger: ``log.info("event.stored", provider=..., event_id=...)``."""
+    return structlog.get_logger(name)

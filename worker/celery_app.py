@@ -1,0 +1,64 @@
+"""The Celery application: queues, routing and the delivery guarantees (docs/decisions.md)."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu import Queue
+
+from shared.db import dispose_engine
+from shared.logs import configure_logging
+from shared.settings import get_settings
+from worker.queues import QUEUES, TASK_ROUTES
+
+# The longest task is a period run; a Redis broker redelivers any unacknowledged message
+# after the visibility timeout, so the timeout must exceed the hard time limit by a margin.
+RUN_TIME_LIMIT_SECONDS = 2 * 3600
+VISIBILITY_TIMEOUT_SECONDS = 3 * 3600
+SHORT_TASK_TIME_LIMIT_SECONDS = 300
+
+
+def create_celery() -> Celery:
+    """A Celery app configured from the settings; tasks come from ``worker.tasks``."""
+    settings = get_settings()
+    app = Celery("recon", broker=settings.redis_url, include=["worker.tasks"])
+    app.conf.update(
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="maintenance",
+        task_create_missing_queues=False,
+        task_routes=TASK_ROUTES,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_time_limit=SHORT_TASK_TIME_LIMIT_SECONDS,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_soft_shutdown_timeout=30.0,
+        worker_enable_soft_shutdown_on_idle=True,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+        },
+        # Publishing after a commit must not hang a request while Redis is down: the event
+        # is already durable and the pending sweep re-enqueues it.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
+        enable_utc=True,
+        timezone="UTC",
+    )
+    return app
+
+
+celery_app = create_celery()
+
+
+@worker_process_init.connect
+def _fresh_pool_in_child(**_: object) -> None:
+    """A forked pool process must not share the parent's database connections."""
+    dispose_engine()
+    configure_logging()
