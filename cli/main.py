@@ -28,6 +28,7 @@ from shared.provider_accounts import (
     remove_signing_secret,
     webhook_path,
 )
+from shared.settings import load_settings
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of text."
@@ -59,11 +60,13 @@ def cli() -> None:
     Configure with environment variables (DATABASE_URL, REDIS_URL, ...; see README).
     Start everything for development with `recon up`.
     """
+    # Refuse to start on an invalid setting, with one line naming the variable.
+    load_settings()
 
 
 @cli.group()
 def db() -> None:
-    """Database schema commands."""
+    """Database schema commands (migrations with Alembic)."""
 
 
 @db.command("upgrade")
@@ -76,7 +79,7 @@ def db_upgrade(revision: str) -> None:
 
 @cli.group()
 def org() -> None:
-    """Organisations (tenants)."""
+    """Organisations: the tenants that own payments, providers and keys."""
 
 
 @org.command("create")
@@ -138,7 +141,13 @@ def provider() -> None:
 
 @provider.command("add")
 @click.option("--org", "org_id", type=click.UUID, required=True, help="Organisation id.")
-@click.option("--provider", "provider_name", type=click.Choice(PROVIDERS), required=True)
+@click.option(
+    "--provider",
+    "provider_name",
+    type=click.Choice(PROVIDERS),
+    required=True,
+    help="Which provider sends the webhooks.",
+)
 @click.option(
     "--secret",
     required=True,

@@ -13,6 +13,8 @@ import structlog
 
 from shared.settings import get_settings
 
+_HANDLER_NAME = "recon-json"
+
 REDACTED_FIELDS = frozenset(
     {"secret", "signature", "authorization", "api_key", "key", "token", "password", "payload"}
 )
@@ -53,8 +55,11 @@ def configure_logging() -> None:
             ],
         )
     )
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only our own handler, so calling this twice (or under pytest) stacks nothing.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != _HANDLER_NAME]
+    root.addHandler(handler)
     root.setLevel(level)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_process_init
 from kombu import Queue
 
 from shared.db import dispose_engine
@@ -38,7 +38,6 @@ def create_celery() -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_soft_shutdown_timeout=30.0,
         worker_enable_soft_shutdown_on_idle=True,
-        worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
@@ -55,6 +54,12 @@ def create_celery() -> Celery:
 
 
 celery_app = create_celery()
+
+
+@setup_logging.connect
+def _json_logs(**_: object) -> None:
+    """Celery's processes log JSON lines like the API (and Celery adds no handler of its own)."""
+    configure_logging()
 
 
 @worker_process_init.connect
