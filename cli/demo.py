@@ -83,10 +83,10 @@ def demo(port: int, once: bool) -> None:
     stack = Stack(services.environment(), port)
     try:
         checks = wait_until_ready(base_url)
-        click.echo(f"\norganisation: {organization.id} (Demo Ltd)")
-        click.echo(f"owner key:    {owner.secret}")
+        click.echo(f"\n{'organisation:':<18}{organization.id} (Demo Ltd)")
+        click.echo(f"{'owner key:':<18}{owner.secret}")
         for account in accounts:
-            click.echo(f"{account.provider + ' webhook:':<14}{base_url}{webhook_path(account)}")
+            click.echo(f"{account.provider + ' webhook:':<18}{base_url}{webhook_path(account)}")
         click.echo(f"\nready: {json.dumps(checks['checks'])}")
         click.echo(f"API on {base_url}")
         if once or os.environ.get("DEMO_ONCE") == "1":

@@ -26,6 +26,7 @@ def gunicorn_argv(host: str, port: int, workers: int) -> list[str]:
         "--timeout", "30",
         "--graceful-timeout", "20",
         "--keep-alive", "5",
+        "--no-control-socket",
         "api.app:create_app()",
     ]  # fmt: skip
 

@@ -124,7 +124,8 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
     [pytest.param(path, command, id=" ".join(path)) for path, command in all_commands(cli)],
 )
 def test_every_command_explains_itself(path, command):
-    assert command.help and len(command.help.split()) >= 4
+    assert command.help
+    assert len(command.help.split()) >= 4
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0
     for parameter in command.params:

@@ -122,9 +122,12 @@ def test_action_log_refuses_update_and_delete(session, statement):
     entry = add_log(session, make_discrepancy(session))
     with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
         session.execute(text(statement), {"id": entry.id})
-    assert session.scalar(
-        text("SELECT actor FROM reconciliation_action_logs WHERE id = :id"), {"id": entry.id}
-    ) == "system"
+    assert (
+        session.scalar(
+            text("SELECT actor FROM reconciliation_action_logs WHERE id = :id"), {"id": entry.id}
+        )
+        == "system"
+    )
 
 
 def test_one_unresolved_discrepancy_per_org_type_and_subjects(session):
