@@ -27,7 +27,10 @@ class ConfigError(SystemExit):
 class Settings(BaseSettings):
     """The service's configuration; field names are the environment variables, upper-cased."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+    # An empty variable (``ADMIN_EMAIL=``) means "unset", as compose passes them.
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
