@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 
+import psutil
 import pytest
 
 from cli.services import free_port
@@ -70,3 +75,42 @@ def test_demo_falls_back_to_embedded_servers_when_nothing_answers(tmp_path):
     assert "embedded: postgresql, redis (data in ./.recon/)" in result.stdout
     assert_demo_output(result.stdout, 8000)
     assert (tmp_path / ".recon" / "postgres" / "PG_VERSION").exists()
+
+
+def wait_for_ready(url: str, process: subprocess.Popen, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "recon up exited early"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.load(response)
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"{url} never answered 200")
+
+
+def test_up_runs_api_worker_and_beat_until_interrupted(committed, tmp_path):
+    port = free_port()
+    log = (tmp_path / "up.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "up", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DATABASE_URL": TEST_DATABASE_URL, "REDIS_URL": TEST_REDIS_URL},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        ready = wait_for_ready(f"http://127.0.0.1:{port}/readyz", process)
+        assert ready["checks"] == {"database": "ok", "redis": "ok"}
+        children = psutil.Process(process.pid).children(recursive=True)
+        commands = " ".join(" ".join(child.cmdline()) for child in children)
+        assert "gunicorn" in commands
+        assert "worker" in commands
+        assert "beat" in commands
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        assert not [child for child in children if child.is_running()]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
