@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from api.problems import register_problem_handlers
-from api.routes import health
+from api.routes import events, health, webhooks
 from shared.logs import configure_logging
 from shared.settings import get_settings
 
@@ -18,5 +18,6 @@ def create_app() -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     register_problem_handlers(app)
-    app.register_blueprint(health.blueprint)
+    for blueprint in (health.blueprint, webhooks.blueprint, events.blueprint):
+        app.register_blueprint(blueprint)
     return app

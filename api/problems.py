@@ -41,7 +41,9 @@ def register_problem_handlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _domain(error: DomainError) -> Response:
-        return problem(error.status, error.title, error.detail, error.type_slug, **error.extra)
+        response = problem(error.status, error.title, error.detail, error.type_slug, **error.extra)
+        response.headers.update(error.headers)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:

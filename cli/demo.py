@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -27,6 +28,8 @@ def demo_secret(provider: str) -> str:
     """A fresh signing secret in the form the provider uses."""
     if provider == "adyen":
         return secrets.token_hex(32).upper()
+    if provider == "standard":
+        return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     return "whsec_" + secrets.token_urlsafe(24)
 
 

@@ -13,15 +13,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from shared.models import ROLES, ApiKey
 from shared.organizations import get_organization
 
 KEY_PREFIX = "rk_"
 DISPLAY_PREFIX_LENGTH = 11
+MAX_KEY_LENGTH = 128
+TRIAGE_ROLES = ("owner", "manager")
+LAST_USED_RESOLUTION = text("interval '1 minute'")
 
 
 @dataclass(frozen=True)
@@ -78,3 +81,44 @@ def find_active_key(*, session: Session, secret: str) -> ApiKey | None:
     if not hmac.compare_digest(api_key.key_hash, digest):
         return None
     return api_key
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the key, its organisation and role (the actor of audit entries)."""
+
+    key_id: uuid.UUID
+    key_name: str
+    org_id: uuid.UUID
+    role: str
+
+
+def authenticate(*, session: Session, authorization: str | None, roles: tuple[str, ...]) -> Caller:
+    """The caller behind an ``Authorization: Bearer`` header, allowed one of ``roles``.
+
+    Unauthenticated (401) for a missing, malformed, unknown or revoked key; Forbidden
+    (403) for a valid key of another role. ``last_used_at`` is kept to the minute.
+    """
+    scheme, _, secret = (authorization or "").partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret or len(secret) > MAX_KEY_LENGTH:
+        raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
+    api_key = find_active_key(session=session, secret=secret)
+    if api_key is None:
+        raise Unauthenticated("unknown or revoked API key")
+    if api_key.role not in roles:
+        raise Forbidden(f"a {api_key.role} key may not do this; use an {' or '.join(roles)} key")
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == api_key.id,
+            or_(
+                ApiKey.last_used_at.is_(None),
+                ApiKey.last_used_at < func.now() - LAST_USED_RESOLUTION,
+            ),
+        )
+        .values(last_used_at=func.now())
+    )
+    return Caller(
+        key_id=api_key.id, key_name=api_key.name, org_id=api_key.org_id, role=api_key.role
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 
 class DomainError(Exception):
     """Base of every expected failure. ``status`` and ``title`` feed the problem document."""
@@ -11,6 +13,7 @@ class DomainError(Exception):
     status = 400
     title = "Bad request"
     type_slug = "bad-request"
+    headers: dict[str, str] = {}  # noqa: RUF012 - read-only class data
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -36,6 +39,7 @@ class Unauthenticated(DomainError):
     status = 401
     title = "Unauthenticated"
     type_slug = "unauthenticated"
+    headers = {"WWW-Authenticate": 'Bearer realm="recon"'}  # noqa: RUF012
 
 
 class Forbidden(DomainError):
@@ -83,3 +87,14 @@ class ServiceUnavailable(DomainError):
     status = 503
     title = "Service unavailable"
     type_slug = "service-unavailable"
+
+
+def describe_validation_errors(error: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as ``[{"field": "data.amount", "message": …}]``, never echoing input."""
+    return [
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "body",
+            "message": item["msg"].removeprefix("Value error, "),
+        }
+        for item in error.errors(include_input=False, include_url=False)
+    ]

@@ -7,15 +7,19 @@ from iso4217 import Currency
 from shared.errors import ValidationFailed
 
 
+class UnknownCurrency(ValidationFailed, ValueError):
+    """Not an ISO 4217 currency with a minor unit (a ValueError too, for pydantic)."""
+
+
 def normalise_currency(code: str) -> str:
     """Upper-case ``code`` and check it is an active ISO 4217 currency with minor units."""
     upper = code.strip().upper()
     try:
         currency = Currency(upper)
     except ValueError:
-        raise ValidationFailed(f"unknown currency {code!r}") from None
+        raise UnknownCurrency(f"unknown currency {code!r}") from None
     if currency.exponent is None:
-        raise ValidationFailed(f"currency {upper} has no minor unit and cannot be reconciled")
+        raise UnknownCurrency(f"currency {upper} has no minor unit and cannot be reconciled")
     return upper
 
 

@@ -9,6 +9,15 @@ from sqlalchemy.orm import Session
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.models import PROVIDERS, ProviderAccount
 from shared.organizations import get_organization
+from shared.providers.adyen import check_adyen_secret
+from shared.providers.standard import check_standard_secret
+from shared.providers.stripe import check_stripe_secret
+
+SECRET_CHECKS = {
+    "stripe": check_stripe_secret,
+    "adyen": check_adyen_secret,
+    "standard": check_standard_secret,
+}
 
 
 def webhook_path(account: ProviderAccount) -> str:
@@ -16,10 +25,11 @@ def webhook_path(account: ProviderAccount) -> str:
     return f"/webhooks/{account.provider}/{account.id}"
 
 
-def _checked_secret(secret: str) -> str:
+def _checked_secret(provider: str, secret: str) -> str:
     secret = secret.strip()
     if not secret:
         raise ValidationFailed("signing secret must not be empty")
+    SECRET_CHECKS[provider](secret)
     return secret
 
 
@@ -36,7 +46,10 @@ def add_provider_account(
         raise ValidationFailed(f"provider must be one of {', '.join(PROVIDERS)}")
     get_organization(session=session, org_id=org_id)
     account = ProviderAccount(
-        org_id=org_id, provider=provider, name=name, signing_secrets=[_checked_secret(secret)]
+        org_id=org_id,
+        provider=provider,
+        name=name,
+        signing_secrets=[_checked_secret(provider, secret)],
     )
     session.add(account)
     session.flush()
@@ -54,7 +67,7 @@ def get_provider_account(*, session: Session, account_id: uuid.UUID) -> Provider
 def add_signing_secret(*, session: Session, account_id: uuid.UUID, secret: str) -> ProviderAccount:
     """Accept one more secret (rotation: both verify until the old one is removed)."""
     account = get_provider_account(session=session, account_id=account_id)
-    secret = _checked_secret(secret)
+    secret = _checked_secret(account.provider, secret)
     if secret in account.signing_secrets:
         raise Conflict("that secret is already active on this account")
     account.signing_secrets = [*account.signing_secrets, secret]

@@ -10,6 +10,7 @@ from shared.db import dispose_engine
 from shared.logs import configure_logging
 from shared.settings import get_settings
 from worker.queues import QUEUES, TASK_ROUTES
+from worker.schedule import BEAT_SCHEDULE
 
 # The longest task is a period run; a Redis broker redelivers any unacknowledged message
 # after the visibility timeout, so the timeout must exceed the hard time limit by a margin.
@@ -47,6 +48,7 @@ def create_celery() -> Celery:
         # Publishing after a commit must not hang a request while Redis is down: the event
         # is already durable and the pending sweep re-enqueues it.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
+        beat_schedule=BEAT_SCHEDULE,
         enable_utc=True,
         timezone="UTC",
     )
