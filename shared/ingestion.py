@@ -18,7 +18,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.dispatch import queue_depth, send_after_commit
+from shared.dispatch import send_after_commit
 from shared.errors import NotFound
 from shared.logs import get_logger
 from shared.models import ProviderAccount, ProviderEvent
@@ -171,14 +171,16 @@ def replay_event(*, session: Session, org_id: uuid.UUID, event_id: uuid.UUID) ->
     return event
 
 
-def sweep_pending_events(*, session: Session, older_than_seconds: int, batch: int) -> int:
+def sweep_pending_events(
+    *, session: Session, older_than_seconds: int, batch: int, backlog: int
+) -> int:
     """Enqueue events still ``pending`` after ``older_than_seconds``; return how many.
 
-    While the webhook queue already holds more than a batch, the workers are behind and
-    the pending events are most likely in that backlog: the sweep waits for it to drain
-    rather than pile duplicates on top (duplicates are harmless, only wasteful).
+    ``backlog`` is the webhook queue's current length. While it holds more than a batch,
+    the workers are behind and the pending events are most likely in that backlog: the
+    sweep waits for it to drain rather than pile duplicates on top (duplicates are
+    harmless — processing is idempotent — only wasteful).
     """
-    backlog = queue_depth(WEBHOOK_QUEUE)
     if backlog > batch:
         log.info("events.sweep_deferred", backlog=backlog)
         return 0

@@ -229,3 +229,37 @@ def override_settings(monkeypatch):
     yield override
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def committed_client(committed):
+    """A Flask test client whose requests really commit (for worker round trips)."""
+    from api.app import create_app
+
+    return create_app().test_client()
+
+
+@pytest.fixture
+def published_tasks():
+    """Every task message actually published to the broker during the test: (name, args)."""
+    from celery.signals import after_task_publish
+
+    published: list[tuple[str, list]] = []
+
+    def record(sender=None, headers=None, body=None, **_):
+        published.append((sender, list(body[0]) if body else []))
+
+    after_task_publish.connect(record, weak=False)
+    yield published
+    after_task_publish.disconnect(record)
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.1):
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s")

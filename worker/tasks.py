@@ -7,8 +7,9 @@ import uuid
 from sqlalchemy.exc import OperationalError
 
 from shared.db import unit_of_work
+from shared.dispatch import queue_depth
 from shared.health import check_database
-from shared.ingestion import sweep_pending_events
+from shared.ingestion import WEBHOOK_QUEUE, sweep_pending_events
 from shared.processing import process_provider_event
 from shared.settings import get_settings
 from worker.celery_app import celery_app
@@ -45,4 +46,5 @@ def sweep_pending() -> int:
             session=session,
             older_than_seconds=get_settings().pending_event_sweep_seconds,
             batch=SWEEP_BATCH,
+            backlog=queue_depth(WEBHOOK_QUEUE),
         )
