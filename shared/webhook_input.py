@@ -25,36 +25,55 @@ class MalformedPayload(BadRequest):
     type_slug = "malformed-payload"
 
 
-def _depth(value: Any, limit: int) -> int:
-    stack = [(value, 1)]
-    deepest = 0
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_text(text: str) -> None:
+    # PostgreSQL's JSONB stores neither NUL nor unpaired surrogates (\ud800 alone).
+    if "\x00" in text:
+        raise MalformedPayload("JSON strings may not contain \\u0000")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedPayload("JSON strings may not contain unpaired surrogates") from None
+
+
+def _check_document(document: Any) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH and strings PostgreSQL cannot store."""
+    stack = [(document, 1)]
     while stack:
         current, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
+        if depth > MAX_JSON_DEPTH:
+            raise MalformedPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(current, dict):
-            stack.extend((child, depth + 1) for child in current.values())
+            for key, child in current.items():
+                _check_text(key)
+                stack.append((child, depth + 1))
         elif isinstance(current, list):
             stack.extend((child, depth + 1) for child in current)
-    return deepest
+        elif isinstance(current, str):
+            _check_text(current)
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """Decode a UTF-8 JSON object; malformed, non-UTF-8, too deep or huge-number input → 400."""
+    """Decode a UTF-8 JSON object that PostgreSQL can store as JSONB, or raise a 400.
+
+    Refused: invalid UTF-8 or JSON, NaN/Infinity, numbers too long to parse, nesting
+    deeper than MAX_JSON_DEPTH, NUL characters and unpaired surrogates in strings.
+    """
     try:
-        document = json.loads(raw.decode("utf-8"))
+        document = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise MalformedPayload("body is not valid UTF-8") from None
     except RecursionError:
         raise MalformedPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as error:
-        # json.JSONDecodeError, and the int-size limit of Python's parser.
+        # json.JSONDecodeError, NaN/Infinity, and the int-size limit of Python's parser.
         raise MalformedPayload(f"body is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise MalformedPayload("body must be a JSON object")
-    if _depth(document, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise MalformedPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    _check_document(document)
     return document
 
 

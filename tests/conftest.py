@@ -102,6 +102,7 @@ def session(engine: Engine) -> Iterator[Session]:
 
     connection = engine.connect()
     outer = connection.begin()
+    configured = dict(SessionFactory.kw)
     SessionFactory.configure(bind=connection, join_transaction_mode="create_savepoint")
     test_session = SessionFactory()
     try:
@@ -110,7 +111,7 @@ def session(engine: Engine) -> Iterator[Session]:
         test_session.close()
         outer.rollback()
         connection.close()
-        SessionFactory.configure(bind=engine, join_transaction_mode="conservative_savepoint")
+        SessionFactory.kw = configured
 
 
 def truncate_all(engine: Engine) -> None:
