@@ -17,7 +17,7 @@ def normalise_currency(code: str) -> str:
     try:
         currency = Currency(upper)
     except ValueError:
-        raise UnknownCurrency(f"unknown currency {code!r}") from None
+        raise UnknownCurrency("not an ISO 4217 currency code") from None
     if currency.exponent is None:
         raise UnknownCurrency(f"currency {upper} has no minor unit and cannot be reconciled")
     return upper

@@ -28,6 +28,8 @@ from shared.webhook_input import (
 )
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format marker, not a secret
+MIN_KEY_BYTES = 24
+MAX_KEY_BYTES = 64
 MAX_AMOUNT_MINOR = 10**15
 EVENT_TYPES = (
     "payment.succeeded",
@@ -87,13 +89,18 @@ def secret_key(secret: str) -> bytes:
 
 
 def check_standard_secret(secret: str) -> None:
-    """Raise ValidationFailed unless ``secret`` is ``whsec_`` + base64 of a non-empty key."""
+    """Raise ValidationFailed unless ``secret`` is ``whsec_`` + base64 of a 24–64 byte key.
+
+    The Standard Webhooks specification asks for keys of 24 to 64 random bytes.
+    """
     try:
-        key = secret_key(secret)
+        key = secret_key(secret) if secret.startswith(SECRET_PREFIX) else b""
     except InvalidSignature:
         key = b""
-    if not key:
-        raise ValidationFailed("a Standard Webhooks secret is whsec_ followed by base64")
+    if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+        raise ValidationFailed(
+            "a Standard Webhooks secret is whsec_ followed by base64 of 24 to 64 bytes"
+        )
 
 
 def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> bytes:

@@ -1,0 +1,1 @@
+"""Benchmark scripts: each prints its figures; none is a test (see bench/README.md)."""

@@ -1,0 +1,695 @@
+"""Webhook ingestion bench: signed Stripe webhooks against ``recon serve``, with a baseline.
+
+What it does, in one run:
+
+1. creates a fresh database ``recon_bench_ingest`` on the machine's PostgreSQL, migrates it,
+   registers an organisation and a Stripe provider account, and empties Redis database 14;
+2. starts ``recon serve`` (gunicorn, 2 workers) on a free loopback port and waits for
+   ``/readyz``;
+3. closed loop, C concurrent connections: N ``GET /healthz`` (the baseline: the same server
+   doing nothing), then N signed ``payment_intent.succeeded`` webhooks, each a unique
+   ``evt_…`` id; bodies and ``Stripe-Signature`` headers are made before the clock starts;
+4. open loop at a steady R events/s for S seconds: each send is scheduled at a fixed
+   instant and its latency runs from that instant (so a stalled server cannot hide its
+   queueing delay by slowing the client down);
+5. counts the rows in ``provider_events``: lost = sent unique − stored;
+6. stops the server, empties the Redis database and drops the bench database, also on
+   Ctrl-C or an error.
+
+No Celery worker runs: events stay ``pending`` and their tasks pile up in Redis; that is
+the point (the bench measures the request path, not matching).
+
+The client is a small asyncio HTTP/1.1 client over raw protocols (no dependency), cheap
+enough per request that it stays well below one core at the rates measured; the CPU
+line printed after each phase shows where the machine's time went.
+
+Run from the repository root: ``.venv/bin/python bench/ingest.py [--events N] ...``.
+Each phase's events are signed just before it starts, so keep a phase shorter than the
+server's 300 s timestamp tolerance (at ~400 events/s, up to ~100,000 events).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+DATABASE = "recon_bench_ingest"
+ADMIN_DATABASE_URL = os.environ.get(
+    "BENCH_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_BASE_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_DATABASE = 14
+WEBHOOK_QUEUE = "webhooks"
+STRIPE_SECRET = "whsec_bench_5f1c2a9e7d4b8c3a6e0f1d2c3b4a5968"  # noqa: S105 - bench-only
+
+TARGET_RATIO = 0.50
+TARGET_EVENTS_PER_SECOND = 1_500
+TARGET_PACED_P99_MS = 50.0
+WARMUP_REQUESTS = 500
+
+
+# --- Environment: database, Redis, server -------------------------------------------------
+
+
+def database_url_named(name: str) -> str:
+    """The admin URL with its database replaced by ``name``."""
+    return urlsplit(ADMIN_DATABASE_URL)._replace(path=f"/{name}").geturl()
+
+
+def redis_url() -> str:
+    return urlsplit(REDIS_BASE_URL)._replace(path=f"/{REDIS_DATABASE}").geturl()
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{DATABASE}"')
+
+
+def drop_database() -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+
+
+def flush_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url(), socket_timeout=5)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def queued_tasks() -> int:
+    import redis
+
+    client = redis.Redis.from_url(redis_url(), socket_timeout=5)
+    try:
+        return int(client.llen(WEBHOOK_QUEUE))
+    finally:
+        client.close()
+
+
+def prepare_account() -> str:
+    """Migrate the bench database, add an organisation and its Stripe account; return its id.
+
+    ``DATABASE_URL`` and ``REDIS_URL`` are set before ``shared`` is first imported, so the
+    service's own settings, engine and domain functions are the ones used.
+    """
+    from shared import migrations
+    from shared.db import get_engine, unit_of_work
+    from shared.organizations import create_organization
+    from shared.provider_accounts import add_provider_account
+
+    migrations.upgrade(database_url=os.environ["DATABASE_URL"])
+    with unit_of_work() as session:
+        organization = create_organization(session=session, name="Bench Ltd")
+        account = add_provider_account(
+            session=session,
+            org_id=organization.id,
+            provider="stripe",
+            secret=STRIPE_SECRET,
+            name="bench",
+        )
+    get_engine().dispose()
+    return str(account.id)
+
+
+def stored_events() -> Counter[str]:
+    """Rows in provider_events by phase (the letter after ``evt_``)."""
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"]) as connection:
+        rows = connection.execute(
+            "SELECT substr(provider_event_id, 5, 1), count(*) FROM provider_events GROUP BY 1"
+        ).fetchall()
+    return Counter(dict(rows))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """``recon serve`` as a child process; its output goes to a log file."""
+
+    def __init__(self, port: int, workers: int, log_path: Path) -> None:
+        self.port = port
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "cli", "serve",
+                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            ],
+            cwd=REPO_ROOT,
+            env=os.environ.copy(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        url = f"http://127.0.0.1:{self.port}/readyz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"recon serve exited early:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{url} never answered 200:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+class CpuMeter:
+    """CPU seconds used by the client, the gunicorn processes, PostgreSQL and Redis."""
+
+    def __init__(self, server_pid: int) -> None:
+        try:
+            import psutil
+        except ImportError:  # psutil is a dev dependency; without it, no CPU line
+            self.psutil = None
+            return
+        self.psutil = psutil
+        self.server = psutil.Process(server_pid)
+
+    def _seconds(self, processes: Iterator) -> float:
+        total = 0.0
+        for process in processes:
+            with contextlib.suppress(self.psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def snapshot(self) -> dict[str, float] | None:
+        if self.psutil is None:
+            return None
+        by_name: dict[str, list] = {"postgres": [], "redis-server": []}
+        for process in self.psutil.process_iter(["name"]):
+            name = process.info["name"] or ""
+            if name in by_name:
+                by_name[name].append(process)
+        return {
+            "client": time.process_time(),
+            "gunicorn": self._seconds(iter([self.server, *self.server.children(recursive=True)])),
+            "postgres": self._seconds(iter(by_name["postgres"])),
+            "redis": self._seconds(iter(by_name["redis-server"])),
+        }
+
+    @staticmethod
+    def describe(before: dict | None, after: dict | None, elapsed: float, requests: int) -> str:
+        if before is None or after is None or elapsed <= 0 or requests <= 0:
+            return ""
+        parts = [f"{name} {(after[name] - before[name]) / elapsed:.2f}" for name in before]
+        per_request = (after["gunicorn"] - before["gunicorn"]) / requests * 1000
+        return (
+            f"  cores busy: {', '.join(parts)} (of {os.cpu_count()}); "
+            f"gunicorn CPU per request {per_request:.2f} ms"
+        )
+
+
+# --- Requests -----------------------------------------------------------------------------
+
+
+def _hex(length: int) -> str:
+    return uuid.uuid4().hex[:length]
+
+
+def stripe_event(event_id: str, created: int) -> dict:
+    """A payment_intent.succeeded event with the fields Stripe really sends (API 2024-06-20)."""
+    intent = f"pi_3{_hex(23)}"
+    amount = random.randrange(100, 500_000)
+    return {
+        "id": event_id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": created,
+        "data": {
+            "object": {
+                "id": intent,
+                "object": "payment_intent",
+                "amount": amount,
+                "amount_capturable": 0,
+                "amount_details": {"tip": {}},
+                "amount_received": amount,
+                "application": None,
+                "application_fee_amount": None,
+                "automatic_payment_methods": {"allow_redirects": "always", "enabled": True},
+                "canceled_at": None,
+                "cancellation_reason": None,
+                "capture_method": "automatic_async",
+                "client_secret": f"{intent}_secret_{_hex(25)}",
+                "confirmation_method": "automatic",
+                "created": created - 3,
+                "currency": random.choice(["eur", "usd", "gbp"]),
+                "customer": f"cus_{_hex(14)}",
+                "description": f"Invoice INV-{random.randrange(10**6):06d}",
+                "invoice": None,
+                "last_payment_error": None,
+                "latest_charge": f"ch_3{_hex(23)}",
+                "livemode": False,
+                "metadata": {"external_id": f"inv_{_hex(12)}", "order_id": str(uuid.uuid4())},
+                "next_action": None,
+                "on_behalf_of": None,
+                "payment_method": f"pm_1{_hex(23)}",
+                "payment_method_configuration_details": None,
+                "payment_method_options": {
+                    "card": {
+                        "installments": None,
+                        "mandate_options": None,
+                        "network": None,
+                        "request_three_d_secure": "automatic",
+                    }
+                },
+                "payment_method_types": ["card"],
+                "processing": None,
+                "receipt_email": "billing@example.com",
+                "review": None,
+                "setup_future_usage": None,
+                "shipping": None,
+                "source": None,
+                "statement_descriptor": None,
+                "statement_descriptor_suffix": None,
+                "status": "succeeded",
+                "transfer_data": None,
+                "transfer_group": None,
+            }
+        },
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": f"req_{_hex(14)}", "idempotency_key": str(uuid.uuid4())},
+        "type": "payment_intent.succeeded",
+    }
+
+
+def stripe_requests(phase: str, count: int, account_id: str, port: int) -> list[bytes]:
+    """``count`` complete HTTP requests, each a uniquely identified, freshly signed event.
+
+    Signed with the service's own ``stripe_signature`` (the tests prove Stripe's library
+    accepts it); the event id starts ``evt_<phase>`` so stored rows can be told apart.
+    """
+    from shared.providers.stripe import stripe_signature
+
+    created = int(time.time())
+    head = (
+        f"POST /webhooks/stripe/{account_id} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        "User-Agent: Stripe/1.0 (+https://stripe.com/docs/webhooks)\r\n"
+        "Accept: */*; q=0.5, application/json\r\n"
+        "Content-Type: application/json; charset=utf-8\r\n"
+    )
+    requests = []
+    for number in range(count):
+        event_id = f"evt_{phase}{number:08d}{_hex(12)}"
+        body = json.dumps(stripe_event(event_id, created), indent=2).encode()
+        signature = stripe_signature(STRIPE_SECRET, created, body)
+        requests.append(
+            (
+                f"{head}Stripe-Signature: t={created},v1={signature}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body
+        )
+    return requests
+
+
+def healthz_requests(count: int, port: int) -> list[bytes]:
+    request = (
+        f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "User-Agent: recon-bench\r\nAccept: application/json\r\n\r\n"
+    ).encode()
+    return [request] * count
+
+
+# --- A small asyncio HTTP/1.1 client ------------------------------------------------------
+
+
+class HttpConnection(asyncio.Protocol):
+    """One HTTP/1.1 connection; answers each request's future with the status code.
+
+    Honours ``Connection: close`` (gunicorn's sync workers close after every response),
+    so a slot reconnects when needed and reuses the connection otherwise.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buffer[:end]).lower()
+        length, close = 0, head.startswith(b"http/1.0")
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection":
+                close = value.strip() == b"close"
+        if len(self.buffer) < end + 4 + length:
+            return
+        del self.buffer[: end + 4 + length]
+        if close:
+            self.closed = True
+            self.transport.close()
+        waiter.set_result(int(head[9:12]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("closed before the response ended"))
+
+
+class Slot:
+    """A client connection slot: one request at a time, reconnecting when closed."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connection: HttpConnection | None = None
+
+    async def send(self, raw: bytes) -> int:
+        """The response status of ``raw``, or 0 on a connection error."""
+        loop = asyncio.get_running_loop()
+        try:
+            if self.connection is None or self.connection.closed:
+                _, self.connection = await loop.create_connection(
+                    HttpConnection, "127.0.0.1", self.port
+                )
+            connection = self.connection
+            connection.waiter = loop.create_future()
+            connection.transport.write(raw)
+            return await connection.waiter
+        except OSError:
+            self.close()
+            return 0
+
+    def close(self) -> None:
+        if self.connection is not None and self.connection.transport is not None:
+            self.connection.transport.close()
+        self.connection = None
+
+
+@dataclass
+class Outcome:
+    """What one phase measured."""
+
+    label: str
+    sent: int
+    elapsed: float
+    latencies: list[float]
+    statuses: Counter[int]
+    cpu: str = ""
+
+    @property
+    def ok(self) -> int:
+        return sum(count for status, count in self.statuses.items() if 200 <= status < 300)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.elapsed if self.elapsed else 0.0
+
+    def percentile_ms(self, fraction: float) -> float:
+        """Nearest-rank percentile of the latencies, in milliseconds."""
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return math.nan
+        return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] * 1000
+
+
+async def closed_loop(port: int, requests: list[bytes], concurrency: int) -> Outcome:
+    """Send every request through ``concurrency`` slots, each sending its next when answered."""
+    latencies = [0.0] * len(requests)
+    statuses: Counter[int] = Counter()
+    pending = iter(range(len(requests)))
+
+    async def run_slot() -> None:
+        slot = Slot(port)
+        for index in pending:
+            started = time.perf_counter()
+            status = await slot.send(requests[index])
+            latencies[index] = time.perf_counter() - started
+            statuses[status] += 1
+        slot.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run_slot() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return Outcome("", len(requests), elapsed, latencies, statuses)
+
+
+async def open_loop(port: int, requests: list[bytes], rate: float) -> tuple[Outcome, float]:
+    """Send request i at start + i/rate whatever the server does; latency from that instant.
+
+    Returns the outcome and the largest lag of a send behind its schedule (a client that
+    cannot keep its schedule would show here).
+    """
+    loop = asyncio.get_running_loop()
+    latencies = [0.0] * len(requests)
+    statuses: Counter[int] = Counter()
+    idle: list[Slot] = []
+    tasks: list[asyncio.Task] = []
+    worst_lag = 0.0
+
+    async def send(index: int, scheduled: float) -> None:
+        slot = idle.pop() if idle else Slot(port)
+        status = await slot.send(requests[index])
+        latencies[index] = loop.time() - scheduled
+        statuses[status] += 1
+        idle.append(slot)
+
+    start = loop.time() + 0.05
+    for index in range(len(requests)):
+        scheduled = start + index / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        worst_lag = max(worst_lag, loop.time() - scheduled)
+        tasks.append(asyncio.create_task(send(index, scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - start
+    for slot in idle:
+        slot.close()
+    return Outcome("", len(requests), elapsed, latencies, statuses), worst_lag
+
+
+# --- The run ------------------------------------------------------------------------------
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+def print_outcome(outcome: Outcome, unit: str) -> None:
+    errors = outcome.sent - outcome.ok
+    codes = ", ".join(
+        f"{status or 'connection error'}: {count}"
+        for status, count in sorted(outcome.statuses.items())
+    )
+    print(
+        f"{outcome.label:<34} {outcome.sent:>7} sent  {outcome.rate:>8,.0f} {unit}/s  "
+        f"p50 {outcome.percentile_ms(0.50):6.1f} ms  p99 {outcome.percentile_ms(0.99):6.1f} ms  "
+        f"non-2xx {errors}" + (f" ({codes})" if errors else "")
+    )
+    if outcome.cpu:
+        print(outcome.cpu)
+
+
+def measure(meter: CpuMeter, label: str, coroutine) -> Outcome:
+    before = meter.snapshot()
+    result = asyncio.run(coroutine)
+    outcome, extra = result if isinstance(result, tuple) else (result, None)
+    after = meter.snapshot()
+    outcome.label = label
+    outcome.cpu = CpuMeter.describe(before, after, outcome.elapsed, outcome.sent)
+    if extra is not None:
+        outcome.cpu += f"\n  worst send lag behind schedule: {extra * 1000:.1f} ms"
+    return outcome
+
+
+def run(args: argparse.Namespace, account_id: str, server: Server) -> None:
+    port = server.port
+    meter = CpuMeter(server.process.pid)
+    sent: Counter[str] = Counter()
+
+    print(
+        f"recon serve: {args.workers} gunicorn workers on 127.0.0.1:{port}; client: asyncio, "
+        f"{args.concurrency} connections; {os.cpu_count()} cores; Python "
+        f"{sys.version.split()[0]}"
+    )
+    # Warm-up: worker imports, database pool, Redis connection; not measured.
+    asyncio.run(closed_loop(port, healthz_requests(WARMUP_REQUESTS, port), args.concurrency))
+    warmup = stripe_requests("W", WARMUP_REQUESTS, account_id, port)
+    asyncio.run(closed_loop(port, warmup, args.concurrency))
+    sent["W"] = len(warmup)
+
+    baseline = measure(
+        meter,
+        "baseline GET /healthz",
+        closed_loop(port, healthz_requests(args.events, port), args.concurrency),
+    )
+    print_outcome(baseline, "req")
+
+    burst = stripe_requests("B", args.events, account_id, port)
+    body_bytes = len(burst[0].partition(b"\r\n\r\n")[2])
+    print(f"(webhook body {body_bytes} bytes; all {len(burst)} signed before the clock starts)")
+    ingest = measure(
+        meter,
+        "ingest POST /webhooks/stripe",
+        closed_loop(port, burst, args.concurrency),
+    )
+    sent["B"] = len(burst)
+    del burst
+    print_outcome(ingest, "ev")
+
+    paced_requests = stripe_requests("P", int(args.rate * args.duration), account_id, port)
+    paced = measure(
+        meter,
+        f"paced {args.rate:g} ev/s for {args.duration:g} s",
+        open_loop(port, paced_requests, args.rate),
+    )
+    sent["P"] = len(paced_requests)
+    del paced_requests
+    print_outcome(paced, "ev")
+
+    stored = stored_events()
+    queued = queued_tasks()
+    ratio = ingest.rate / baseline.rate if baseline.rate else 0.0
+    lost = sum(sent.values()) - sum(stored.values())
+    print()
+    print("phase      sent unique   stored   lost")
+    for phase, name in (("W", "warm-up"), ("B", "burst"), ("P", "paced")):
+        print(f"{name:<10} {sent[phase]:>11} {stored[phase]:>8} {sent[phase] - stored[phase]:>6}")
+    print(f"tasks queued in Redis ({WEBHOOK_QUEUE}): {queued}")
+    print()
+    print("targets (issue 3)")
+    print(
+        f"  ingest/baseline rate   {ratio:8.2f}         >= {TARGET_RATIO:.2f}     "
+        f"{verdict(ratio >= TARGET_RATIO)}"
+    )
+    print(
+        f"  ingest rate            {ingest.rate:8,.0f} ev/s    >= {TARGET_EVENTS_PER_SECOND:,} "
+        f"  {verdict(ingest.rate >= TARGET_EVENTS_PER_SECOND)}"
+    )
+    p99 = paced.percentile_ms(0.99)
+    print(
+        f"  p99 at {args.rate:g} ev/s        {p99:8.1f} ms      < {TARGET_PACED_P99_MS:.0f} ms"
+        f"    {verdict(p99 < TARGET_PACED_P99_MS and paced.ok == paced.sent)}"
+    )
+    print(f"  lost                   {lost:8d}         = 0        {verdict(lost == 0)}")
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="requests per closed-loop phase")
+    parser.add_argument("--concurrency", type=int, default=64, help="client connections")
+    parser.add_argument("--rate", type=float, default=500, help="events/s of the paced run")
+    parser.add_argument("--duration", type=float, default=10, help="seconds of the paced run")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    args = parser.parse_args(argv)
+    if min(args.events, args.concurrency, args.workers) < 1 or args.rate <= 0:
+        parser.error("--events, --concurrency, --workers and --rate must be positive")
+    return args
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    # Before anything imports shared.settings: this process and the server use the bench's
+    # own database and Redis database, never the development ones.
+    os.environ["DATABASE_URL"] = database_url_named(DATABASE)
+    os.environ["REDIS_URL"] = redis_url()
+    os.environ.setdefault("LOG_LEVEL", "INFO")
+    # Ctrl-C and SIGTERM both end in the cleanup below (a shell may start a background
+    # job with SIGINT ignored, so the handler is installed explicitly).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # An overloaded server makes the open-loop run hold many connections at once.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    workdir = Path(tempfile.mkdtemp(prefix="recon-bench-"))
+    server: Server | None = None
+    try:
+        recreate_database()
+        flush_redis()
+        account_id = prepare_account()
+        server = Server(free_port(), args.workers, workdir / "server.log")
+        server.wait_ready()
+        run(args, account_id, server)
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted; cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        if server is not None:
+            server.stop()
+        with contextlib.suppress(Exception):
+            flush_redis()
+        drop_database()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
