@@ -17,11 +17,13 @@ from worker.queues import QUEUES
 PYTHON = sys.executable
 
 
-def gunicorn_argv(host: str, port: int, workers: int) -> list[str]:
-    """The gunicorn command line serving the Flask app."""
+def gunicorn_argv(host: str, port: int, workers: int, threads: int = 1) -> list[str]:
+    """The gunicorn command line serving the Flask app (sync workers unless ``threads``)."""
     return [
         PYTHON, "-m", "gunicorn",
         "--workers", str(workers),
+        "--worker-class", "gthread" if threads > 1 else "sync",
+        "--threads", str(threads),
         "--bind", f"{host}:{port}",
         "--timeout", "30",
         "--graceful-timeout", "20",
@@ -54,9 +56,12 @@ def beat_argv() -> list[str]:
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")  # noqa: S104
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, help="Gunicorn worker processes.")
-def serve(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--threads", default=1, show_default=True, help="Request threads per worker (1: sync)."
+)
+def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Run the HTTP API (webhooks and triage) under gunicorn."""
-    argv = gunicorn_argv(host, port, workers)
+    argv = gunicorn_argv(host, port, workers, threads)
     os.execv(argv[0], argv)
 
 

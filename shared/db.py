@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import get_settings, psycopg_url
@@ -23,8 +23,12 @@ _engine: Engine | None = None
 
 
 def make_engine(url: str, **options: object) -> Engine:
-    """An engine for ``url`` (any postgres scheme; psycopg 3) with the service's pool defaults."""
-    options.setdefault("pool_pre_ping", True)
+    """An engine for ``url`` (any postgres scheme; psycopg 3) with the service's pool defaults.
+
+    No pre-ping: it costs a round trip per checkout. A connection found dead instead
+    fails its statement, is invalidated with the rest of the pool, and the request
+    answers 503 (the task retries); the next one gets a fresh connection.
+    """
     if "poolclass" not in options:
         options.setdefault("pool_size", 5)
         options.setdefault("max_overflow", 10)
@@ -60,6 +64,25 @@ def unit_of_work() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def single_statement() -> Iterator[Connection]:
+    """A connection for work that is one SQL statement at a time, each atomic on its own.
+
+    It runs in autocommit, saving the BEGIN and COMMIT round trips: what a statement
+    wrote is committed when it returns. This is the webhook hot path's unit of work
+    (docs/decisions.md). When the factory is bound to a connection rather than an engine
+    (the test harness's rolled-back transaction), that connection is used in a savepoint.
+    """
+    get_engine()
+    bind = SessionFactory.kw["bind"]
+    if isinstance(bind, Engine):
+        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
+    else:
+        with bind.begin_nested():
+            yield bind
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:

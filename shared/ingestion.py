@@ -14,11 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.dispatch import send_after_commit
+from shared.db import single_statement
+from shared.dispatch import send_after_commit, send_now
 from shared.errors import NotFound
 from shared.logs import get_logger
 from shared.models import ProviderAccount, ProviderEvent
@@ -28,6 +29,7 @@ from shared.providers.adyen import parse_adyen_notification
 from shared.providers.standard import parse_standard_event
 from shared.providers.stripe import SIGNATURE_HEADER, parse_stripe_event
 from shared.settings import get_settings
+from shared.webhook_input import InvalidSignature
 
 PROCESS_EVENT = "worker.tasks.process_event"
 WEBHOOK_QUEUE = "webhooks"
@@ -62,18 +64,94 @@ class IngestResult:
     stored: int
 
 
-def webhook_account(*, session: Session, provider: str, account_id: uuid.UUID) -> ProviderAccount:
-    """The active account behind a webhook URL, or NotFound (also for a provider mismatch)."""
-    account = session.get(ProviderAccount, account_id)
-    if account is None or account.provider != provider or not account.active:
+@dataclass(frozen=True)
+class WebhookAccount:
+    """What verifying and storing a delivery needs to know about its provider account."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    provider: str
+    secrets: list[str]
+
+
+ACCOUNT_CACHE_SECONDS = 5.0
+_account_cache: dict[uuid.UUID, tuple[float, WebhookAccount]] = {}
+
+
+def forget_cached_accounts() -> None:
+    """Empty this process's account cache."""
+    _account_cache.clear()
+
+
+def load_webhook_account(
+    *, connection: Connection, provider: str, account_id: uuid.UUID, fresh: bool = False
+) -> WebhookAccount:
+    """The active account behind a webhook URL, or NotFound (also for a provider mismatch).
+
+    Accounts are cached per process for ACCOUNT_CACHE_SECONDS; ``fresh`` reads the
+    database. A deactivated account or a removed secret therefore stops working within
+    seconds, while a new secret works at once (see :func:`verify_delivery`).
+    """
+    cached = _account_cache.get(account_id)
+    if not fresh and cached is not None and cached[0] > time.monotonic():
+        account = cached[1]
+    else:
+        row = connection.execute(
+            select(
+                ProviderAccount.id,
+                ProviderAccount.org_id,
+                ProviderAccount.provider,
+                ProviderAccount.signing_secrets,
+            ).where(ProviderAccount.id == account_id, ProviderAccount.active.is_(True))
+        ).one_or_none()
+        if row is None:
+            _account_cache.pop(account_id, None)
+            raise NotFound(f"no active {provider} webhook endpoint {account_id}")
+        account = WebhookAccount(*row)
+        _account_cache[account_id] = (time.monotonic() + ACCOUNT_CACHE_SECONDS, account)
+    if account.provider != provider:
         raise NotFound(f"no active {provider} webhook endpoint {account_id}")
     return account
 
 
+def verify_delivery(
+    *,
+    connection: Connection,
+    provider: str,
+    account_id: uuid.UUID,
+    body: bytes,
+    headers: Mapping[str, str],
+    now: float,
+) -> tuple[WebhookAccount, list[VerifiedEvent]]:
+    """The account and the verified events of a delivery (InvalidSignature if not authentic).
+
+    A signature that fails against cached secrets is checked once more against the
+    database, so a secret added during rotation is accepted immediately.
+    """
+    tolerance = get_settings().webhook_tolerance_seconds
+    account = load_webhook_account(connection=connection, provider=provider, account_id=account_id)
+    try:
+        return account, PARSERS[provider](body, headers, account.secrets, now, tolerance)
+    except InvalidSignature:
+        fresh = load_webhook_account(
+            connection=connection, provider=provider, account_id=account_id, fresh=True
+        )
+        if fresh.secrets == account.secrets:
+            raise
+        return fresh, PARSERS[provider](body, headers, fresh.secrets, now, tolerance)
+
+
+INSERT_EVENTS = (
+    insert(ProviderEvent)
+    .on_conflict_do_nothing(index_elements=["provider_account_id", "provider_event_id"])
+    .returning(ProviderEvent.id)
+)
+
+
 def store_events(
-    *, session: Session, account: ProviderAccount, events: list[VerifiedEvent]
+    *, connection: Connection, account: WebhookAccount, events: list[VerifiedEvent]
 ) -> list[uuid.UUID]:
-    """Insert the events once each (``ON CONFLICT DO NOTHING``); return the new rows' ids."""
+    """Insert the events once each (one ``INSERT … ON CONFLICT DO NOTHING``); new ids."""
     rows = [
         {
             "id": uuid.uuid4(),
@@ -87,41 +165,39 @@ def store_events(
         }
         for event in events
     ]
-    statement = (
-        insert(ProviderEvent)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["provider_account_id", "provider_event_id"])
-        .returning(ProviderEvent.id)
-    )
-    return list(session.scalars(statement))
+    # A fixed statement with parameter rows compiles once per process, and SQLAlchemy
+    # sends the rows as one multi-row INSERT ("insertmanyvalues"): atomic for a
+    # multi-item Adyen notification too.
+    return list(connection.scalars(INSERT_EVENTS, rows))
 
 
 def ingest_webhook(
     *,
-    session: Session,
     provider: str,
     account_id: uuid.UUID,
     body: bytes,
     headers: Mapping[str, str],
     now: float | None = None,
 ) -> IngestResult:
-    """Verify a webhook request and store its events; processing is enqueued after commit.
+    """Verify a webhook delivery, store its events, then queue their processing.
 
-    Raises NotFound for an unknown endpoint, InvalidSignature / MalformedPayload (400) or
-    ValidationFailed (422) for input that is not authentic or not understood — in every
-    such case nothing is stored and nothing is queued.
+    This is its own unit of work (:func:`shared.db.single_statement`): the INSERT commits
+    by itself, and only then are the new events queued. Raises NotFound for an unknown
+    endpoint, InvalidSignature / MalformedPayload (400) or ValidationFailed (422) for
+    input that is not authentic or not understood — in every such case nothing is
+    stored and nothing is queued.
     """
-    account = webhook_account(session=session, provider=provider, account_id=account_id)
-    settings = get_settings()
-    events = PARSERS[provider](
-        body,
-        headers,
-        account.signing_secrets,
-        time.time() if now is None else now,
-        settings.webhook_tolerance_seconds,
-    )
-    new_ids = store_events(session=session, account=account, events=events)
-    send_after_commit(session, PROCESS_EVENT, [str(event_id) for event_id in new_ids])
+    with single_statement() as connection:
+        account, events = verify_delivery(
+            connection=connection,
+            provider=provider,
+            account_id=account_id,
+            body=body,
+            headers=headers,
+            now=time.time() if now is None else now,
+        )
+        new_ids = store_events(connection=connection, account=account, events=events)
+    send_now(PROCESS_EVENT, [str(event_id) for event_id in new_ids])
     log.info(
         "webhook.stored",
         provider=provider,

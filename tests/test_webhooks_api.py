@@ -308,3 +308,22 @@ def test_the_event_body_is_the_verified_raw_body(client, session, accounts):
     assert_problem(post(client, "stripe", accounts.stripe.id, spaced, headers), 400)
     assert post(client, "stripe", accounts.stripe.id, body, headers).status_code == 200
     assert session.scalar(select(func.count()).select_from(ProviderEvent)) == 1
+
+
+def test_a_new_secret_works_at_once_and_a_removed_one_stops_within_the_cache_window(
+    client, session, accounts, monkeypatch
+):
+    from shared import ingestion
+
+    body, headers = stripe_request(stripe_event())
+    assert post(client, "stripe", accounts.stripe.id, body, headers).status_code == 200
+    rotated = "whsec_the_new_secret"
+    accounts.stripe.signing_secrets = [rotated]
+    session.flush()
+    body, headers = stripe_request(stripe_event(), secret=rotated)
+    assert post(client, "stripe", accounts.stripe.id, body, headers).status_code == 200
+    monkeypatch.setattr(ingestion, "ACCOUNT_CACHE_SECONDS", 0.0)
+    ingestion.forget_cached_accounts()
+    body, headers = stripe_request(stripe_event(), secret=STRIPE_SECRET)
+    assert_problem(post(client, "stripe", accounts.stripe.id, body, headers), 400)
+    assert len(stored_events(session)) == 2
