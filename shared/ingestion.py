@@ -29,9 +29,9 @@ from shared.providers.adyen import parse_adyen_notification
 from shared.providers.standard import parse_standard_event
 from shared.providers.stripe import SIGNATURE_HEADER, parse_stripe_event
 from shared.settings import get_settings
+from shared.task_names import PROCESS_EVENT
 from shared.webhook_input import InvalidSignature
 
-PROCESS_EVENT = "worker.tasks.process_event"
 WEBHOOK_QUEUE = "webhooks"
 
 log = get_logger(__name__)

@@ -1,0 +1,4 @@
+"""Names of the Celery tasks that ``shared`` queues (the worker defines them)."""
+
+PROCESS_EVENT = "worker.tasks.process_event"
+MATCH_PAYMENT = "worker.tasks.match_payment"
