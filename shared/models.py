@@ -49,6 +49,7 @@ PAYMENT_STATUSES = (
     "partially_refunded",
     "canceled",
 )
+BASE_STATUSES = ("pending", "succeeded", "failed", "canceled")
 EVENT_STATES = ("pending", "processed", "failed")
 RUN_STATUSES = ("queued", "running", "completed", "failed")
 RUN_TRIGGERS = ("schedule", "daily_endpoint", "api", "cli")
@@ -212,6 +213,7 @@ class Payment(Base):
             postgresql_where=text("provider_reference IS NOT NULL"),
         ),
         Index("ix_payments_org_occurred", "org_id", "occurred_at"),
+        Index("ix_payments_created_at", "created_at"),
         Index(
             "ix_payments_heuristic",
             "org_id",
@@ -273,6 +275,7 @@ class ProviderEvent(Base):
     state: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+    ignored_reason: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -292,6 +295,29 @@ class ProviderRecord(Base):
             postgresql_where=text("merchant_reference IS NOT NULL"),
         ),
         Index("ix_provider_records_org_occurred", "org_id", "occurred_at"),
+        Index("ix_provider_records_payment_id", "payment_id"),
+        Index(
+            "ix_provider_records_unmatched",
+            "created_at",
+            postgresql_where=text("payment_id IS NULL"),
+        ),
+        Index(
+            "ix_provider_records_customer",
+            "org_id",
+            "customer_ref",
+            "currency",
+            "amount_minor",
+            "occurred_at",
+            postgresql_where=text("customer_ref IS NOT NULL"),
+        ),
+        CheckConstraint(
+            f"payment_status IS NULL OR {one_of('payment_status', BASE_STATUSES)}",
+            name="payment_status_known",
+        ),
+        CheckConstraint(
+            f"match_method IS NULL OR {one_of('match_method', MATCH_METHODS)}",
+            name="match_method_known",
+        ),
         Index(
             "ix_provider_records_heuristic",
             "org_id",
@@ -307,7 +333,8 @@ class ProviderRecord(Base):
     provider: Mapped[str] = mapped_column(String(16), nullable=False)
     provider_reference: Mapped[str] = mapped_column(Text, nullable=False)
     merchant_reference: Mapped[str | None] = mapped_column(Text)
-    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Null until an event states the payment's amount (a refund can arrive first).
+    amount_minor: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     status: Mapped[str] = mapped_column(String(24), nullable=False)
     amount_refunded_minor: Mapped[int] = mapped_column(
@@ -318,6 +345,22 @@ class ProviderRecord(Base):
     dispute_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The merge state behind ``status`` and ``amount_refunded_minor`` (shared/records.py).
+    payment_status: Mapped[str | None] = mapped_column(String(16))
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refunds: Mapped[dict[str, int]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    reported_refunded_minor: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, server_default="0"
+    )
+    dispute_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The internal payment this record is matched to, and how.
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("payments.id")
+    )
+    match_method: Mapped[str | None] = mapped_column(String(24))
+    matched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()

@@ -7,4 +7,8 @@ BEAT_SCHEDULE = {
         "task": "worker.tasks.sweep_pending_events",
         "schedule": 60.0,
     },
+    "sweep-grace-periods": {
+        "task": "worker.tasks.sweep_grace_periods",
+        "schedule": 60.0,
+    },
 }

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError
 
 from shared.db import unit_of_work
 from shared.dispatch import queue_depth
+from shared.grace import sweep_expired_grace_periods
 from shared.health import check_database
 from shared.ingestion import WEBHOOK_QUEUE, sweep_pending_events
-from shared.processing import process_provider_event
+from shared.logs import get_logger
+from shared.processing import mark_event_failed, process_provider_event
+from shared.reconcile import reconcile_payment
 from shared.settings import get_settings
 from worker.celery_app import celery_app
 
 SWEEP_BATCH = 500
+TRANSIENT = (OperationalError,)
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "max_retries": 5,
+}
+
+log = get_logger(__name__)
 
 
 @celery_app.task(name="worker.tasks.ping_database")
@@ -25,17 +38,35 @@ def ping_database() -> str:
     return "ok"
 
 
-@celery_app.task(
-    name="worker.tasks.process_event",
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=5,
-)
+@celery_app.task(name="worker.tasks.process_event", **RETRY)
 def process_event(event_id: str) -> str:
-    """Normalise and match one stored provider event (idempotent)."""
+    """Normalise and match one stored provider event (idempotent).
+
+    A lost database connection is retried; any other failure marks the event ``failed``
+    with its error, so a poison event is visible and replayable and never loops.
+    """
+    try:
+        with unit_of_work() as session:
+            return process_provider_event(session=session, event_id=uuid.UUID(event_id))
+    except TRANSIENT:
+        raise
+    except Exception as error:  # a poison event must end failed, visibly, never loop
+        log.exception("event.crashed", event_id=event_id, error=type(error).__name__)
+        with unit_of_work() as session:
+            mark_event_failed(session=session, event_id=uuid.UUID(event_id), error=error)
+        return "failed"
+
+
+@celery_app.task(name="worker.tasks.match_payment", **RETRY)
+def match_payment(payment_id: str) -> None:
+    """Match one internal payment that was created or changed (idempotent)."""
     with unit_of_work() as session:
-        return process_provider_event(session=session, event_id=uuid.UUID(event_id))
+        reconcile_payment(
+            session=session,
+            payment_id=uuid.UUID(payment_id),
+            now=datetime.now(UTC),
+            evidence={"payment_id": payment_id, "change": "payment import"},
+        )
 
 
 @celery_app.task(name="worker.tasks.sweep_pending_events")
@@ -48,3 +79,10 @@ def sweep_pending() -> int:
             batch=SWEEP_BATCH,
             backlog=queue_depth(WEBHOOK_QUEUE),
         )
+
+
+@celery_app.task(name="worker.tasks.sweep_grace_periods", **RETRY)
+def sweep_grace_periods() -> int:
+    """Judge again records and payments whose grace period has just ended (Missing*)."""
+    with unit_of_work() as session:
+        return sweep_expired_grace_periods(session=session, now=datetime.now(UTC))
