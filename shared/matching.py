@@ -137,8 +137,9 @@ def compare_pair(
 ) -> list[Finding]:
     """What disagrees between a payment and its matched record (empty: they agree).
 
-    A record whose amount is not known yet is not compared on amounts. While either side
-    is still ``pending`` the statuses are in flight and not compared.
+    A record whose amount is not known yet (a refund seen before its charge) is
+    incomplete: only its currency is compared. While either side is still ``pending``
+    the statuses are in flight and not compared.
     """
     findings = []
     evidence = {"payment_status": payment.status, "provider_status": record.status}
@@ -177,7 +178,11 @@ def compare_pair(
                     },
                 )
             )
-    if payment.status != record.status and "pending" not in (payment.status, record.status):
+    if (
+        record.amount_minor is not None
+        and payment.status != record.status
+        and "pending" not in (payment.status, record.status)
+    ):
         findings.append(
             Finding(
                 "StatusMismatch",

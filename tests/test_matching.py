@@ -140,7 +140,8 @@ def test_heuristic_never_matches_ambiguity():
             -100,
         ),
         ({"status": "pending"}, {"status": "succeeded"}, set(), None),
-        ({}, {"amount_minor": None}, set(), None),
+        ({}, {"amount_minor": None, "status": "partially_refunded"}, set(), None),
+        ({}, {"amount_minor": None, "currency": "USD"}, {"CurrencyMismatch"}, None),
     ],
     ids=[
         "agree",
@@ -153,7 +154,8 @@ def test_heuristic_never_matches_ambiguity():
         "refunded-both",
         "partial-refund-amount",
         "pending-in-flight",
-        "amount-unknown-yet",
+        "incomplete-record-not-judged",
+        "incomplete-record-currency",
     ],
 )
 def test_compare_pair(payment_fields, record_fields, types, difference):

@@ -1,0 +1,122 @@
+"""Rows for tests: organisations, payments and stored provider events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from shared.models import Organization, Payment, ProviderAccount, ProviderEvent
+from shared.organizations import create_organization
+from shared.provider_accounts import add_provider_account
+from tests.support.signing import ADYEN_KEY, STANDARD_SECRET, STRIPE_SECRET
+
+SECRETS = {"stripe": STRIPE_SECRET, "adyen": ADYEN_KEY, "standard": STANDARD_SECRET}
+
+
+def make_org(session: Session, **settings) -> Organization:
+    org = create_organization(session=session, name=f"Org {uuid.uuid4().hex[:6]}")
+    for name, value in settings.items():
+        setattr(org, name, value)
+    session.flush()
+    return org
+
+
+def make_account(session: Session, org: Organization, provider: str = "stripe") -> ProviderAccount:
+    return add_provider_account(
+        session=session, org_id=org.id, provider=provider, secret=SECRETS[provider]
+    )
+
+
+def make_payment(session: Session, org: Organization, **fields) -> Payment:
+    values = {
+        "org_id": org.id,
+        "external_id": f"inv_{uuid.uuid4().hex[:8]}",
+        "provider": "stripe",
+        "provider_reference": None,
+        "amount_minor": 2500,
+        "currency": "EUR",
+        "status": "succeeded",
+        "amount_refunded_minor": 0,
+        "occurred_at": datetime.now(UTC) - timedelta(minutes=1),
+    } | fields
+    payment = Payment(**values)
+    session.add(payment)
+    session.flush()
+    return payment
+
+
+def make_event(
+    session: Session, account: ProviderAccount, event_type: str, payload: dict, event_id=None
+) -> ProviderEvent:
+    event = ProviderEvent(
+        org_id=account.org_id,
+        provider_account_id=account.id,
+        provider=account.provider,
+        provider_event_id=event_id or f"evt_{uuid.uuid4().hex}",
+        event_type=event_type,
+        payload=payload,
+        signature_verified=True,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def stripe_intent_event(
+    event_type: str = "payment_intent.succeeded",
+    *,
+    intent_id: str = "pi_1",
+    amount: int = 2500,
+    currency: str = "eur",
+    external_id: str | None = None,
+    created: datetime | None = None,
+    customer: str | None = None,
+) -> dict:
+    created = created or datetime.now(UTC) - timedelta(minutes=1)
+    metadata = {"external_id": external_id} if external_id else {}
+    return {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": event_type,
+        "created": int(created.timestamp()),
+        "data": {
+            "object": {
+                "id": intent_id,
+                "object": "payment_intent",
+                "amount": amount,
+                "currency": currency,
+                "metadata": metadata,
+                "customer": customer,
+                "created": int(created.timestamp()),
+            }
+        },
+    }
+
+
+def stripe_refund_event(
+    *,
+    intent_id: str = "pi_1",
+    refund_id: str = "re_1",
+    amount: int = 2500,
+    created: datetime | None = None,
+    status: str = "succeeded",
+) -> dict:
+    created = created or datetime.now(UTC)
+    return {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": "refund.created",
+        "created": int(created.timestamp()),
+        "data": {
+            "object": {
+                "id": refund_id,
+                "object": "refund",
+                "amount": amount,
+                "currency": "eur",
+                "charge": "ch_1",
+                "payment_intent": intent_id,
+                "status": status,
+                "created": int(created.timestamp()),
+            }
+        },
+    }
