@@ -55,7 +55,7 @@ def payments_checksum(engine) -> str:
 
 
 def test_twenty_concurrent_events_for_one_payment_open_one_discrepancy(committed):
-    org, account, payment = setup_org(provider_reference="pi_1", amount_minor=2000)
+    _org, account, _payment = setup_org(provider_reference="pi_1", amount_minor=2000)
     base = datetime.now(UTC) - timedelta(minutes=5)
     event_ids = []
     with unit_of_work() as session:
@@ -75,7 +75,7 @@ def test_twenty_concurrent_events_for_one_payment_open_one_discrepancy(committed
 
 
 def test_refund_before_charge_converges_through_the_worker(committed, celery_worker):
-    org, account, payment = setup_org(
+    _org, account, _payment = setup_org(
         provider_reference="pi_9", status="refunded", amount_refunded_minor=2500
     )
     now = datetime.now(UTC)
@@ -105,7 +105,7 @@ def test_a_payment_imported_after_its_webhook_matches_through_the_worker(committ
 def test_a_duplicate_charge_opens_duplicate_charge_suspected_through_the_worker(
     committed, celery_worker
 ):
-    org, account, payment = setup_org(external_id="inv_twice")
+    _org, account, payment = setup_org(external_id="inv_twice")
     now = datetime.now(UTC) - timedelta(minutes=2)
     before = payments_checksum(committed)
     for index, intent in enumerate(("pi_first", "pi_second")):

@@ -184,10 +184,12 @@ def test_a_second_charge_for_one_payment_opens_duplicate_charge_suspected(sessio
     process(
         session, account, stripe_intent_event(intent_id="pi_a", external_id="inv_dup", created=now)
     )
+    later = now + timedelta(seconds=30)
     process(
-        session, account,
-        stripe_intent_event(intent_id="pi_b", external_id="inv_dup", created=now + timedelta(seconds=30)),
-    )  # fmt: skip
+        session,
+        account,
+        stripe_intent_event(intent_id="pi_b", external_id="inv_dup", created=later),
+    )
     [found] = discrepancies(session)
     assert (found.type, found.payment_id, found.provider_record_id) == (
         "DuplicateChargeSuspected",
