@@ -545,7 +545,11 @@ STANDARD_BODY = STANDARD_BODY_TEXT.encode()
     "payload",
     [
         standard_payload(),
-        {**standard_payload(), "type": "payment.partially_refunded"},
+        {
+            **standard_payload(),
+            "type": "payment.partially_refunded",
+            "data": {**standard_payload()["data"], "amount_refunded": 500},
+        },
         standard_payload(merchant_reference=None, customer=None, currency="jpy"),
         standard_payload(merchant_reference="Größe ☕", extra_field={"kept": True}),
     ],

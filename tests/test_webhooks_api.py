@@ -327,3 +327,24 @@ def test_a_new_secret_works_at_once_and_a_removed_one_stops_within_the_cache_win
     body, headers = stripe_request(stripe_event(), secret=STRIPE_SECRET)
     assert_problem(post(client, "stripe", accounts.stripe.id, body, headers), 400)
     assert len(stored_events(session)) == 2
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "field"),
+    [
+        ("payment.refunded", {"amount": 100, "amount_refunded": 150}, "data"),
+        ("payment.partially_refunded", {"amount": 100, "amount_refunded": 0}, "data"),
+        ("payment.succeeded", {}, "timestamp"),
+    ],
+    ids=["refund-exceeds-amount", "partial-refund-of-nothing", "naive-timestamp"],
+)
+def test_standard_payloads_the_worker_could_not_use_are_refused_at_the_door(
+    client, session, accounts, event_type, data, field
+):
+    payload = standard_payload(event_type, **data)
+    if field == "timestamp":
+        payload["timestamp"] = "2026-11-23T10:00:00"
+    body, headers = standard_request(payload)
+    problem = assert_problem(post(client, "standard", accounts.standard.id, body, headers), 422)
+    assert field in {error["field"] for error in problem["errors"]}
+    assert stored_events(session) == []

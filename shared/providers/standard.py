@@ -14,7 +14,15 @@ import hmac
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from shared.errors import ValidationFailed, describe_validation_errors
 from shared.money import normalise_currency
@@ -75,8 +83,22 @@ class StandardEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
-    timestamp: datetime
+    timestamp: AwareDatetime
     data: StandardPaymentData
+
+    @field_validator("data")
+    @classmethod
+    def _refunds_fit_the_amount(
+        cls, data: StandardPaymentData, info: ValidationInfo
+    ) -> StandardPaymentData:
+        if data.amount_refunded > data.amount:
+            raise ValueError("data.amount_refunded cannot exceed data.amount")
+        partial = info.data.get("type") == "payment.partially_refunded"
+        if partial and not 0 < data.amount_refunded < data.amount:
+            raise ValueError(
+                "data.amount_refunded of a partial refund must be above 0 and below data.amount"
+            )
+        return data
 
 
 def secret_key(secret: str) -> bytes:
