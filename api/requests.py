@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import UnsupportedMediaType
 
 from shared.errors import ValidationFailed, describe_validation_errors
-from shared.webhook_input import parse_json_object
+from shared.webhook_input import parse_json_document
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -28,9 +28,9 @@ def parse_query(model: type[Model]) -> Model:
 
 
 def parse_json_body(model: type[Model]) -> Model:
-    """The JSON body as ``model``: 415 if not JSON, 400 if malformed, 422 if invalid."""
+    """The JSON body as ``model``: 415 if not JSON, 400 if malformed, 422 if the wrong shape."""
     require_json()
-    return _validate(model, parse_json_object(request.get_data()), "request body is invalid")
+    return _validate(model, parse_json_document(request.get_data()), "request body is invalid")
 
 
 def _validate(model: type[Model], data: object, summary: str) -> Model:

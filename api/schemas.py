@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,3 +54,38 @@ class WebhookReceipt(BaseModel):
     received: int
     stored: int
     duplicate: bool
+
+
+class PaymentBatchIn(Strict):
+    """Body of ``POST /billing/payments``; each item is validated on its own by the domain."""
+
+    payments: list[Any]
+
+
+class PaymentItemErrorOut(BaseModel):
+    """One reason an item was refused; ``field`` is null when it concerns the whole item."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    field: str | None
+    message: str
+
+
+class RejectedPaymentOut(BaseModel):
+    """A refused item, by its 0-based index in ``payments``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    index: int
+    errors: list[PaymentItemErrorOut]
+
+
+class PaymentImportResult(BaseModel):
+    """What a payments batch did: exact counts, and every refused item."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    created: int
+    updated: int
+    unchanged: int
+    rejected: list[RejectedPaymentOut]

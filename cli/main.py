@@ -15,11 +15,13 @@ from typing import Any
 import click
 
 from cli.demo import demo
+from cli.payments import payments
 from cli.processes import beat, serve, up, worker
 from shared import migrations
 from shared.api_keys import create_api_key, revoke_api_key
 from shared.db import unit_of_work
 from shared.errors import DomainError
+from shared.logs import configure_logging
 from shared.models import PROVIDERS, ROLES
 from shared.organizations import create_organization
 from shared.provider_accounts import (
@@ -62,6 +64,8 @@ def cli() -> None:
     """
     # Refuse to start on an invalid setting, with one line naming the variable.
     load_settings()
+    # JSON log lines go to stderr, so stdout stays the command's own output (--json).
+    configure_logging()
 
 
 @cli.group()
@@ -194,5 +198,5 @@ def provider_remove_secret(account_id: uuid.UUID, secret: str) -> None:
     click.echo(f"{account.id}: {len(account.signing_secrets)} active secrets")
 
 
-for command in (serve, worker, beat, up, demo):
+for command in (serve, worker, beat, up, demo, payments):
     cli.add_command(command)

@@ -56,8 +56,8 @@ def _check_document(document: Any) -> None:
             _check_text(current)
 
 
-def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """Decode a UTF-8 JSON object that PostgreSQL can store as JSONB, or raise a 400.
+def parse_json_document(raw: bytes) -> Any:
+    """Decode UTF-8 JSON that PostgreSQL can store as JSONB, or raise a 400.
 
     Refused: invalid UTF-8 or JSON, NaN/Infinity, numbers too long to parse, nesting
     deeper than MAX_JSON_DEPTH, NUL characters and unpaired surrogates in strings.
@@ -71,9 +71,15 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     except ValueError as error:
         # json.JSONDecodeError, NaN/Infinity, and the int-size limit of Python's parser.
         raise MalformedPayload(f"body is not valid JSON: {error}") from None
+    _check_document(document)
+    return document
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """:func:`parse_json_document`, which must be an object (a webhook's scheme says so)."""
+    document = parse_json_document(raw)
     if not isinstance(document, dict):
         raise MalformedPayload("body must be a JSON object")
-    _check_document(document)
     return document
 
 

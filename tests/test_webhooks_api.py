@@ -186,11 +186,11 @@ def tampered_stripe(accounts):
 
 
 def stale_stripe(accounts):
-    return (accounts.stripe.id, *stripe_request(stripe_event(), timestamp=int(time.time()) - 301))
+    return (accounts.stripe.id, *stripe_request(stripe_event(), timestamp=int(time.time()) - 600))
 
 
 def future_stripe(accounts):
-    return (accounts.stripe.id, *stripe_request(stripe_event(), timestamp=int(time.time()) + 301))
+    return (accounts.stripe.id, *stripe_request(stripe_event(), timestamp=int(time.time()) + 600))
 
 
 def unsigned_stripe(accounts):
@@ -206,7 +206,7 @@ def non_utf8_stripe(accounts):
 
 
 def stale_standard(accounts):
-    old = int(time.time()) - 301
+    old = int(time.time()) - 600
     return (accounts.standard.id, *standard_request(standard_payload(), timestamp=old))
 
 

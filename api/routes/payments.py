@@ -1,0 +1,31 @@
+"""Internal payments from the billing side: batch upsert by ``external_id``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy.orm import Session
+
+from api.endpoint import endpoint
+from api.requests import parse_json_body
+from api.schemas import PaymentBatchIn, PaymentImportResult
+from shared.api_keys import TRIAGE_ROLES, Caller
+from shared.payments import upsert_payments
+
+blueprint = Blueprint("payments", __name__)
+
+
+@blueprint.post("/billing/payments")
+@endpoint(roles=TRIAGE_ROLES)
+def import_payments(session: Session, caller: Caller) -> Response:
+    """Create or update up to 1,000 of the caller's payments; 200 with exact counts.
+
+    Items are judged one by one: the good ones are written and queued for matching, the
+    bad ones are listed in ``rejected`` by index. The answer is 200 even when every item
+    is rejected: the request itself was well formed and fully processed, its outcome is
+    per item, and a client reads the same body in every case (retrying the whole batch
+    unchanged would not help). 4xx is kept for a request that was not processed at all:
+    no or wrong key, not JSON, not ``{"payments": [...]}``, more than 1,000 items.
+    """
+    body = parse_json_body(PaymentBatchIn)
+    result = upsert_payments(session=session, org_id=caller.org_id, items=body.payments)
+    return jsonify(PaymentImportResult.model_validate(result).model_dump(mode="json"))
