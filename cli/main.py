@@ -17,6 +17,7 @@ import click
 from cli.demo import demo
 from cli.payments import payments
 from cli.processes import beat, serve, up, worker
+from cli.runs import run
 from shared import migrations
 from shared.api_keys import create_api_key, revoke_api_key
 from shared.db import unit_of_work
@@ -198,5 +199,5 @@ def provider_remove_secret(account_id: uuid.UUID, secret: str) -> None:
     click.echo(f"{account.id}: {len(account.signing_secrets)} active secrets")
 
 
-for command in (serve, worker, beat, up, demo, payments):
+for command in (serve, worker, beat, up, demo, payments, run):
     cli.add_command(command)

@@ -1,16 +1,17 @@
-"""Missing* discrepancies open only once the grace period is over: this sweep finds them.
+"""What is only certain after the grace period: this sweep judges it when the period ends.
 
-Records without a payment and settled payments without a record are judged again when
-their grace period (from when this service first saw them) ends. The sweep looks back
-one day — older ones are the daily period run's business — and skips anything that
-already had a Missing* discrepancy, so a resolved one is not reopened every minute.
+Records without a payment and settled payments without a record (Missing*), and matched
+pairs whose statuses or refunded amounts differ (Status/AmountMismatch once both sides
+are quiet), are judged again when their grace period ends. The sweep looks back one
+day — older ones are the daily period run's business — and skips anything that already
+had such a discrepancy, so a resolved one is not reopened every minute.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from shared.matching import SETTLED
@@ -81,7 +82,24 @@ def sweep_expired_grace_periods(*, session: Session, now: datetime) -> int:
         )
         .limit(BATCH)
     ).all()
-    for payment in payments:
+    quiet_since = func.greatest(Payment.updated_at, ProviderRecord.updated_at) + _grace
+    differing = session.scalars(
+        select(Payment)
+        .join(ProviderRecord, ProviderRecord.payment_id == Payment.id)
+        .join(Organization, Organization.id == Payment.org_id)
+        .where(
+            or_(
+                ProviderRecord.status != Payment.status,
+                ProviderRecord.amount_refunded_minor != Payment.amount_refunded_minor,
+            ),
+            quiet_since <= now,
+            quiet_since > now - LOOKBACK,
+            _never_flagged("StatusMismatch", ReconciliationDiscrepancy.payment_id == Payment.id),
+        )
+        .distinct()
+        .limit(BATCH)
+    ).all()
+    for payment in [*payments, *differing]:
         lock_match_keys(
             session=session,
             org_id=payment.org_id,
@@ -93,4 +111,4 @@ def sweep_expired_grace_periods(*, session: Session, now: datetime) -> int:
         reconcile_payment_group(
             session=session, payment=payment, settings=settings, now=now, evidence=evidence
         )
-    return len(records) + len(payments)
+    return len(records) + len(payments) + len(differing)

@@ -56,6 +56,7 @@ class PaymentFacts:
     customer_ref: str | None
     occurred_at: datetime
     created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class RecordFacts:
     customer_ref: str | None
     occurred_at: datetime
     created_at: datetime
+    updated_at: datetime
     payment_id: uuid.UUID | None = None
     match_method: str | None = None
 
@@ -132,15 +134,26 @@ def _grace_over(created_at: datetime, now: datetime, settings: MatchSettings) ->
     return now - created_at >= settings.grace_period
 
 
+def quiet_for_grace(
+    payment: PaymentFacts, record: RecordFacts, settings: MatchSettings, now: datetime
+) -> bool:
+    """True once neither side has changed for the grace period."""
+    return now - max(payment.updated_at, record.updated_at) >= settings.grace_period
+
+
 def compare_pair(
-    payment: PaymentFacts, record: RecordFacts, settings: MatchSettings
+    payment: PaymentFacts, record: RecordFacts, settings: MatchSettings, now: datetime
 ) -> list[Finding]:
     """What disagrees between a payment and its matched record (empty: they agree).
 
-    A record whose amount is not known yet (a refund seen before its charge) is
-    incomplete: only its currency is compared. While either side is still ``pending``
-    the statuses are in flight and not compared.
+    Currency and charged amount are facts: a difference is certain at once. Statuses and
+    refunded amounts move while webhooks and imports are in flight (a refund webhook
+    behind the billing side's refund, or the reverse), so a difference there counts only
+    once neither side has changed for the grace period, and never while either side is
+    ``pending``. A record whose amount is not known yet (a refund seen before its charge)
+    is incomplete: only its currency is compared.
     """
+    settled = quiet_for_grace(payment, record, settings, now)
     findings = []
     evidence = {"payment_status": payment.status, "provider_status": record.status}
     if payment.currency != record.currency:
@@ -161,7 +174,7 @@ def compare_pair(
         difference = record.amount_minor - payment.amount_minor
         refunded_difference = record.amount_refunded_minor - payment.amount_refunded_minor
         tolerance = settings.amount_tolerance_minor
-        if abs(difference) > tolerance or abs(refunded_difference) > tolerance:
+        if abs(difference) > tolerance or (settled and abs(refunded_difference) > tolerance):
             findings.append(
                 Finding(
                     "AmountMismatch",
@@ -179,7 +192,8 @@ def compare_pair(
                 )
             )
     if (
-        record.amount_minor is not None
+        settled
+        and record.amount_minor is not None
         and payment.status != record.status
         and "pending" not in (payment.status, record.status)
     ):
@@ -227,7 +241,7 @@ def judge_group(
             ]
         return []
     primary = primary_record(records)
-    findings = compare_pair(payment, primary, settings)
+    findings = compare_pair(payment, primary, settings, now)
     for record in records:
         if record.id != primary.id and record.status in CHARGED:
             findings.append(

@@ -98,6 +98,7 @@ def payment_facts(payment: Payment) -> PaymentFacts:
         customer_ref=payment.customer_ref,
         occurred_at=payment.occurred_at,
         created_at=payment.created_at,
+        updated_at=payment.updated_at,
     )
 
 
@@ -115,6 +116,7 @@ def record_facts(record: ProviderRecord) -> RecordFacts:
         customer_ref=record.customer_ref,
         occurred_at=record.occurred_at,
         created_at=record.created_at,
+        updated_at=record.updated_at,
         payment_id=record.payment_id,
         match_method=record.match_method,
     )

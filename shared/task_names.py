@@ -2,3 +2,4 @@
 
 PROCESS_EVENT = "worker.tasks.process_event"
 MATCH_PAYMENT = "worker.tasks.match_payment"
+RUN_PERIOD = "worker.tasks.run_period"

@@ -42,6 +42,7 @@ def payment(**fields) -> PaymentFacts:
         "customer_ref": "cus_1",
         "occurred_at": OLD,
         "created_at": OLD,
+        "updated_at": OLD,
     }
     return PaymentFacts(**(values | fields))
 
@@ -59,6 +60,7 @@ def record(**fields) -> RecordFacts:
         "customer_ref": "cus_1",
         "occurred_at": OLD,
         "created_at": OLD,
+        "updated_at": OLD,
         "match_method": "provider_reference",
     }
     return RecordFacts(**(values | fields))
@@ -159,7 +161,7 @@ def test_heuristic_never_matches_ambiguity():
     ],
 )
 def test_compare_pair(payment_fields, record_fields, types, difference):
-    findings = compare_pair(payment(**payment_fields), record(**record_fields), SETTINGS)
+    findings = compare_pair(payment(**payment_fields), record(**record_fields), SETTINGS, NOW)
     assert {f.type for f in findings} == types
     amount = [f for f in findings if f.type == "AmountMismatch"]
     assert (amount[0].difference_minor if amount else None) == difference
@@ -167,8 +169,10 @@ def test_compare_pair(payment_fields, record_fields, types, difference):
 
 def test_amount_tolerance_absorbs_small_differences():
     lenient = replace(SETTINGS, amount_tolerance_minor=2)
-    assert compare_pair(payment(), record(amount_minor=998), lenient) == []
-    assert compare_pair(payment(), record(amount_minor=997), lenient)[0].type == "AmountMismatch"
+    assert compare_pair(payment(), record(amount_minor=998), lenient, NOW) == []
+    assert (
+        compare_pair(payment(), record(amount_minor=997), lenient, NOW)[0].type == "AmountMismatch"
+    )
 
 
 def test_missing_provider_record_waits_for_the_grace_period():
@@ -235,4 +239,20 @@ def test_every_type_has_its_default_severity():
 
 def test_item_outcome():
     assert item_outcome([]) == "matched"
-    assert item_outcome(compare_pair(payment(), record(amount_minor=1), SETTINGS)) == "mismatched"
+    assert (
+        item_outcome(compare_pair(payment(), record(amount_minor=1), SETTINGS, NOW)) == "mismatched"
+    )
+
+
+def test_status_and_refund_differences_wait_until_both_sides_are_quiet():
+    fresh_record = record(status="refunded", amount_refunded_minor=1000, updated_at=FRESH)
+    assert compare_pair(payment(), fresh_record, SETTINGS, NOW) == []
+    stale_record = replace(fresh_record, updated_at=OLD)
+    assert {f.type for f in compare_pair(payment(), stale_record, SETTINGS, NOW)} == {
+        "StatusMismatch",
+        "AmountMismatch",
+    }
+    charged_differently = record(amount_minor=900, updated_at=FRESH)
+    assert [f.type for f in compare_pair(payment(), charged_differently, SETTINGS, NOW)] == [
+        "AmountMismatch"
+    ]

@@ -249,3 +249,16 @@ def test_matching_never_changes_a_payment(session):
     process(session, account, stripe_refund_event(intent_id="pi_z"))
     sweep_expired_grace_periods(session=session, now=datetime.now(UTC) + timedelta(days=0, hours=2))
     assert payments_checksum(session) == before
+
+
+def test_a_status_difference_opens_only_once_both_sides_are_quiet(session):
+    org = make_org(session, grace_period_seconds=3600)
+    account = make_account(session, org)
+    make_payment(session, org, provider_reference="pi_1")
+    process(session, account, stripe_intent_event())
+    process(session, account, stripe_refund_event())
+    assert discrepancies(session) == []  # the billing side's refund may be on its way
+    later = datetime.now(UTC) + timedelta(hours=1, minutes=1)
+    assert sweep_expired_grace_periods(session=session, now=later) == 1
+    assert {d.type for d in discrepancies(session)} == {"StatusMismatch", "AmountMismatch"}
+    assert sweep_expired_grace_periods(session=session, now=later) == 0

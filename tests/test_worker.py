@@ -66,6 +66,7 @@ def test_forked_worker_processes_get_a_fresh_connection_pool(engine: Engine):
     inherited = db.get_engine().pool
     _fresh_pool_in_child()
     assert db.get_engine().pool is not inherited
+    inherited.dispose()  # in a real child the parent owns these connections
 
 
 def test_a_real_worker_runs_a_task_from_redis(committed, celery_worker):

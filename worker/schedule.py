@@ -1,6 +1,12 @@
-"""Celery beat's schedule: periodic sweeps (and, later, the daily runs)."""
+"""Celery beat's schedule: the maintenance sweeps and, hourly, the daily runs that are due.
+
+Every scheduled task is safe to fire twice (two beat processes): runs are guarded by
+the one-active-run index and the "day already run" check, sweeps are idempotent.
+"""
 
 from __future__ import annotations
+
+from celery.schedules import crontab
 
 BEAT_SCHEDULE = {
     "sweep-pending-events": {
@@ -10,5 +16,9 @@ BEAT_SCHEDULE = {
     "sweep-grace-periods": {
         "task": "worker.tasks.sweep_grace_periods",
         "schedule": 60.0,
+    },
+    "daily-runs": {
+        "task": "worker.tasks.schedule_daily_runs",
+        "schedule": crontab(minute=5),
     },
 }

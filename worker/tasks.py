@@ -15,8 +15,9 @@ from shared.ingestion import WEBHOOK_QUEUE, sweep_pending_events
 from shared.logs import get_logger
 from shared.processing import mark_event_failed, process_provider_event
 from shared.reconcile import reconcile_payment
+from shared.runs import execute_run, fail_run, trigger_daily_runs
 from shared.settings import get_settings
-from worker.celery_app import celery_app
+from worker.celery_app import RUN_TIME_LIMIT_SECONDS, celery_app
 
 SWEEP_BATCH = 500
 TRANSIENT = (OperationalError,)
@@ -86,3 +87,33 @@ def sweep_grace_periods() -> int:
     """Judge again records and payments whose grace period has just ended (Missing*)."""
     with unit_of_work() as session:
         return sweep_expired_grace_periods(session=session, now=datetime.now(UTC))
+
+
+@celery_app.task(
+    name="worker.tasks.run_period",
+    time_limit=RUN_TIME_LIMIT_SECONDS,
+    soft_time_limit=RUN_TIME_LIMIT_SECONDS - 60,
+    **RETRY,
+)
+def run_period(run_id: str) -> str:
+    """Execute one queued reconciliation run; a crash marks it failed with the error."""
+    try:
+        with unit_of_work() as session:
+            return execute_run(session=session, run_id=uuid.UUID(run_id))
+    except TRANSIENT:
+        raise
+    except Exception as error:  # a run that crashed must say so, not stay "running"
+        log.exception("run.crashed", run_id=run_id, error=type(error).__name__)
+        with unit_of_work() as session:
+            fail_run(session=session, run_id=uuid.UUID(run_id), error=error)
+        return "failed"
+
+
+@celery_app.task(name="worker.tasks.schedule_daily_runs")
+def schedule_daily_runs() -> int:
+    """Hourly: start yesterday's run for organisations whose local daily hour it is."""
+    with unit_of_work() as session:
+        started = trigger_daily_runs(
+            session=session, now=datetime.now(UTC), triggered_by="schedule", only_due=True
+        )
+    return sum(item.created for item in started)

@@ -1,0 +1,101 @@
+"""Reconciliation runs: trigger, list, report, and the token-protected daily endpoint."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy.orm import Session
+
+from api.endpoint import endpoint
+from api.requests import parse_json_body, parse_query
+from api.run_schemas import DailyRuns, ReportQuery, RunListQuery, RunOut, RunPage, RunTrigger
+from shared.api_keys import TRIAGE_ROLES, Caller
+from shared.errors import Conflict, ServiceUnavailable, Unauthenticated
+from shared.runs import get_run, list_runs, trigger_daily_runs, trigger_run
+from shared.settings import get_settings
+
+blueprint = Blueprint("runs", __name__)
+
+TOKEN_HEADER = "x-reconciliation-token"  # noqa: S105 - a header name
+
+
+def _json(model, status: int = 200) -> Response:
+    response = jsonify(model.model_dump(mode="json"))
+    response.status_code = status
+    return response
+
+
+@blueprint.post("/billing/reconciliation/runs/trigger")
+@endpoint(roles=TRIAGE_ROLES)
+def trigger(session: Session, caller: Caller) -> Response:
+    """Queue a run of a period: 202 with the new run, 200 with the one already active."""
+    body = parse_json_body(RunTrigger)
+    start, end = body.bounds
+    triggered = trigger_run(
+        session=session,
+        org_id=caller.org_id,
+        period_start=start,
+        period_end=end,
+        triggered_by="api",
+        is_verification_run=body.is_verification_run,
+    )
+    session.flush()
+    return _json(RunOut.of(triggered.run), 202 if triggered.created else 200)
+
+
+@blueprint.get("/billing/reconciliation/runs")
+@endpoint(roles=TRIAGE_ROLES)
+def runs(session: Session, caller: Caller) -> Response:
+    """The organisation's runs, newest first (cursor pagination)."""
+    query = parse_query(RunListQuery)
+    page = list_runs(session=session, org_id=caller.org_id, cursor=query.cursor, limit=query.limit)
+    return _json(
+        RunPage(items=[RunOut.of(run) for run in page.items], next_cursor=page.next_cursor)
+    )
+
+
+@blueprint.get("/billing/reconciliation/runs/<uuid:run_id>/report")
+@endpoint(roles=TRIAGE_ROLES)
+def report(session: Session, caller: Caller, run_id: uuid.UUID) -> Response:
+    """The run's report as JSON, or Markdown (``?format=markdown`` / ``Accept: text/markdown``)."""
+    query = parse_query(ReportQuery)
+    run = get_run(session=session, org_id=caller.org_id, run_id=run_id)
+    if run.status != "completed":
+        raise Conflict(f"the run is {run.status}: its report exists once it has completed")
+    markdown = query.format == "markdown" or (
+        query.format is None
+        and request.accept_mimetypes.best_match(["application/json", "text/markdown"])
+        == "text/markdown"
+    )
+    if markdown:
+        return Response(run.report_markdown, mimetype="text/markdown")
+    return jsonify(run.report_json)
+
+
+@blueprint.post("/billing/reconciliation/runs/daily")
+@endpoint()
+def daily(session: Session) -> Response:
+    """Start yesterday's run for every active organisation (GitHub workflow, cron).
+
+    ``x-reconciliation-token`` is compared in constant time with
+    RECONCILIATION_DAILY_TOKEN: missing or wrong → 401, not configured → 503. A second
+    call the same day starts nothing new and lists the runs that exist.
+    """
+    configured = get_settings().reconciliation_daily_token
+    if configured is None:
+        raise ServiceUnavailable("RECONCILIATION_DAILY_TOKEN is not configured")
+    sent = request.headers.get(TOKEN_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), configured.get_secret_value().encode()):
+        raise Unauthenticated(f"send the daily token in the {TOKEN_HEADER} header")
+    triggered = trigger_daily_runs(
+        session=session, now=datetime.now(UTC), triggered_by="daily_endpoint"
+    )
+    session.flush()
+    started = sum(item.created for item in triggered)
+    return _json(
+        DailyRuns(started=started, runs=[RunOut.of(item.run) for item in triggered]),
+        202 if started else 200,
+    )

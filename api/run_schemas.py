@@ -1,0 +1,114 @@
+"""Request and response models of the runs endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.schemas import Strict
+from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+
+class RunTrigger(Strict):
+    """``{"period_start", "period_end"}`` or ``{"date"}`` (one day)."""
+
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None
+    date: dt.date | None = None
+    is_verification_run: bool = False
+
+    @model_validator(mode="after")
+    def _one_period(self) -> RunTrigger:
+        if self.date is not None and (self.period_start or self.period_end):
+            raise ValueError("send either date or period_start and period_end, not both")
+        if self.date is None and not (self.period_start and self.period_end):
+            raise ValueError("send date, or both period_start and period_end")
+        return self
+
+    @property
+    def bounds(self) -> tuple[dt.date, dt.date]:
+        """The first and last day of the period."""
+        if self.date is not None:
+            return self.date, self.date
+        return self.period_start, self.period_end
+
+
+class RunListQuery(Strict):
+    """Query of ``GET /billing/reconciliation/runs``."""
+
+    cursor: str | None = Field(default=None, max_length=512)
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+
+class ReportQuery(Strict):
+    """Query of the report endpoint."""
+
+    format: Literal["json", "markdown"] | None = None
+
+
+class RunCounts(BaseModel):
+    """What a run checked, matched, opened and auto-resolved."""
+
+    payments_checked: int
+    provider_records_checked: int
+    matched: int
+    discrepancies_opened: int
+    discrepancies_auto_resolved: int
+
+
+class RunOut(BaseModel):
+    """A reconciliation run (DESIGN.md, "run")."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    status: str
+    period_start: dt.date
+    period_end: dt.date
+    triggered_by: str
+    is_verification_run: bool
+    auto_fix_enabled: bool
+    counts: RunCounts
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, run) -> RunOut:
+        """The resource of a run row."""
+        return cls(
+            id=run.id,
+            status=run.status,
+            period_start=run.period_start,
+            period_end=run.period_end,
+            triggered_by=run.triggered_by,
+            is_verification_run=run.is_verification_run,
+            auto_fix_enabled=run.auto_fix_enabled,
+            counts=RunCounts(
+                payments_checked=run.payments_checked,
+                provider_records_checked=run.provider_records_checked,
+                matched=run.matched,
+                discrepancies_opened=run.discrepancies_opened,
+                discrepancies_auto_resolved=run.discrepancies_auto_resolved,
+            ),
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            error=run.error,
+        )
+
+
+class RunPage(BaseModel):
+    """A page of runs, newest first."""
+
+    items: list[RunOut]
+    next_cursor: str | None
+
+
+class DailyRuns(BaseModel):
+    """Answer of the daily endpoint: every organisation's run for yesterday."""
+
+    started: int
+    runs: list[RunOut]
