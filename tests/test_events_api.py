@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +11,7 @@ from shared.api_keys import create_api_key
 from shared.models import ApiKey, ProviderEvent
 from shared.organizations import create_organization
 from shared.provider_accounts import add_provider_account
+from tests.support.factories import make_event
 from tests.support.signing import STRIPE_SECRET
 
 
@@ -38,21 +38,9 @@ def auth(key: str) -> dict[str, str]:
 def add_events(session, account, count: int, state: str = "pending", start=None):
     start = start or datetime.now(UTC) - timedelta(hours=1)
     events = [
-        ProviderEvent(
-            org_id=account.org_id,
-            provider_account_id=account.id,
-            provider="stripe",
-            provider_event_id=f"evt_{uuid.uuid4().hex}",
-            event_type="payment_intent.succeeded",
-            payload={},
-            signature_verified=True,
-            state=state,
-            received_at=start + timedelta(seconds=index),
-        )
+        make_event(session, account, state=state, received_at=start + timedelta(seconds=index))
         for index in range(count)
     ]
-    session.add_all(events)
-    session.flush()
     return events
 
 

@@ -7,7 +7,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +19,7 @@ from shared.models import ProviderEvent
 from shared.organizations import create_organization
 from shared.provider_accounts import add_provider_account
 from tests.conftest import REPO_ROOT, TEST_DATABASE_URL, wait_until
+from tests.support.factories import make_event
 from tests.support.signing import STRIPE_SECRET, stripe_event, stripe_request
 
 
@@ -119,21 +119,8 @@ def test_a_delivered_webhook_is_processed_by_a_real_worker(
     assert wait_until(lambda: event_state(committed, event["id"]) == ("processed", 1))
 
 
-def make_event(session, account, *, age: timedelta, state: str = "pending") -> ProviderEvent:
-    event = ProviderEvent(
-        org_id=account.org_id,
-        provider_account_id=account.id,
-        provider="stripe",
-        provider_event_id=f"evt_{uuid.uuid4().hex}",
-        event_type="charge.succeeded",
-        payload={},
-        signature_verified=True,
-        state=state,
-        received_at=datetime.now(UTC) - age,
-    )
-    session.add(event)
-    session.flush()
-    return event
+def aged_event(session, account, *, age: timedelta, state: str = "pending") -> ProviderEvent:
+    return make_event(session, account, state=state, received_at=datetime.now(UTC) - age)
 
 
 def test_the_sweep_takes_only_old_pending_events(session, published_tasks):
@@ -141,10 +128,10 @@ def test_the_sweep_takes_only_old_pending_events(session, published_tasks):
     account = add_provider_account(
         session=session, org_id=org.id, provider="stripe", secret=STRIPE_SECRET
     )
-    stuck = make_event(session, account, age=timedelta(minutes=10))
-    make_event(session, account, age=timedelta(seconds=5))
-    make_event(session, account, age=timedelta(minutes=10), state="processed")
-    make_event(session, account, age=timedelta(minutes=10), state="failed")
+    stuck = aged_event(session, account, age=timedelta(minutes=10))
+    aged_event(session, account, age=timedelta(seconds=5))
+    aged_event(session, account, age=timedelta(minutes=10), state="processed")
+    aged_event(session, account, age=timedelta(minutes=10), state="failed")
     with unit_of_work() as work:
         swept = sweep_pending_events(session=work, older_than_seconds=120, batch=100, backlog=0)
     assert swept == 1
@@ -156,7 +143,7 @@ def test_the_sweep_waits_while_the_queue_has_a_backlog(session, published_tasks)
     account = add_provider_account(
         session=session, org_id=org.id, provider="stripe", secret=STRIPE_SECRET
     )
-    make_event(session, account, age=timedelta(minutes=10))
+    aged_event(session, account, age=timedelta(minutes=10))
     with unit_of_work() as work:
         swept = sweep_pending_events(session=work, older_than_seconds=120, batch=10, backlog=11)
     assert swept == 0

@@ -48,16 +48,21 @@ def make_payment(session: Session, org: Organization, **fields) -> Payment:
 
 
 def make_event(
-    session: Session, account: ProviderAccount, event_type: str, payload: dict, event_id=None
+    session: Session,
+    account: ProviderAccount,
+    event_type: str = "payment_intent.succeeded",
+    payload: dict | None = None,
+    **fields,
 ) -> ProviderEvent:
     event = ProviderEvent(
         org_id=account.org_id,
         provider_account_id=account.id,
         provider=account.provider,
-        provider_event_id=event_id or f"evt_{uuid.uuid4().hex}",
+        provider_event_id=f"evt_{uuid.uuid4().hex}",
         event_type=event_type,
-        payload=payload,
+        payload=payload or {},
         signature_verified=True,
+        **fields,
     )
     session.add(event)
     session.flush()
