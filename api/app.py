@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from api.problems import register_problem_handlers
-from api.routes import events, health, payments, webhooks
+from api.routes import discrepancies, events, health, payments, runs, webhooks
 from shared.logs import configure_logging
 from shared.settings import get_settings
 
@@ -18,6 +18,13 @@ def create_app() -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     register_problem_handlers(app)
-    for blueprint in (health.blueprint, webhooks.blueprint, events.blueprint, payments.blueprint):
+    for blueprint in (
+        health.blueprint,
+        webhooks.blueprint,
+        events.blueprint,
+        payments.blueprint,
+        runs.blueprint,
+        discrepancies.blueprint,
+    ):
         app.register_blueprint(blueprint)
     return app

@@ -6,9 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from shared.triage import (
+    MAX_ADJUSTMENT_REFERENCE_LENGTH,
+    MAX_ASSIGNEE_LENGTH,
+    MAX_NOTE_LENGTH,
+    MAX_REASON_LENGTH,
+    RESOLUTION_CODES,
+    DiscrepancyDetail,
+    DiscrepancyFilters,
+)
+
+MAX_BIGINT = 2**63 - 1
 
 
 class Strict(BaseModel):
@@ -89,3 +100,164 @@ class PaymentImportResult(BaseModel):
     updated: int
     unchanged: int
     rejected: list[RejectedPaymentOut]
+
+
+class DiscrepancyListQuery(Strict):
+    """Filters, sort and page of ``GET /billing/reconciliation/discrepancies``.
+
+    ``since`` is inclusive and ``until`` exclusive, both on ``opened_at`` and both with an
+    offset; ``min_amount`` is in minor units (pair it with ``currency``).
+    """
+
+    status: Literal["open", "acknowledged", "resolved"] | None = None
+    type: (
+        Literal[
+            "MissingInternalRecord",
+            "MissingProviderRecord",
+            "AmountMismatch",
+            "CurrencyMismatch",
+            "StatusMismatch",
+            "DuplicateChargeSuspected",
+        ]
+        | None
+    ) = None
+    severity: Literal["high", "medium", "low"] | None = None
+    assignee: str | None = Field(
+        default=None, min_length=1, max_length=MAX_ASSIGNEE_LENGTH, pattern=r"^[^\x00]*$"
+    )
+    run_id: uuid.UUID | None = None
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    min_amount: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    sort: Literal["opened_at", "amount"] = "opened_at"
+    cursor: str | None = Field(default=None, max_length=512)
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+    def filters(self) -> DiscrepancyFilters:
+        """The domain's filter object."""
+        return DiscrepancyFilters(
+            status=self.status,
+            type=self.type,
+            severity=self.severity,
+            assignee=self.assignee,
+            run_id=self.run_id,
+            currency=self.currency.upper() if self.currency else None,
+            min_amount=self.min_amount,
+            since=self.since,
+            until=self.until,
+        )
+
+
+class AssignIn(Strict):
+    """Body of ``PATCH …/discrepancies/<id>/assign``."""
+
+    assignee: str = Field(min_length=1, max_length=MAX_ASSIGNEE_LENGTH)
+
+
+class NoteIn(Strict):
+    """Body of ``POST …/discrepancies/<id>/notes``."""
+
+    note: str = Field(min_length=1, max_length=MAX_NOTE_LENGTH)
+
+
+class ResolveIn(Strict):
+    """Body of ``PATCH …/discrepancies/<id>/resolve``; ``auto_resolved`` is system-only."""
+
+    resolution: Literal[RESOLUTION_CODES]
+    reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
+    adjustment_reference: str | None = Field(
+        default=None, min_length=1, max_length=MAX_ADJUSTMENT_REFERENCE_LENGTH
+    )
+
+
+class PaymentSummaryOut(BaseModel):
+    """The internal payment a discrepancy concerns."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    external_id: str
+
+
+class ProviderRecordSummaryOut(BaseModel):
+    """The provider record a discrepancy concerns."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    provider: str
+    provider_reference: str
+
+
+class DiscrepancyOut(BaseModel):
+    """A discrepancy (DESIGN.md resource shape); ``difference_minor`` for AmountMismatch."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    type: str
+    severity: str
+    status: str
+    payment: PaymentSummaryOut | None
+    provider_record: ProviderRecordSummaryOut | None
+    amount_minor: int
+    currency: str
+    difference_minor: int | None
+    assignee: str | None
+    resolution: str | None
+    version: int
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+
+
+class DiscrepancyPage(BaseModel):
+    """A page of discrepancies."""
+
+    items: list[DiscrepancyOut]
+    next_cursor: str | None
+
+
+class ReconciliationItemOut(BaseModel):
+    """One match result touching the discrepancy's payment or provider record."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    run_id: uuid.UUID | None
+    payment_id: uuid.UUID | None
+    provider_record_id: uuid.UUID | None
+    outcome: str
+    match_method: str | None
+    amount_difference_minor: int | None
+    created_at: datetime
+
+
+class ActionOut(BaseModel):
+    """One entry of the append-only trail; ``actor`` is an API key id or ``system``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    action: str
+    actor: str
+    actor_name: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class DiscrepancyDetailOut(DiscrepancyOut):
+    """A discrepancy with its match results and its action log, oldest first."""
+
+    items: list[ReconciliationItemOut]
+    actions: list[ActionOut]
+
+    @classmethod
+    def from_detail(cls, detail: DiscrepancyDetail) -> DiscrepancyDetailOut:
+        """Build from the domain's detail object."""
+        base = DiscrepancyOut.model_validate(detail.discrepancy).model_dump()
+        return cls(
+            **base,
+            items=[ReconciliationItemOut.model_validate(item) for item in detail.items],
+            actions=[ActionOut.model_validate(action) for action in detail.actions],
+        )
