@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from shared.dispatch import send_after_commit
 from shared.errors import NotFound, ValidationFailed
 from shared.logs import get_logger
+from shared.mail import MailNotSent, send_report
 from shared.models import Organization, ReconciliationRun
 from shared.organizations import get_organization
 from shared.pagination import Page, decode_cursor, page_of
@@ -220,3 +221,26 @@ def list_runs(
     query = query.order_by(ReconciliationRun.created_at.desc(), ReconciliationRun.id.desc())
     rows = list(session.scalars(query.limit(limit + 1)))
     return page_of(rows, limit, lambda run: (run.created_at, run.id))
+
+
+def mail_run_report(*, session: Session, run_id: uuid.UUID) -> bool:
+    """Mail a completed run's Markdown report when ADMIN_EMAIL and SMTP_* are set.
+
+    A mail that cannot be sent is logged and reported as False: the run itself stays
+    completed, and its report stays available through the API.
+    """
+    run = session.get(ReconciliationRun, run_id)
+    if run is None or run.status != "completed" or not get_settings().mail_enabled:
+        return False
+    org = get_organization(session=session, org_id=run.org_id)
+    found = sum(run.report_json["discrepancies_by_type"].values())
+    subject = (
+        f"Reconciliation {org.name} {run.period_start}"
+        + (f" to {run.period_end}" if run.period_end != run.period_start else "")
+        + f": {found} discrepancies, {run.report_json['matched_percent']:.2f} % matched"
+    )
+    try:
+        return send_report(subject=subject, markdown=run.report_markdown)
+    except MailNotSent:
+        log.warning("run.report_not_mailed", run_id=str(run.id))
+        return False

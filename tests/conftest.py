@@ -25,6 +25,8 @@ import redis
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from tests.support.smtp import smtp_server, smtp_server_with_auth  # noqa: F401 - fixtures
+
 ADMIN_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

@@ -15,7 +15,7 @@ from shared.period import reconcile_period
 from shared.processing import process_provider_event
 from shared.reconcile import match_settings, reconcile_payment
 from shared.reports import DISCREPANCY_TYPES
-from shared.runs import execute_run, period_bounds, trigger_run
+from shared.runs import execute_run, mail_run_report, period_bounds, trigger_run
 from tests.support.factories import (
     make_account,
     make_event,
@@ -246,3 +246,23 @@ def test_daily_endpoint_runs_yesterday_per_timezone_once_a_day(
     assert {run["id"] for run in second.json["runs"]} == {run["id"] for run in started}
     assert isinstance(date.fromisoformat(ours.period_start.isoformat()), date)
     assert uuid.UUID(started[0]["id"])
+
+
+def test_a_completed_run_mails_its_report_when_mail_is_configured(
+    session, smtp_server, override_settings
+):
+    org = scenario(session)
+    run = run_day(session, org)
+    assert mail_run_report(session=session, run_id=run.id) is False  # not configured
+    override_settings(
+        ADMIN_EMAIL="finance@example.com",
+        SMTP_HOST=smtp_server.host,
+        SMTP_PORT=str(smtp_server.port),
+        SMTP_STARTTLS="false",
+    )
+    assert mail_run_report(session=session, run_id=run.id) is True
+    [delivery] = smtp_server.inbox.deliveries
+    assert delivery.envelope.rcpt_tos == ["finance@example.com"]
+    message = delivery.message()
+    assert "6 discrepancies" in message["Subject"]
+    assert "| AmountMismatch | 1 |" in message.get_body(("plain",)).get_content()

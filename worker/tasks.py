@@ -15,7 +15,7 @@ from shared.ingestion import WEBHOOK_QUEUE, sweep_pending_events
 from shared.logs import get_logger
 from shared.processing import mark_event_failed, process_provider_event
 from shared.reconcile import reconcile_payment
-from shared.runs import execute_run, fail_run, trigger_daily_runs
+from shared.runs import execute_run, fail_run, mail_run_report, trigger_daily_runs
 from shared.settings import get_settings
 from worker.celery_app import RUN_TIME_LIMIT_SECONDS, celery_app
 
@@ -99,7 +99,7 @@ def run_period(run_id: str) -> str:
     """Execute one queued reconciliation run; a crash marks it failed with the error."""
     try:
         with unit_of_work() as session:
-            return execute_run(session=session, run_id=uuid.UUID(run_id))
+            status = execute_run(session=session, run_id=uuid.UUID(run_id))
     except TRANSIENT:
         raise
     except Exception as error:  # a run that crashed must say so, not stay "running"
@@ -107,6 +107,9 @@ def run_period(run_id: str) -> str:
         with unit_of_work() as session:
             fail_run(session=session, run_id=uuid.UUID(run_id), error=error)
         return "failed"
+    with unit_of_work() as session:
+        mail_run_report(session=session, run_id=uuid.UUID(run_id))
+    return status
 
 
 @celery_app.task(name="worker.tasks.schedule_daily_runs")
