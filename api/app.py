@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from api.openapi import register_openapi
 from api.problems import register_problem_handlers
 from api.routes import discrepancies, events, health, payments, runs, webhooks
 from shared.logs import configure_logging
@@ -11,7 +12,10 @@ from shared.settings import get_settings
 
 
 def create_app() -> Flask:
-    """Build the API: settings checked, JSON logging, problem+json errors, every blueprint."""
+    """Build the API: settings checked, JSON logging, problem+json errors, every blueprint.
+
+    ``/openapi.json`` and ``/docs`` describe every route registered before them.
+    """
     settings = get_settings()
     configure_logging()
     app = Flask("recon")
@@ -27,4 +31,5 @@ def create_app() -> Flask:
         discrepancies.blueprint,
     ):
         app.register_blueprint(blueprint)
+    register_openapi(app)
     return app

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
 
 from api.endpoint import endpoint
+from api.openapi import Header, documented
 from api.requests import parse_json_body, parse_query
 from api.schemas import (
     AssignIn,
@@ -72,6 +73,13 @@ CSV_COLUMNS = (
 # text from outside (external ids, references, assignees) is prefixed with a quote.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _CSV_CHUNK = 64 * 1024
+# For the OpenAPI document: the workflow actions' optimistic concurrency and conflicts.
+IF_MATCH = Header(
+    "If-Match",
+    'The version this change is based on ("3" or 3; * for any); stale → 412, malformed → 400.',
+)
+ACTION_ERRORS = (400, 409, 412)
+CSV_SCHEMA = {"type": "string", "description": "One header line, then one line per discrepancy."}
 
 
 def expected_version() -> int | None:
@@ -94,6 +102,11 @@ def discrepancy_response(view: DiscrepancyView, status: int = 200) -> Response:
 
 
 @blueprint.get(DISCREPANCIES)
+@documented(
+    query=DiscrepancyListQuery,
+    responses={200: {"application/json": DiscrepancyPage, CSV: CSV_SCHEMA}},
+    errors=(400,),  # a cursor this service did not issue
+)
 @endpoint(roles=TRIAGE_ROLES)
 def list_reconciliation_discrepancies(session: Session, caller: Caller) -> Response:
     """The organisation's discrepancies, filtered and sorted, a page at a time.
@@ -122,6 +135,7 @@ def list_reconciliation_discrepancies(session: Session, caller: Caller) -> Respo
 
 
 @blueprint.get(f"{DISCREPANCIES}/<uuid:discrepancy_id>")
+@documented(responses={200: DiscrepancyDetailOut})
 @endpoint(roles=TRIAGE_ROLES)
 def show_discrepancy(session: Session, caller: Caller, discrepancy_id: uuid.UUID) -> Response:
     """One discrepancy with its match results and its action log, oldest first."""
@@ -132,6 +146,7 @@ def show_discrepancy(session: Session, caller: Caller, discrepancy_id: uuid.UUID
 
 
 @blueprint.patch(f"{DISCREPANCIES}/<uuid:discrepancy_id>/acknowledge")
+@documented(responses={200: DiscrepancyOut}, headers=(IF_MATCH,), errors=ACTION_ERRORS)
 @endpoint(roles=TRIAGE_ROLES)
 def acknowledge_discrepancy(
     session: Session, caller: Caller, discrepancy_id: uuid.UUID
@@ -147,6 +162,9 @@ def acknowledge_discrepancy(
 
 
 @blueprint.patch(f"{DISCREPANCIES}/<uuid:discrepancy_id>/assign")
+@documented(
+    body=AssignIn, responses={200: DiscrepancyOut}, headers=(IF_MATCH,), errors=ACTION_ERRORS
+)
 @endpoint(roles=TRIAGE_ROLES)
 def assign_discrepancy(session: Session, caller: Caller, discrepancy_id: uuid.UUID) -> Response:
     """Give an unresolved discrepancy to someone (``{"assignee": …}``)."""
@@ -162,6 +180,7 @@ def assign_discrepancy(session: Session, caller: Caller, discrepancy_id: uuid.UU
 
 
 @blueprint.post(f"{DISCREPANCIES}/<uuid:discrepancy_id>/notes")
+@documented(body=NoteIn, responses={201: DiscrepancyOut}, headers=(IF_MATCH,), errors=ACTION_ERRORS)
 @endpoint(roles=TRIAGE_ROLES)
 def add_discrepancy_note(session: Session, caller: Caller, discrepancy_id: uuid.UUID) -> Response:
     """Append a note to an unresolved discrepancy's trail; 201 with the discrepancy."""
@@ -177,6 +196,9 @@ def add_discrepancy_note(session: Session, caller: Caller, discrepancy_id: uuid.
 
 
 @blueprint.patch(f"{DISCREPANCIES}/<uuid:discrepancy_id>/resolve")
+@documented(
+    body=ResolveIn, responses={200: DiscrepancyOut}, headers=(IF_MATCH,), errors=ACTION_ERRORS
+)
 @endpoint(roles=TRIAGE_ROLES)
 def resolve_discrepancy(session: Session, caller: Caller, discrepancy_id: uuid.UUID) -> Response:
     """Close a discrepancy for good with a resolution code and a reason."""

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy.orm import Session
 
 from api.endpoint import endpoint
+from api.openapi import documented
 from api.requests import parse_query
 from api.schemas import EventListQuery, WebhookEventOut, WebhookEventPage
 from shared.api_keys import TRIAGE_ROLES, Caller
@@ -17,6 +18,7 @@ blueprint = Blueprint("events", __name__)
 
 
 @blueprint.get("/billing/webhooks/events")
+@documented(query=EventListQuery, responses={200: WebhookEventPage}, errors=(400,))
 @endpoint(roles=TRIAGE_ROLES)
 def list_webhook_events(session: Session, caller: Caller) -> Response:
     """The organisation's webhook events, newest first (``?state=``, cursor pagination)."""
@@ -36,6 +38,7 @@ def list_webhook_events(session: Session, caller: Caller) -> Response:
 
 
 @blueprint.post("/billing/webhooks/events/<uuid:event_id>/replay")
+@documented(responses={202: WebhookEventOut})
 @endpoint(roles=TRIAGE_ROLES)
 def replay_webhook_event(session: Session, caller: Caller, event_id: uuid.UUID) -> Response:
     """Process an event again (a failed one after a fix, or a processed one to re-check)."""

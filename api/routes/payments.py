@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy.orm import Session
 
 from api.endpoint import endpoint
+from api.openapi import documented
 from api.requests import parse_json_body
 from api.schemas import PaymentBatchIn, PaymentImportResult
 from shared.api_keys import TRIAGE_ROLES, Caller
@@ -15,6 +16,7 @@ blueprint = Blueprint("payments", __name__)
 
 
 @blueprint.post("/billing/payments")
+@documented(body=PaymentBatchIn, responses={200: PaymentImportResult})
 @endpoint(roles=TRIAGE_ROLES)
 def import_payments(session: Session, caller: Caller) -> Response:
     """Create or update up to 1,000 of the caller's payments; 200 with exact counts.

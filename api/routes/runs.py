@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
 
 from api.endpoint import endpoint
+from api.openapi import Header, documented
 from api.requests import parse_json_body, parse_query
 from api.run_schemas import DailyRuns, ReportQuery, RunListQuery, RunOut, RunPage, RunTrigger
 from shared.api_keys import TRIAGE_ROLES, Caller
@@ -20,6 +21,7 @@ from shared.settings import get_settings
 blueprint = Blueprint("runs", __name__)
 
 TOKEN_HEADER = "x-reconciliation-token"  # noqa: S105 - a header name
+REPORT_SCHEMA = {"type": "object", "description": "The run's report (DESIGN.md, Report)."}
 
 
 def _json(model, status: int = 200) -> Response:
@@ -29,6 +31,7 @@ def _json(model, status: int = 200) -> Response:
 
 
 @blueprint.post("/billing/reconciliation/runs/trigger")
+@documented(body=RunTrigger, responses={200: RunOut, 202: RunOut})
 @endpoint(roles=TRIAGE_ROLES)
 def trigger(session: Session, caller: Caller) -> Response:
     """Queue a run of a period: 202 with the new run, 200 with the one already active."""
@@ -47,6 +50,7 @@ def trigger(session: Session, caller: Caller) -> Response:
 
 
 @blueprint.get("/billing/reconciliation/runs")
+@documented(query=RunListQuery, responses={200: RunPage}, errors=(400,))
 @endpoint(roles=TRIAGE_ROLES)
 def runs(session: Session, caller: Caller) -> Response:
     """The organisation's runs, newest first (cursor pagination)."""
@@ -58,6 +62,11 @@ def runs(session: Session, caller: Caller) -> Response:
 
 
 @blueprint.get("/billing/reconciliation/runs/<uuid:run_id>/report")
+@documented(
+    query=ReportQuery,
+    responses={200: {"application/json": REPORT_SCHEMA, "text/markdown": {"type": "string"}}},
+    errors=(409,),
+)
 @endpoint(roles=TRIAGE_ROLES)
 def report(session: Session, caller: Caller, run_id: uuid.UUID) -> Response:
     """The run's report as JSON, or Markdown (``?format=markdown`` / ``Accept: text/markdown``)."""
@@ -76,6 +85,11 @@ def report(session: Session, caller: Caller, run_id: uuid.UUID) -> Response:
 
 
 @blueprint.post("/billing/reconciliation/runs/daily")
+@documented(
+    responses={200: DailyRuns, 202: DailyRuns},
+    headers=(Header(TOKEN_HEADER, "RECONCILIATION_DAILY_TOKEN", required=True),),
+    errors=(401,),
+)
 @endpoint()
 def daily(session: Session) -> Response:
     """Start yesterday's run for every active organisation (GitHub workflow, cron).

@@ -6,12 +6,15 @@ import uuid
 
 from flask import Blueprint, Response, jsonify, request
 
+from api.openapi import Header, documented
 from api.requests import require_json
 from api.schemas import WebhookReceipt
 from shared.ingestion import IngestResult, ingest_webhook
 from shared.providers.adyen import ACCEPTED
 
 blueprint = Blueprint("webhooks", __name__)
+# The provider's own JSON, verified byte for byte against its signature (DESIGN.md).
+PROVIDER_EVENT = {"type": "object", "description": "The provider's event, unchanged."}
 
 
 def receive(provider: str, account_id: uuid.UUID) -> IngestResult:
@@ -33,18 +36,36 @@ def receipt(result: IngestResult) -> Response:
 
 
 @blueprint.post("/webhooks/stripe/<uuid:account_id>")
+@documented(
+    body_schema=PROVIDER_EVENT,
+    responses={200: WebhookReceipt},
+    headers=(Header("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256>", required=True),),
+)
 def stripe_webhook(account_id: uuid.UUID) -> Response:
     """Stripe events, signed with ``Stripe-Signature``."""
     return receipt(receive("stripe", account_id))
 
 
 @blueprint.post("/webhooks/standard/<uuid:account_id>")
+@documented(
+    body_schema=PROVIDER_EVENT,
+    responses={200: WebhookReceipt},
+    headers=(
+        Header("webhook-id", "The message id", required=True),
+        Header("webhook-timestamp", "Unix time in seconds", required=True),
+        Header("webhook-signature", "v1,<base64 HMAC-SHA256>, space-separated", required=True),
+    ),
+)
 def standard_webhook(account_id: uuid.UUID) -> Response:
     """Standard Webhooks messages (``webhook-id``/``-timestamp``/``-signature``)."""
     return receipt(receive("standard", account_id))
 
 
 @blueprint.post("/webhooks/adyen/<uuid:account_id>")
+@documented(
+    body_schema=PROVIDER_EVENT,
+    responses={200: {"text/plain": {"const": ACCEPTED}}},
+)
 def adyen_webhook(account_id: uuid.UUID) -> Response:
     """Adyen notifications; Adyen expects the literal body ``[accepted]``."""
     receive("adyen", account_id)
