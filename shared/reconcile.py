@@ -191,13 +191,6 @@ def apply_record_update(
     return record
 
 
-def raise_missing_currency(update: RecordUpdate) -> None:
-    """An object first seen in an event that names no currency cannot be recorded."""
-    from shared.errors import ValidationFailed
-
-    raise ValidationFailed(f"first event about {update.provider_reference} states no currency")
-
-
 # --- Binding records to payments -----------------------------------------------------
 
 
