@@ -44,7 +44,7 @@ def test_demo_runs_on_the_machine_services(committed):
         ),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
