@@ -4,7 +4,8 @@ Candidate pairs are found with SQL joins over the period (plus a look-around win
 records near its edges) in the matching order of shared/matching.py, and recorded on
 the provider records as the incremental path does. Verdicts then come from the same
 pure rule functions, over payments read in keyset pages (never the whole period at
-once), and are written in batches: items by COPY, discrepancies by multi-row INSERT.
+once). Items are written by COPY; each finding then goes through ``open_discrepancy``
+(one ``INSERT … ON CONFLICT DO NOTHING`` each — batching them is a known next step).
 """
 
 from __future__ import annotations
