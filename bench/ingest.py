@@ -85,27 +85,32 @@ def redis_url() -> str:
     return urlsplit(REDIS_BASE_URL)._replace(path=f"/{REDIS_DATABASE}").geturl()
 
 
-def recreate_database() -> None:
+def recreate_database(name: str = DATABASE) -> None:
+    """Drop (ending its sessions) and create the bench database ``name``."""
     import psycopg
 
     with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{DATABASE}"')
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
 
 
-def drop_database() -> None:
+def drop_database(name: str = DATABASE) -> None:
+    """Drop the bench database ``name``."""
     import psycopg
 
     with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def flush_redis() -> None:
+def flush_redis(url: str | None = None) -> int:
+    """Empty the bench's Redis database; return how many keys it held."""
     import redis
 
-    client = redis.Redis.from_url(redis_url(), socket_timeout=5)
+    client = redis.Redis.from_url(url or redis_url(), socket_timeout=5)
     try:
+        held = int(client.dbsize())
         client.flushdb()
+        return held
     finally:
         client.close()
 

@@ -61,9 +61,11 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BE
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.ingest import (  # noqa: E402 - needs the sys.path above
-    ADMIN_DATABASE_URL,
     REDIS_BASE_URL,
     database_url_named,
+    drop_database,
+    flush_redis,
+    recreate_database,
     verdict,
 )
 
@@ -132,34 +134,6 @@ def redis_url() -> str:
 
 def database_url() -> str:
     return database_url_named(DATABASE)
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{DATABASE}"')
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-
-
-def flush_redis() -> int:
-    """Empty the bench's Redis database; return how many keys it held."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url(), socket_timeout=5)
-    try:
-        held = int(client.dbsize())
-        client.flushdb()
-        return held
-    finally:
-        client.close()
 
 
 def prepare_organization() -> uuid.UUID:
@@ -639,8 +613,8 @@ class Measured:
 
 def measure(count: int, args: argparse.Namespace, workdir: Path) -> Measured:
     day = datetime.now(UTC).date() - timedelta(days=1)
-    recreate_database()
-    if held := flush_redis():
+    recreate_database(DATABASE)
+    if held := flush_redis(redis_url()):
         print(f"  warning: Redis database {REDIS_DATABASE} held {held} keys (flushed)")
     org_id = prepare_organization()
     print(f"\n== {count:,} payments, day {day} ==")
@@ -799,8 +773,8 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         finally:
             with contextlib.suppress(Exception):
-                flush_redis()
-            drop_database()
+                flush_redis(redis_url())
+            drop_database(DATABASE)
 
 
 if __name__ == "__main__":

@@ -77,15 +77,17 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BE
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.ingest import (  # noqa: E402 - needs the sys.path above
-    ADMIN_DATABASE_URL,
     REDIS_BASE_URL,
     STRIPE_SECRET,
     CpuMeter,
     Server,
     Slot,
     database_url_named,
+    drop_database,
+    flush_redis,
     free_port,
     prepare_account,
+    recreate_database,
     stripe_event,
     verdict,
 )
@@ -124,34 +126,6 @@ WARMUP_SECONDS = 2.0
 
 def redis_url() -> str:
     return urlsplit(REDIS_BASE_URL)._replace(path=f"/{REDIS_DATABASE}").geturl()
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{DATABASE}"')
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-
-
-def flush_redis() -> int:
-    """Empty the bench's Redis database; how many keys it held."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url(), socket_timeout=5)
-    try:
-        held = int(client.dbsize())
-        client.flushdb()
-        return held
-    finally:
-        client.close()
 
 
 def queued(queue_name: str = "webhooks") -> int:
@@ -1132,8 +1106,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="recon-bench-worker-"))
     children: list[Server | Autoanalyze | Profiler] = []  # stopped at the end, in order
     try:
-        recreate_database()
-        if held := flush_redis():
+        recreate_database(DATABASE)
+        if held := flush_redis(redis_url()):
             print(
                 f"warning: Redis database {REDIS_DATABASE} held {held} keys: if another "
                 "process uses it, it will take or flush this bench's tasks"
@@ -1151,8 +1125,8 @@ def main(argv: list[str] | None = None) -> int:
         for child in children:
             child.stop()
         with contextlib.suppress(Exception):
-            flush_redis()
-        drop_database()
+            flush_redis(redis_url())
+        drop_database(DATABASE)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
