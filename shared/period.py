@@ -58,25 +58,23 @@ class PeriodResult:
     findings: list[Finding] = field(default_factory=list)
 
 
-BIND_BY_PROVIDER_REFERENCE = text("""
+# By reference, in the matching order; the join column is a constant of this module.
+_BIND_BY_REFERENCE = """
 UPDATE provider_records AS r
-SET payment_id = p.id, match_method = 'provider_reference', matched_at = :now
+SET payment_id = p.id, match_method = '{method}', matched_at = :now
 FROM payments AS p
 WHERE r.org_id = :org AND p.org_id = :org AND r.payment_id IS NULL
-  AND p.provider = r.provider AND p.provider_reference = r.provider_reference
+  AND p.provider = r.provider AND {join}
   AND p.occurred_at >= :start AND p.occurred_at < :end
   AND r.occurred_at >= :start - :around AND r.occurred_at < :end + :around
-""")
-
-BIND_BY_MERCHANT_REFERENCE = text("""
-UPDATE provider_records AS r
-SET payment_id = p.id, match_method = 'merchant_reference', matched_at = :now
-FROM payments AS p
-WHERE r.org_id = :org AND p.org_id = :org AND r.payment_id IS NULL
-  AND p.provider = r.provider AND p.external_id = r.merchant_reference
-  AND p.occurred_at >= :start AND p.occurred_at < :end
-  AND r.occurred_at >= :start - :around AND r.occurred_at < :end + :around
-""")
+"""
+BIND_BY_REFERENCES = [
+    text(_BIND_BY_REFERENCE.format(method=method, join=join))
+    for method, join in (
+        ("provider_reference", "p.provider_reference = r.provider_reference"),
+        ("merchant_reference", "p.external_id = r.merchant_reference"),
+    )
+]
 
 # The heuristic accepts a pair only when each side has exactly one candidate: among the
 # unmatched records near the period and every unmatched payment of the organisation.
@@ -116,8 +114,8 @@ def bind_period(
 ) -> None:
     """Match the period's unmatched records: provider reference, merchant reference, heuristic."""
     params = {"org": org_id, "start": start, "end": end, "around": LOOK_AROUND, "now": now}
-    session.execute(BIND_BY_PROVIDER_REFERENCE, params)
-    session.execute(BIND_BY_MERCHANT_REFERENCE, params)
+    for statement in BIND_BY_REFERENCES:
+        session.execute(statement, params)
     session.execute(BIND_BY_HEURISTIC, params | {"window": settings.heuristic_window})
 
 
