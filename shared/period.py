@@ -119,19 +119,13 @@ def bind_period(
     session.execute(BIND_BY_HEURISTIC, params | {"window": settings.heuristic_window})
 
 
-def _payment_pages(session: Session, org_id: uuid.UUID, start: datetime, end: datetime):
+def _pages(session: Session, model, *conditions):
+    """Rows of ``model`` matching ``conditions`` in pages of PAGE, by id (keyset)."""
     last = None
     while True:
-        query = (
-            select(Payment)
-            .where(
-                Payment.org_id == org_id, Payment.occurred_at >= start, Payment.occurred_at < end
-            )
-            .order_by(Payment.id)
-            .limit(PAGE)
-        )
+        query = select(model).where(*conditions).order_by(model.id).limit(PAGE)
         if last is not None:
-            query = query.where(Payment.id > last)
+            query = query.where(model.id > last)
         page = list(session.scalars(query))
         if not page:
             return
@@ -155,30 +149,6 @@ def _records_of(session: Session, payment_ids: list[uuid.UUID]) -> dict[uuid.UUI
         groups[record.payment_id].append(record_facts(record))
     _forget(session, records)
     return groups
-
-
-def _unmatched_pages(session: Session, org_id: uuid.UUID, start: datetime, end: datetime):
-    last = None
-    while True:
-        query = (
-            select(ProviderRecord)
-            .where(
-                ProviderRecord.org_id == org_id,
-                ProviderRecord.payment_id.is_(None),
-                ProviderRecord.occurred_at >= start,
-                ProviderRecord.occurred_at < end,
-            )
-            .order_by(ProviderRecord.id)
-            .limit(PAGE)
-        )
-        if last is not None:
-            query = query.where(ProviderRecord.id > last)
-        page = list(session.scalars(query))
-        if not page:
-            return
-        yield page
-        last = page[-1].id
-        _forget(session, page)
 
 
 def _customer_siblings(
@@ -245,7 +215,8 @@ def reconcile_period(
     bind_period(session=session, org_id=org_id, start=start, end=end, settings=settings, now=now)
     session.flush()
     customer = _customer_siblings(session, org_id, start, end, settings.duplicate_window)
-    for payments in _payment_pages(session, org_id, start, end):
+    in_period = (Payment.org_id == org_id, Payment.occurred_at >= start, Payment.occurred_at < end)
+    for payments in _pages(session, Payment, *in_period):
         groups = _records_of(session, [payment.id for payment in payments])
         items = []
         for payment in payments:
@@ -284,7 +255,13 @@ def reconcile_period(
                 )
         _copy_items(session, items)
         result.items += len(items)
-    for records in _unmatched_pages(session, org_id, start, end):
+    unmatched = (
+        ProviderRecord.org_id == org_id,
+        ProviderRecord.payment_id.is_(None),
+        ProviderRecord.occurred_at >= start,
+        ProviderRecord.occurred_at < end,
+    )
+    for records in _pages(session, ProviderRecord, *unmatched):
         items = []
         for record in records:
             facts = record_facts(record)
