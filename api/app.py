@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from flask import Flask
 
+from api.observability import register_observability
 from api.openapi import register_openapi
 from api.problems import register_problem_handlers
-from api.routes import discrepancies, events, health, payments, runs, webhooks
+from api.routes import discrepancies, events, health, metrics, payments, runs, webhooks
 from shared.logs import configure_logging
 from shared.settings import get_settings
 
 
 def create_app() -> Flask:
-    """Build the API: settings checked, JSON logging, problem+json errors, every blueprint.
+    """Build the API: settings checked, JSON logs with request ids, problem+json, every route.
 
     ``/openapi.json`` and ``/docs`` describe every route registered before them.
     """
@@ -21,9 +22,11 @@ def create_app() -> Flask:
     app = Flask("recon")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
+    register_observability(app)
     register_problem_handlers(app)
     for blueprint in (
         health.blueprint,
+        metrics.blueprint,
         webhooks.blueprint,
         events.blueprint,
         payments.blueprint,

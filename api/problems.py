@@ -36,6 +36,13 @@ def _slug(title: str) -> str:
     return title.lower().replace(" ", "-").replace("'", "")
 
 
+def problem_slug(error: DomainError | HTTPException) -> str:
+    """The problem type (last segment of its URI) that ``error`` is answered with."""
+    if isinstance(error, DomainError):
+        return error.type_slug
+    return _slug(error.name)
+
+
 def register_problem_handlers(app: Flask) -> None:
     """Turn every exception into problem+json: domain errors, HTTP errors, the rest as 500."""
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from shared.text import check_identifier
 from shared.triage import (
     MAX_ADJUSTMENT_REFERENCE_LENGTH,
     MAX_ASSIGNEE_LENGTH,
@@ -122,9 +123,14 @@ class DiscrepancyListQuery(Strict):
         | None
     ) = None
     severity: Literal["high", "medium", "low"] | None = None
-    assignee: str | None = Field(
-        default=None, min_length=1, max_length=MAX_ASSIGNEE_LENGTH, pattern=r"^[^\x00]*$"
-    )
+    assignee: (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=MAX_ASSIGNEE_LENGTH),
+            AfterValidator(check_identifier),
+        ]
+        | None
+    ) = None
     run_id: uuid.UUID | None = None
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     min_amount: int | None = Field(default=None, ge=0, le=MAX_BIGINT)

@@ -8,10 +8,12 @@ What it does, in one run:
    ``/readyz``;
 3. closed loop, C concurrent connections: N ``GET /healthz`` (the baseline: the same server
    doing nothing), then N signed ``payment_intent.succeeded`` webhooks, each a unique
-   ``evt_…`` id; bodies and ``Stripe-Signature`` headers are made before the clock starts;
-4. open loop at a steady R events/s for S seconds: each send is scheduled at a fixed
-   instant and its latency runs from that instant (so a stalled server cannot hide its
-   queueing delay by slowing the client down);
+   ``evt_…`` id; bodies and ``Stripe-Signature`` headers are made before the clock starts.
+   Both phases use the same client: ``wrk`` replaying the requests from a file
+   (``bench/replay.lua``) when it is installed, else the asyncio client below;
+4. open loop at a steady R events/s for S seconds (always the asyncio client): each send
+   is scheduled at a fixed instant and its latency runs from that instant (so a stalled
+   server cannot hide its queueing delay by slowing the client down);
 5. counts the rows in ``provider_events``: lost = sent unique − stored;
 6. stops the server, empties the Redis database and drops the bench database, also on
    Ctrl-C or an error.
@@ -19,9 +21,11 @@ What it does, in one run:
 No Celery worker runs: events stay ``pending`` and their tasks pile up in Redis; that is
 the point (the bench measures the request path, not matching).
 
-The client is a small asyncio HTTP/1.1 client over raw protocols (no dependency), cheap
-enough per request that it stays well below one core at the rates measured; the CPU
-line printed after each phase shows where the machine's time went.
+The asyncio client is a small HTTP/1.1 client over raw protocols (no dependency); at a
+few thousand requests/s it needs most of a core, which on a 2-core machine it takes from
+the server — wrk (C, one thread) needs a few percent of one. The CPU lines printed after
+each phase show where the machine's time went (PostgreSQL: the bench database's backends
+and the server's own processes, not other databases' backends).
 
 Run from the repository root: ``.venv/bin/python bench/ingest.py [--events N] ...``.
 Each phase's events are signed just before it starts, so keep a phase shorter than the
@@ -50,7 +54,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -71,6 +75,9 @@ TARGET_RATIO = 0.50
 TARGET_EVENTS_PER_SECOND = 1_500
 TARGET_PACED_P99_MS = 50.0
 WARMUP_REQUESTS = 500
+REPLAY_SCRIPT = Path(__file__).resolve().with_name("replay.lua")
+# PostgreSQL's own processes: their work (WAL writing, checkpoints) is the bench's too.
+POSTGRES_SERVER_PROCESSES = ("checkpointer", "background writer", "walwriter", "autovacuum")
 
 
 # --- Environment: database, Redis, server -------------------------------------------------
@@ -168,16 +175,23 @@ def free_port() -> int:
 
 
 class Server:
-    """``recon serve`` as a child process; its output goes to a log file."""
+    """``recon serve`` as a child process; its output goes to a log file.
 
-    def __init__(self, port: int, workers: int, log_path: Path) -> None:
+    ``worker_class`` (gevent, sync, gthread) overrides ``recon serve``'s default.
+    """
+
+    def __init__(
+        self, port: int, workers: int, log_path: Path, worker_class: str | None = None
+    ) -> None:
         self.port = port
         self.log_path = log_path
         self._log = log_path.open("wb")
+        chosen = ["--worker-class", worker_class] if worker_class else []
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "cli", "serve",
                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                *chosen,
             ],
             cwd=REPO_ROOT,
             env=os.environ.copy(),
@@ -216,9 +230,14 @@ class Server:
 
 
 class CpuMeter:
-    """CPU seconds used by the client, the gunicorn processes, PostgreSQL and Redis."""
+    """CPU seconds used by the client, the gunicorn processes, PostgreSQL and Redis.
 
-    def __init__(self, server_pid: int) -> None:
+    The client is this process and the children it has waited for (wrk). With
+    ``database``, PostgreSQL counts only that database's backends and the server's own
+    processes: the server may be shared with other benches and test runs.
+    """
+
+    def __init__(self, server_pid: int, database: str | None = None) -> None:
         try:
             import psutil
         except ImportError:  # psutil is a dev dependency; without it, no CPU line
@@ -226,6 +245,15 @@ class CpuMeter:
             return
         self.psutil = psutil
         self.server = psutil.Process(server_pid)
+        self.database = database
+
+    def _counts_for_bench(self, cmdline: list[str] | None) -> bool:
+        title = " ".join(cmdline or [])
+        if self.database is None or not title.startswith("postgres:"):
+            return True  # every process, or the postmaster
+        return f" {self.database} " in title or any(
+            name in title for name in POSTGRES_SERVER_PROCESSES
+        )
 
     def _seconds(self, processes: Iterator) -> float:
         total = 0.0
@@ -239,12 +267,15 @@ class CpuMeter:
         if self.psutil is None:
             return None
         by_name: dict[str, list] = {"postgres": [], "redis-server": []}
-        for process in self.psutil.process_iter(["name"]):
+        for process in self.psutil.process_iter(["name", "cmdline"]):
             name = process.info["name"] or ""
+            if name == "postgres" and not self._counts_for_bench(process.info["cmdline"]):
+                continue
             if name in by_name:
                 by_name[name].append(process)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return {
-            "client": time.process_time(),
+            "client": time.process_time() + children.ru_utime + children.ru_stime,
             "gunicorn": self._seconds(iter([self.server, *self.server.children(recursive=True)])),
             "postgres": self._seconds(iter(by_name["postgres"])),
             "redis": self._seconds(iter(by_name["redis-server"])),
@@ -254,12 +285,11 @@ class CpuMeter:
     def describe(before: dict | None, after: dict | None, elapsed: float, requests: int) -> str:
         if before is None or after is None or elapsed <= 0 or requests <= 0:
             return ""
-        parts = [f"{name} {(after[name] - before[name]) / elapsed:.2f}" for name in before]
-        per_request = (after["gunicorn"] - before["gunicorn"]) / requests * 1000
-        return (
-            f"  cores busy: {', '.join(parts)} (of {os.cpu_count()}); "
-            f"gunicorn CPU per request {per_request:.2f} ms"
+        busy = ", ".join(f"{name} {(after[name] - before[name]) / elapsed:.2f}" for name in before)
+        per_request = ", ".join(
+            f"{name} {(after[name] - before[name]) / requests * 1000:.3f}" for name in before
         )
+        return f"  cores busy: {busy} (of {os.cpu_count()})\n  CPU ms per request: {per_request}"
 
 
 # --- Requests -----------------------------------------------------------------------------
@@ -463,6 +493,8 @@ class Outcome:
     latencies: list[float]
     statuses: Counter[int]
     cpu: str = ""
+    # Percentiles (fraction → ms) a client reported itself, when it gives no latency list.
+    percentiles: dict[float, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> int:
@@ -474,6 +506,8 @@ class Outcome:
 
     def percentile_ms(self, fraction: float) -> float:
         """Nearest-rank percentile of the latencies, in milliseconds."""
+        if fraction in self.percentiles:
+            return self.percentiles[fraction]
         ordered = sorted(self.latencies)
         if not ordered:
             return math.nan
@@ -536,6 +570,71 @@ async def open_loop(port: int, requests: list[bytes], rate: float) -> tuple[Outc
     return Outcome("", len(requests), elapsed, latencies, statuses), worst_lag
 
 
+# --- wrk: the same closed loop, from C ----------------------------------------------------
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def wrk_replay(port: int, requests: list[bytes], concurrency: int, workdir: Path) -> Outcome:
+    """Send every request once through ``concurrency`` wrk connections (one wrk thread).
+
+    The requests are written to a file that ``bench/replay.lua`` hands out in order; the
+    script ends the run when the last one is answered and reports the time from the first
+    send to the last answer, the status codes and wrk's own latency percentiles.
+    """
+    path = workdir / "requests.bin"
+    with path.open("wb") as file:
+        for raw in requests:
+            file.write(b"%d\n" % len(raw))
+            file.write(raw)
+    # --duration only bounds a run that never completes; the script stops it before.
+    bound = max(60, len(requests) // 100)
+    completed = subprocess.run(
+        [
+            "wrk", "--threads", "1", "--connections", str(concurrency),
+            "--duration", f"{bound}s", "--timeout", "10s", "--script", str(REPLAY_SCRIPT),
+            f"http://127.0.0.1:{port}/", "--", str(path),
+        ],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    path.unlink()
+    report = next(
+        (line for line in completed.stdout.splitlines() if line.startswith("REPLAY ")), None
+    )
+    if report is None:
+        raise RuntimeError(f"wrk failed:\n{completed.stdout}\n{completed.stderr}")
+    figures = json.loads(report.removeprefix("REPLAY "))
+    statuses = Counter({int(status): count for status, count in figures["statuses"].items()})
+    unanswered = figures["requests"] - figures["answered"]
+    if unanswered:
+        statuses[0] += unanswered  # counted as connection errors, like the asyncio client
+    # An unfinished run has no last answer: its rate is over wrk's whole --duration.
+    elapsed = figures["elapsed"] if not unanswered else float(bound)
+    return Outcome(
+        "",
+        len(requests),
+        elapsed,
+        [],
+        statuses,
+        percentiles={0.50: figures["p50_us"] / 1000, 0.99: figures["p99_us"] / 1000},
+    )
+
+
+def closed_loop_phase(
+    client: str, port: int, requests: list[bytes], concurrency: int, workdir: Path
+):
+    """A closed-loop phase with ``client`` (``wrk`` or ``asyncio``), for :func:`measure`."""
+    if client == "wrk":
+
+        async def replay() -> Outcome:
+            return await asyncio.to_thread(wrk_replay, port, requests, concurrency, workdir)
+
+        return replay()
+    return closed_loop(port, requests, concurrency)
+
+
 # --- The run ------------------------------------------------------------------------------
 
 
@@ -570,37 +669,46 @@ def measure(meter: CpuMeter, label: str, coroutine) -> Outcome:
     return outcome
 
 
-def run(args: argparse.Namespace, account_id: str, server: Server) -> None:
+def choose_client(requested: str) -> str:
+    """``wrk`` when asked for or (``auto``) installed, else ``asyncio``."""
+    if requested == "wrk" and not wrk_available():
+        raise SystemExit("--client wrk: wrk is not installed (apt-get install -y wrk)")
+    if requested == "auto":
+        return "wrk" if wrk_available() else "asyncio"
+    return requested
+
+
+def run(args: argparse.Namespace, account_id: str, server: Server, workdir: Path) -> None:
     port = server.port
-    meter = CpuMeter(server.process.pid)
+    meter = CpuMeter(server.process.pid, database=DATABASE)
     sent: Counter[str] = Counter()
+    client = choose_client(args.client)
 
     print(
-        f"recon serve: {args.workers} gunicorn workers on 127.0.0.1:{port}; client: asyncio, "
-        f"{args.concurrency} connections; {os.cpu_count()} cores; Python "
-        f"{sys.version.split()[0]}"
+        f"recon serve: {args.workers} gunicorn {args.worker_class or 'default'} workers on "
+        f"127.0.0.1:{port}; closed-loop client: {client}, {args.concurrency} connections; "
+        f"paced client: asyncio; {os.cpu_count()} cores; Python {sys.version.split()[0]}"
     )
+    if client == "asyncio" and args.client == "auto":
+        print("(wrk is not installed: `apt-get install -y wrk` for a client that leaves the")
+        print(" server its cores; both closed-loop phases use the asyncio client instead)")
+
+    def phase(requests: list[bytes]):
+        return closed_loop_phase(client, port, requests, args.concurrency, workdir)
+
     # Warm-up: worker imports, database pool, Redis connection; not measured.
-    asyncio.run(closed_loop(port, healthz_requests(WARMUP_REQUESTS, port), args.concurrency))
+    asyncio.run(phase(healthz_requests(WARMUP_REQUESTS, port)))
     warmup = stripe_requests("W", WARMUP_REQUESTS, account_id, port)
-    asyncio.run(closed_loop(port, warmup, args.concurrency))
+    asyncio.run(phase(warmup))
     sent["W"] = len(warmup)
 
-    baseline = measure(
-        meter,
-        "baseline GET /healthz",
-        closed_loop(port, healthz_requests(args.events, port), args.concurrency),
-    )
+    baseline = measure(meter, "baseline GET /healthz", phase(healthz_requests(args.events, port)))
     print_outcome(baseline, "req")
 
     burst = stripe_requests("B", args.events, account_id, port)
     body_bytes = len(burst[0].partition(b"\r\n\r\n")[2])
     print(f"(webhook body {body_bytes} bytes; all {len(burst)} signed before the clock starts)")
-    ingest = measure(
-        meter,
-        "ingest POST /webhooks/stripe",
-        closed_loop(port, burst, args.concurrency),
-    )
+    ingest = measure(meter, "ingest POST /webhooks/stripe", phase(burst))
     sent["B"] = len(burst)
     del burst
     print_outcome(ingest, "ev")
@@ -649,6 +757,17 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=500, help="events/s of the paced run")
     parser.add_argument("--duration", type=float, default=10, help="seconds of the paced run")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--worker-class",
+        choices=("gevent", "sync", "gthread"),
+        help="gunicorn worker type (default: recon serve's)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "asyncio"),
+        default="auto",
+        help="closed-loop client: wrk if installed (auto), or the asyncio one",
+    )
     args = parser.parse_args(argv)
     if min(args.events, args.concurrency, args.workers) < 1 or args.rate <= 0:
         parser.error("--events, --concurrency, --workers and --rate must be positive")
@@ -680,9 +799,9 @@ def main(argv: list[str] | None = None) -> int:
         recreate_database()
         flush_redis()
         account_id = prepare_account()
-        server = Server(free_port(), args.workers, workdir / "server.log")
+        server = Server(free_port(), args.workers, workdir / "server.log", args.worker_class)
         server.wait_ready()
-        run(args, account_id, server)
+        run(args, account_id, server, workdir)
         return 0
     except KeyboardInterrupt:
         print("interrupted; cleaning up", file=sys.stderr)

@@ -123,6 +123,8 @@ FLOOR_JOINS = {
     "merchant reference": "r.merchant_reference = p.external_id",
 }
 PROFILE_HZ = 100
+STATEMENT_WORDS = 90  # a statement's first characters name it in the run's breakdown
+BREAKDOWN_SHARE = 0.01  # statements under this share of the run are summed as the rest
 
 
 # --- Environment: database, Redis -----------------------------------------------------------
@@ -407,6 +409,28 @@ def _rss_now_kb() -> int:
     return 0
 
 
+def _time_statements(engine) -> Counter:
+    """Wall time of each SQL statement the engine runs, summed by its first words.
+
+    COPY (written through the driver) and fetches from server-side cursors are not
+    statements here: their time is in what the caller does not find in this Counter.
+    """
+    from sqlalchemy import event
+
+    spent: Counter = Counter()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def started(conn, cursor, statement, parameters, context, executemany):
+        conn.info["bench_started"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def finished(conn, cursor, statement, parameters, context, executemany):
+        words = " ".join(statement.split())
+        spent[words[:STATEMENT_WORDS]] += time.perf_counter() - conn.info["bench_started"]
+
+    return spent
+
+
 def child_run(org_id: uuid.UUID, day: date) -> dict:
     """The full run, as the worker task would do it; its wall time and this process's peak."""
     from shared.db import get_engine, unit_of_work
@@ -414,6 +438,7 @@ def child_run(org_id: uuid.UUID, day: date) -> dict:
 
     with get_engine().connect():  # connected and imported before the clock starts
         pass
+    statements = _time_statements(get_engine())
     baseline = _rss_now_kb()
     began = time.perf_counter()
     with unit_of_work() as session:
@@ -428,6 +453,7 @@ def child_run(org_id: uuid.UUID, day: date) -> dict:
         "run_id": str(run_id),
         "baseline_rss_kb": baseline,
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "statements": statements.most_common(),
     }
 
 
@@ -595,6 +621,22 @@ def summarise_profile(path: Path, top: int = 12) -> list[str]:
     return lines
 
 
+def time_breakdown(run: dict) -> list[str]:
+    """The run's largest SQL statements and the rest, in seconds and share of the run."""
+    lines, listed = [], 0.0
+    for statement, seconds in run["statements"]:
+        if seconds < BREAKDOWN_SHARE * run["seconds"]:
+            break
+        listed += seconds
+        lines.append(f"    {seconds:8.2f} s {100 * seconds / run['seconds']:5.1f} %  {statement} …")
+    rest = run["seconds"] - listed
+    lines.append(
+        f"    {rest:8.2f} s {100 * rest / run['seconds']:5.1f} %  everything else: Python, "
+        "COPY, cursor fetches, smaller statements"
+    )
+    return lines
+
+
 # --- One measurement ------------------------------------------------------------------------
 
 
@@ -640,6 +682,8 @@ def measure(count: int, args: argparse.Namespace, workdir: Path) -> Measured:
     print(f"  full run (trigger_run + execute_run)       {run['seconds']:7.2f} s  "
           f"(peak RSS {run['peak_rss_kb'] / 1024:.0f} MB, "
           f"{run['baseline_rss_kb'] / 1024:.0f} MB before the run)")  # fmt: skip
+    print(f"  where the run's time went (SQL statements over {100 * BREAKDOWN_SHARE:g} % of it):")
+    print("\n".join(time_breakdown(run)))
     with connect() as connection:
         report = connection.execute(
             "SELECT report_json FROM reconciliation_runs WHERE id = %s", (run["run_id"],)

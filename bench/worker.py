@@ -358,14 +358,19 @@ class CeleryWorker(Server):
     Shares bench/ingest.py's Server for the log tail and the graceful stop.
     """
 
-    def __init__(self, name: str, concurrency: int, log_path: Path) -> None:
+    def __init__(
+        self, name: str, concurrency: int, log_path: Path, prefetch: int | None = None
+    ) -> None:
         from cli.processes import worker_argv
 
         self.port = 0
         self.log_path = log_path
         self._log = log_path.open("wb")
+        options = ["--hostname", f"{name}@%h"]
+        if prefetch is not None:
+            options += ["--prefetch-multiplier", str(prefetch)]
         self.process = subprocess.Popen(
-            [*worker_argv(QUEUES, concurrency), "--hostname", f"{name}@%h"],
+            [*worker_argv(QUEUES, concurrency), *options],
             cwd=REPO_ROOT,
             env=os.environ.copy(),
             stdout=self._log,
@@ -449,7 +454,9 @@ class GroupMeter(CpuMeter):
         return seconds
 
     @staticmethod
-    def describe(before: dict | None, after: dict | None, elapsed: float, events: int) -> str:
+    def describe(
+        before: dict | None, after: dict | None, elapsed: float, events: int, unit: str = "event"
+    ) -> str:
         if before is None or after is None or elapsed <= 0 or events <= 0:
             return ""
         busy = ", ".join(f"{name} {(after[name] - before[name]) / elapsed:.2f}" for name in before)
@@ -458,7 +465,7 @@ class GroupMeter(CpuMeter):
             for name in before
             if name != "client"
         )
-        return f"  cores busy: {busy} (of {os.cpu_count()})\n  CPU ms per event: {per_event}"
+        return f"  cores busy: {busy} (of {os.cpu_count()})\n  CPU ms per {unit}: {per_event}"
 
 
 class Profiler:
@@ -532,12 +539,14 @@ def summarise_profile(label: str, paths: list[Path], events: int, top: int = 15)
     """Print where a group of processes spent its wall time, in ms per event: by kind of
     work (innermost frame); by the innermost project function (the query or ORM call it
     made included), with how much of it was waiting on PostgreSQL; and by function,
-    inclusive (project functions when there are any, else every frame not common to all)."""
+    inclusive (project functions when there are any, else every frame not common to all).
+    Only main threads count: helper threads (the metrics flusher) sleep most of the time."""
     inclusive: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     sites: Counter[str] = Counter()
     site_waits: Counter[str] = Counter()
     total = 0
+    background = 0
     for path in paths:
         if not path.exists():
             continue
@@ -547,6 +556,9 @@ def summarise_profile(label: str, paths: list[Path], events: int, top: int = 15)
                 continue
             samples = int(count)
             frames = [_frame(raw) for raw in stack.split(";")]
+            if frames[0].startswith("Thread._bootstrap "):
+                background += samples  # a helper thread (metrics flush...): mostly asleep
+                continue
             total += samples
             kind = _where(frames)
             kinds[kind] += samples
@@ -561,7 +573,10 @@ def summarise_profile(label: str, paths: list[Path], events: int, top: int = 15)
         print(f"  ({label}: py-spy recorded nothing)")
         return
     per_event = 1000 / PROFILE_HZ / events  # ms of wall per sample, per event
-    print(f"  py-spy, {label} ({len(paths)} processes, {total} samples; wall ms per event):")
+    print(
+        f"  py-spy, {label} ({len(paths)} processes, {total} samples of their main threads; "
+        f"wall ms per event; {background} samples of helper threads left out):"
+    )
     for kind, samples in kinds.most_common():
         print(f"    {samples * per_event:7.2f} ms  {samples / total:6.1%}  {kind}")
     if sites:
@@ -720,6 +735,31 @@ def wait_for_items(expected: int, started: float, on_first=None) -> Throughput:
         counted=count - first_count,
         total=now - started,
     )
+
+
+def waiting_deliveries() -> int:
+    """Task messages not acknowledged yet: queued in Redis, or reserved by the worker."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url(), socket_timeout=5)
+    try:
+        return int(client.llen("webhooks")) + int(client.hlen("unacked"))
+    finally:
+        client.close()
+
+
+def wait_for_drain() -> float:
+    """Seconds until every task message has been acknowledged (or progress stalls)."""
+    started = last_change = time.monotonic()
+    last = waiting_deliveries()
+    while last:
+        time.sleep(PROGRESS_POLL_SECONDS)
+        now, waiting = time.monotonic(), waiting_deliveries()
+        if waiting != last:
+            last_change, last = now, waiting
+        elif now - last_change > STALL_SECONDS:
+            raise RuntimeError(f"{waiting} task messages still unacknowledged")
+    return time.monotonic() - started
 
 
 # --- Phase B: latency at a steady rate ------------------------------------------------------
@@ -910,13 +950,55 @@ def run_paced(
     return elapsed, lag, watcher
 
 
+# --- SQL per event ------------------------------------------------------------------------------
+
+
+def count_statements(account_id: str, org_id: uuid.UUID, count: int, seed: int) -> bool:
+    """Print the SQL statements and commits per event, counted in this process with
+    SQLAlchemy's ``before_cursor_execute`` and ``commit`` events: ``count`` events processed
+    one per transaction, then ``count`` others through the task's function, called once per
+    event as the tasks are (each call claims up to a batch of pending events). True if both
+    wrote what their data must produce."""
+    from sqlalchemy import event
+
+    from shared.db import get_engine, unit_of_work
+    from shared.processing import process_pending_events, process_provider_event
+
+    maker = SaleMaker(random.Random(seed))
+    alone, together = maker.sales(count, "S"), maker.sales(count, "T")
+    load_payments(org_id, alone + together)
+    counted: Counter[str] = Counter()
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", lambda *_: counted.update(["statements"]))
+    event.listen(engine, "commit", lambda *_: counted.update(["commits"]))
+    good = True
+    for label, sales, phase, process in (
+        ("one event per transaction", alone, "S", process_provider_event),
+        ("the task's batch claims", together, "T", process_pending_events),
+    ):
+        ids = store_events(org_id, uuid.UUID(account_id), sales, phase)
+        counted.clear()
+        started = time.perf_counter()
+        for event_id in ids:
+            with unit_of_work() as session:
+                process(session=session, event_id=uuid.UUID(event_id))
+        elapsed = time.perf_counter() - started
+        print(
+            f"  {label:<26} {counted['statements'] / count:6.2f} statements and "
+            f"{counted['commits'] / count:.2f} commits per event (each commit after a BEGIN); "
+            f"{elapsed * 1000 / count:.2f} ms per event in this one process"
+        )
+        good = check_phase(label, sales, stored(phase)) and good
+    return good
+
+
 # --- The run --------------------------------------------------------------------------------
 
 
-def start_workers(layout: str, workdir: Path) -> list[CeleryWorker]:
+def start_workers(layout: str, workdir: Path, prefetch: int | None) -> list[CeleryWorker]:
     if layout == "one-worker":
-        return [CeleryWorker("bench", 2, workdir / "worker.log")]
-    return [CeleryWorker(f"bench{n}", 1, workdir / f"worker{n}.log") for n in (1, 2)]
+        return [CeleryWorker("bench", 2, workdir / "worker.log", prefetch)]
+    return [CeleryWorker(f"bench{n}", 1, workdir / f"worker{n}.log", prefetch) for n in (1, 2)]
 
 
 def run(args: argparse.Namespace, workdir: Path, children: list) -> bool:
@@ -956,6 +1038,8 @@ def run(args: argparse.Namespace, workdir: Path, children: list) -> bool:
             analyzer.start()
     with connect() as connection:
         server_version = connection.info.server_version
+    if args.prefetch is not None:
+        layout += f", --prefetch-multiplier {args.prefetch}"
     print(
         f"worker: {layout}, queues {QUEUES}; {os.cpu_count()} cores; "
         f"Python {sys.version.split()[0]}; PostgreSQL {server_version // 10_000}"
@@ -970,7 +1054,7 @@ def run(args: argparse.Namespace, workdir: Path, children: list) -> bool:
         f"{time.perf_counter() - started:.1f} s; starting the worker"
     )
     meter = GroupMeter()
-    workers = start_workers(args.layout, workdir)
+    workers = start_workers(args.layout, workdir, args.prefetch)
     children.extend(workers)
     consumers = [worker.process.pid for worker in workers]
     meter.watch("consumer", consumers, "root")
@@ -996,6 +1080,20 @@ def run(args: argparse.Namespace, workdir: Path, children: list) -> bool:
         f"{throughput.rate:,.0f} ev/s  (incl. start-up {args.events / throughput.total:,.0f} ev/s)"
     )
     print(GroupMeter.describe(before, after, throughput.total, args.events))
+    # A task claims up to a batch of pending events, so most messages are left for events
+    # another task's batch processed: each costs a delivery and a claim that finds nothing.
+    leftover = waiting_deliveries()
+    drained = wait_for_drain()
+    after_drain = meter.snapshot()
+    whole = throughput.total + drained
+    print(
+        f"  {leftover} task messages were left when the last item was stored (their events "
+        f"processed by other tasks' batches): acknowledged in {drained:.1f} s more, "
+        f"{leftover / drained if drained else 0:,.0f}/s; every message acknowledged "
+        f"{whole:.1f} s after spawn ({args.events / whole:,.0f} ev/s)"
+    )
+    if leftover:
+        print(GroupMeter.describe(after, after_drain, drained, leftover, unit="message"))
     if analyzer is not None:
         print(f"  ANALYZE run by the bench so far: {dict(analyzer.runs) or 'none'}")
     good_a = check_phase("phase A", batch_a, stored("A"))
@@ -1081,9 +1179,22 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="record the pool processes with py-spy during phase A into DIR and summarise",
     )
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        metavar="M",
+        help="run the worker with --prefetch-multiplier M (default: the app's setting)",
+    )
+    parser.add_argument(
+        "--statements",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the phases: count SQL statements per event over N events each way",
+    )
     args = parser.parse_args(argv)
-    if args.events < 1 or args.rate <= 0 or args.duration <= 0:
-        parser.error("--events, --rate and --duration must be positive")
+    if args.events < 1 or args.rate <= 0 or args.duration <= 0 or args.statements < 0:
+        parser.error("--events, --rate and --duration must be positive, --statements not negative")
     return args
 
 
@@ -1112,6 +1223,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"warning: Redis database {REDIS_DATABASE} held {held} keys: if another "
                 "process uses it, it will take or flush this bench's tasks"
             )
+        if args.statements:
+            account_id = prepare_account()
+            with connect() as connection:
+                org_id = connection.execute(
+                    "SELECT org_id FROM provider_accounts WHERE id = %s", (account_id,)
+                ).fetchone()[0]
+            print(f"SQL per event, {args.statements} events each way (no Celery worker):")
+            return 0 if count_statements(account_id, org_id, args.statements, args.seed) else 1
         return 0 if run(args, workdir, children) else 1
     except KeyboardInterrupt:
         print("interrupted; cleaning up", file=sys.stderr)

@@ -12,23 +12,37 @@ import click
 
 from cli.services import ensure_services
 from shared import migrations
+from shared.settings import get_settings
 from worker.queues import QUEUES
 
 PYTHON = sys.executable
 
 
-def gunicorn_argv(host: str, port: int, workers: int, threads: int = 1) -> list[str]:
-    """The gunicorn command line serving the Flask app (sync workers unless ``threads``)."""
+WORKER_CLASSES = ("gevent", "sync", "gthread")
+
+
+def gunicorn_argv(
+    host: str, port: int, workers: int, threads: int = 1, worker_class: str = "gevent"
+) -> list[str]:
+    """The gunicorn command line serving the Flask app.
+
+    gevent workers by default: each process serves many requests at once, so the ones
+    waiting on a commit share it (``shared.group_commit``; docs/decisions.md). ``threads``
+    above 1 means gthread workers, as before. Its own log lines are JSON
+    (``cli.gunicorn_logging``); the app writes the access log.
+    """
     return [
         PYTHON, "-m", "gunicorn",
         "--workers", str(workers),
-        "--worker-class", "gthread" if threads > 1 else "sync",
+        "--worker-class", "gthread" if threads > 1 else worker_class,
         "--threads", str(threads),
         "--bind", f"{host}:{port}",
         "--timeout", "30",
         "--graceful-timeout", "20",
         "--keep-alive", "5",
         "--no-control-socket",
+        "--logger-class", "cli.gunicorn_logging.JsonLogger",
+        "--log-level", get_settings().log_level.lower(),
         "api.app:create_app()",
     ]  # fmt: skip
 
@@ -57,11 +71,18 @@ def beat_argv() -> list[str]:
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, help="Gunicorn worker processes.")
 @click.option(
-    "--threads", default=1, show_default=True, help="Request threads per worker (1: sync)."
+    "--worker-class",
+    type=click.Choice(WORKER_CLASSES),
+    default="gevent",
+    show_default=True,
+    help="Gunicorn worker type.",
 )
-def serve(host: str, port: int, workers: int, threads: int) -> None:
+@click.option(
+    "--threads", default=1, show_default=True, help="Request threads per worker (>1: gthread)."
+)
+def serve(host: str, port: int, workers: int, worker_class: str, threads: int) -> None:
     """Run the HTTP API (webhooks and triage) under gunicorn."""
-    argv = gunicorn_argv(host, port, workers, threads)
+    argv = gunicorn_argv(host, port, workers, threads, worker_class)
     os.execv(argv[0], argv)
 
 

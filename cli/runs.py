@@ -5,14 +5,18 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import date
+from typing import IO
 
 import click
 
 from shared.db import unit_of_work
 from shared.errors import DomainError
-from shared.runs import get_run, trigger_run
+from shared.models import ReconciliationRun
+from shared.runs import ACTIVE, get_run, trigger_run
 
 POLL_SECONDS = 1.0
+PROGRESS_SECONDS = 10.0
+REPORT_PATH = "/billing/reconciliation/runs/{run_id}/report"
 
 
 @click.command("run")
@@ -25,7 +29,9 @@ def run(org_id: uuid.UUID, day, first, last, wait: bool) -> None:
     """Queue a reconciliation run of a day (--date) or a period (--from/--to).
 
     A worker executes it; with --wait the command follows it until it completes or
-    fails and prints a summary (exit status 1 if it failed).
+    fails (its status on stderr: one line updated in place on a terminal, a line per
+    change and every 10 s otherwise) and prints a summary with the counts, the duration
+    and where the report is (exit status 1 if it failed).
     """
     if day is not None and (first or last):
         raise click.UsageError("give --date, or --from and --to, not both")
@@ -46,25 +52,59 @@ def run(org_id: uuid.UUID, day, first, last, wait: bool) -> None:
     click.echo(f"run {run_id} {verb} for {start} → {end}")
     if not wait:
         return
-    status = "queued"
-    with click.progressbar(
-        length=2, label="reconciling", file=click.get_text_stream("stderr")
-    ) as bar:
-        while status in ("queued", "running"):
-            time.sleep(POLL_SECONDS)
-            with unit_of_work() as session:
-                current = get_run(session=session, org_id=org_id, run_id=run_id)
-                if current.status != status:
-                    bar.update(1)
-                status = current.status
-                counts = (
-                    current.payments_checked, current.provider_records_checked, current.matched,
-                    current.discrepancies_opened, current.error,
-                )  # fmt: skip
-    payments, records, matched, opened, error = counts
-    click.echo(
-        f"{status}: {payments} payments and {records} provider records checked, "
-        f"{matched} matched, {opened} discrepancies opened"
+    stderr = click.get_text_stream("stderr")
+    progress = RunProgress(stderr, interactive=stderr.isatty())
+    began = time.monotonic()
+    while True:
+        with unit_of_work() as session:
+            current = get_run(session=session, org_id=org_id, run_id=run_id)
+        progress.show(current.status, time.monotonic() - began)
+        if current.status not in ACTIVE:
+            break
+        time.sleep(POLL_SECONDS)
+    progress.close()
+    if current.status != "completed":
+        raise click.ClickException(f"run {run_id} {current.status}: {current.error}")
+    click.echo(summary(current))
+
+
+class RunProgress:
+    """Where a waited-for run stands, on stderr.
+
+    On a terminal one status line is rewritten in place at every poll; otherwise (a log
+    file, CI) a plain line is written when the status changes and every
+    PROGRESS_SECONDS while it does not.
+    """
+
+    def __init__(self, stream: IO[str], *, interactive: bool) -> None:
+        self.stream = stream
+        self.interactive = interactive
+        self.status: str | None = None
+        self.next_line_at = 0.0
+
+    def show(self, status: str, elapsed: float) -> None:
+        """Report ``status`` after ``elapsed`` seconds of waiting."""
+        text = f"run is {status} ({elapsed:.0f} s)"
+        if self.interactive:
+            click.echo(f"\r\033[K{text}", nl=False, file=self.stream, color=True)
+        elif status != self.status or elapsed >= self.next_line_at:
+            click.echo(text, file=self.stream)
+            self.next_line_at = elapsed + PROGRESS_SECONDS
+        self.status = status
+
+    def close(self) -> None:
+        """Clear the status line, so the summary starts on a clean line."""
+        if self.interactive and self.status is not None:
+            click.echo("\r\033[K", nl=False, file=self.stream, color=True)
+
+
+def summary(run: ReconciliationRun) -> str:
+    """A completed run in two lines: duration and counts, then where its report is."""
+    seconds = (run.finished_at - run.started_at).total_seconds()
+    return (
+        f"completed in {seconds:.1f} s: {run.payments_checked} payments and "
+        f"{run.provider_records_checked} provider records checked, {run.matched} matched, "
+        f"{run.discrepancies_opened} discrepancies opened, "
+        f"{run.discrepancies_auto_resolved} auto-resolved\n"
+        f"report: GET {REPORT_PATH.format(run_id=run.id)} (?format=markdown for Markdown)"
     )
-    if status == "failed":
-        raise click.ClickException(f"run failed: {error}")

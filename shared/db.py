@@ -33,6 +33,8 @@ def make_engine(url: str, **options: object) -> Engine:
         options.setdefault("pool_size", 5)
         options.setdefault("max_overflow", 10)
         options.setdefault("pool_timeout", 5)
+    # Statement parameters (payloads, key digests) never appear in errors or their logs.
+    options.setdefault("hide_parameters", True)
     return create_engine(psycopg_url(url), **options)
 
 

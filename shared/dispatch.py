@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import uuid
 from collections.abc import Iterable
 from functools import cache
 
 import redis
 from celery.signals import after_task_publish
+from celery.utils.nodenames import anon_nodename
 from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from shared.db import after_commit
-from shared.logs import get_logger
+from shared.logs import current_request_id, get_logger
 from shared.settings import get_settings
 from worker.celery_app import celery_app
 
@@ -43,15 +45,38 @@ def broker() -> redis.Redis:
 
 
 @cache
+def _origin(pid: int) -> str:
+    # Celery's default origin names the sending process: "gen<pid>@<host>".
+    return anon_nodename()
+
+
+@cache
 def queue_of(task_name: str) -> str:
     """The queue Celery's routing sends ``task_name`` to."""
     return celery_app.amqp.router.route({}, task_name)["queue"].name
 
 
-def task_message(task_name: str, args: list) -> tuple[bytes, dict, list]:
-    """One Celery protocol-2 message for ``task_name(*args)``, in kombu's Redis envelope."""
+def task_message(
+    task_name: str, args: list, request_id: str | None = None
+) -> tuple[bytes, dict, list]:
+    """One Celery protocol-2 message for ``task_name(*args)``, in kombu's Redis envelope.
+
+    ``request_id`` (the request that queued the task) travels in the ``request_id``
+    header, so the task's log lines name that request.
+    """
     task_id = str(uuid.uuid4())
-    message = celery_app.amqp.as_task_v2(task_id, task_name, args=args)
+    # The informational reprs and the origin passed in: Celery's own (saferepr, hostname
+    # lookup) were half the cost of a message. The args here are a few short ids.
+    message = celery_app.amqp.as_task_v2(
+        task_id,
+        task_name,
+        args=args,
+        argsrepr=repr(args),
+        kwargsrepr="{}",
+        origin=_origin(os.getpid()),
+    )
+    if request_id is not None:
+        message.headers["request_id"] = request_id
     body = json.dumps(message.body).encode()
     envelope = {
         "body": base64.b64encode(body).decode(),
@@ -71,8 +96,21 @@ def task_message(task_name: str, args: list) -> tuple[bytes, dict, list]:
 
 
 def send_now(task_name: str, ids: Iterable[str]) -> int:
-    """Queue ``task_name(id)`` for each id in one round trip; return how many were queued."""
-    messages = [task_message(task_name, [identifier]) for identifier in ids]
+    """Queue ``task_name(id)`` for each id in one round trip; return how many were queued.
+
+    Each message carries the current request id, if any.
+    """
+    request_id = current_request_id()
+    return send_messages(
+        task_name, [task_message(task_name, [identifier], request_id) for identifier in ids]
+    )
+
+
+def send_messages(task_name: str, messages: list[tuple[bytes, dict, list]]) -> int:
+    """Push :func:`task_message` results of ``task_name`` in one LPUSH; how many were queued.
+
+    A broker outage is logged and reported as 0, never raised.
+    """
     if not messages:
         return 0
     queue = queue_of(task_name)

@@ -4,24 +4,32 @@ The order is the guarantee. An event is a row in PostgreSQL before anything else
 happens; the queue only says "look at row X". If the enqueue fails (Redis down, the
 process dies between commit and send), the row stays ``pending`` and
 :func:`sweep_pending_events` enqueues it again.
+
+Deliveries that arrive together in one process are stored together (group commit,
+:mod:`shared.group_commit`): one INSERT, one commit and one LPUSH for all of them, and
+each request is answered only once its own rows are committed.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
-from sqlalchemy import Connection, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from psycopg.types.json import Jsonb
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from shared.db import single_statement
-from shared.dispatch import send_after_commit, send_now
+from shared.dispatch import send_after_commit, send_messages, task_message
 from shared.errors import NotFound
-from shared.logs import get_logger
+from shared.group_commit import GroupCommit
+from shared.logs import current_request_id, get_logger
 from shared.models import ProviderAccount, ProviderEvent
 from shared.pagination import Page, decode_cursor, page_of
 from shared.providers import VerifiedEvent
@@ -75,7 +83,17 @@ class WebhookAccount:
 
 
 ACCOUNT_CACHE_SECONDS = 5.0
-_account_cache: dict[uuid.UUID, tuple[float, WebhookAccount]] = {}
+
+
+@dataclass(frozen=True)
+class _CachedAccount:
+    read_at: float  # when the read began
+    account: WebhookAccount
+
+
+_account_cache: dict[uuid.UUID, _CachedAccount] = {}
+# Striped, so that unknown ids sent by anyone cannot grow a table of locks.
+_account_loads = [threading.Lock() for _ in range(64)]
 
 
 def forget_cached_accounts() -> None:
@@ -83,19 +101,8 @@ def forget_cached_accounts() -> None:
     _account_cache.clear()
 
 
-def load_webhook_account(
-    *, connection: Connection, provider: str, account_id: uuid.UUID, fresh: bool = False
-) -> WebhookAccount:
-    """The active account behind a webhook URL, or NotFound (also for a provider mismatch).
-
-    Accounts are cached per process for ACCOUNT_CACHE_SECONDS; ``fresh`` reads the
-    database. A deactivated account or a removed secret therefore stops working within
-    seconds, while a new secret works at once (see :func:`verify_delivery`).
-    """
-    cached = _account_cache.get(account_id)
-    if not fresh and cached is not None and cached[0] > time.monotonic():
-        account = cached[1]
-    else:
+def _read_account(account_id: uuid.UUID) -> WebhookAccount | None:
+    with single_statement() as connection:
         row = connection.execute(
             select(
                 ProviderAccount.id,
@@ -104,19 +111,52 @@ def load_webhook_account(
                 ProviderAccount.signing_secrets,
             ).where(ProviderAccount.id == account_id, ProviderAccount.active.is_(True))
         ).one_or_none()
-        if row is None:
-            _account_cache.pop(account_id, None)
-            raise NotFound(f"no active {provider} webhook endpoint {account_id}")
-        account = WebhookAccount(*row)
-        _account_cache[account_id] = (time.monotonic() + ACCOUNT_CACHE_SECONDS, account)
-    if account.provider != provider:
+    return None if row is None else WebhookAccount(*row)
+
+
+def load_webhook_account(
+    *, provider: str, account_id: uuid.UUID, fresh: bool = False
+) -> WebhookAccount:
+    """The active account behind a webhook URL, or NotFound (also for a provider mismatch).
+
+    Accounts are cached per process for ACCOUNT_CACHE_SECONDS; ``fresh`` asks for a
+    database read made after this call began. A deactivated account or a removed secret
+    therefore stops working within seconds, while a new secret works at once (see
+    :func:`verify_delivery`). Concurrent requests that miss the cache share one read
+    (one connection), rather than each taking a connection at the same moment.
+    """
+    asked_at = time.monotonic()
+
+    def usable(entry: _CachedAccount | None) -> bool:
+        # A read begun since this call began is good for ``fresh`` too (requests that
+        # waited for it share it); an older one only within the cache window.
+        if entry is None:
+            return False
+        return entry.read_at >= asked_at or (
+            not fresh and entry.read_at + ACCOUNT_CACHE_SECONDS > asked_at
+        )
+
+    entry = _account_cache.get(account_id)
+    if not usable(entry):
+        with _account_loads[hash(account_id) % len(_account_loads)]:
+            entry = _account_cache.get(account_id)
+            if not usable(entry):
+                read_at = time.monotonic()
+                found = _read_account(account_id)
+                # Unknown ids are not kept: anyone can send them.
+                entry = None if found is None else _CachedAccount(read_at, found)
+                if entry is None:
+                    _account_cache.pop(account_id, None)
+                else:
+                    _account_cache[account_id] = entry
+    account = None if entry is None else entry.account
+    if account is None or account.provider != provider:
         raise NotFound(f"no active {provider} webhook endpoint {account_id}")
     return account
 
 
 def verify_delivery(
     *,
-    connection: Connection,
     provider: str,
     account_id: uuid.UUID,
     body: bytes,
@@ -129,46 +169,126 @@ def verify_delivery(
     database, so a secret added during rotation is accepted immediately.
     """
     tolerance = get_settings().webhook_tolerance_seconds
-    account = load_webhook_account(connection=connection, provider=provider, account_id=account_id)
+    account = load_webhook_account(provider=provider, account_id=account_id)
     try:
         return account, PARSERS[provider](body, headers, account.secrets, now, tolerance)
     except InvalidSignature:
-        fresh = load_webhook_account(
-            connection=connection, provider=provider, account_id=account_id, fresh=True
-        )
+        fresh = load_webhook_account(provider=provider, account_id=account_id, fresh=True)
         if fresh.secrets == account.secrets:
             raise
         return fresh, PARSERS[provider](body, headers, fresh.secrets, now, tolerance)
 
 
-INSERT_EVENTS = (
-    insert(ProviderEvent)
-    .on_conflict_do_nothing(index_elements=["provider_account_id", "provider_event_id"])
-    .returning(ProviderEvent.id)
+@dataclass(frozen=True)
+class Delivery:
+    """The verified events of one request, waiting to be stored with the request's id."""
+
+    account: WebhookAccount
+    events: list[VerifiedEvent]
+    request_id: str | None
+
+
+# Rows of one statement: ~2,000 parameters, far below PostgreSQL's 65,535.
+MAX_ROWS_PER_INSERT = 300
+_COLUMNS = (
+    "org_id, provider_account_id, provider, provider_event_id, event_type, payload, "
+    "signature_verified"
 )
 
 
-def store_events(
-    *, connection: Connection, account: WebhookAccount, events: list[VerifiedEvent]
-) -> list[uuid.UUID]:
-    """Insert the events once each (one ``INSERT … ON CONFLICT DO NOTHING``); new ids."""
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "org_id": account.org_id,
-            "provider_account_id": account.id,
-            "provider": account.provider,
-            "provider_event_id": event.provider_event_id,
-            "event_type": event.event_type,
-            "payload": event.payload,
-            "signature_verified": True,
+@cache
+def insert_events_sql(rows: int) -> str:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING`` for ``rows`` events, one statement.
+
+    One text per row count, so psycopg prepares each after a few uses.
+    """
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, true)"] * rows)
+    return (
+        f"INSERT INTO provider_events ({_COLUMNS}) VALUES {values} "  # noqa: S608 - no input
+        "ON CONFLICT (provider_account_id, provider_event_id) DO NOTHING "
+        "RETURNING id, provider_account_id, provider_event_id"
+    )
+
+
+def _insert(deliveries: Sequence[Delivery]) -> list[list[uuid.UUID]]:
+    """Insert every event of ``deliveries`` in one autocommit statement; new ids of each.
+
+    The statement is atomic and committed when it returns. An event whose key is already
+    stored — or appears earlier in the same statement — is a duplicate: it gets no id.
+    """
+    parameters: list[object] = []
+    for delivery in deliveries:
+        account = delivery.account
+        for event in delivery.events:
+            parameters += (
+                account.org_id,
+                account.id,
+                account.provider,
+                event.provider_event_id,
+                event.event_type,
+                Jsonb(event.payload),
+            )
+    if not parameters:
+        return [[] for _ in deliveries]
+    sql = insert_events_sql(len(parameters) // 6)
+    with single_statement() as connection:
+        inserted = {
+            (account_id, event_id): new_id
+            for new_id, account_id, event_id in connection.exec_driver_sql(sql, tuple(parameters))
         }
-        for event in events
+    outcomes = []
+    for delivery in deliveries:
+        new_ids = []
+        for event in delivery.events:
+            new_id = inserted.pop((delivery.account.id, event.provider_event_id), None)
+            if new_id is not None:
+                new_ids.append(new_id)
+        outcomes.append(new_ids)
+    return outcomes
+
+
+def _store_and_queue(deliveries: list[Delivery]) -> list[list[uuid.UUID] | Exception]:
+    """Store a batch of deliveries, commit, then queue one task per new event (one LPUSH).
+
+    If PostgreSQL refuses the batch for a reason other than being unreachable, each
+    delivery is stored on its own, so that a row it refuses fails only its own request.
+    """
+    try:
+        outcomes: list[list[uuid.UUID] | Exception] = list(_insert(deliveries))
+    except DBAPIError as error:
+        if len(deliveries) == 1 or isinstance(error, OperationalError):
+            raise
+        outcomes = []
+        for delivery in deliveries:
+            try:
+                outcomes += _insert([delivery])
+            except DBAPIError as own_error:
+                outcomes.append(own_error)
+    messages = [
+        task_message(PROCESS_EVENT, [str(event_id)], request_id=delivery.request_id)
+        for delivery, new_ids in zip(deliveries, outcomes, strict=True)
+        if not isinstance(new_ids, Exception)
+        for event_id in new_ids
     ]
-    # A fixed statement with parameter rows compiles once per process, and SQLAlchemy
-    # sends the rows as one multi-row INSERT ("insertmanyvalues"): atomic for a
-    # multi-item Adyen notification too.
-    return list(connection.scalars(INSERT_EVENTS, rows))
+    send_messages(PROCESS_EVENT, messages)
+    return outcomes
+
+
+_deliveries: GroupCommit[Delivery, list[uuid.UUID]] = GroupCommit(
+    _store_and_queue,
+    max_weight=MAX_ROWS_PER_INSERT,
+    weight=lambda delivery: len(delivery.events),
+)
+
+
+def store_delivery(delivery: Delivery) -> list[uuid.UUID]:
+    """Store the delivery's events once each and queue the new ones; their ids.
+
+    Returns only once the rows are committed (together with any other delivery that
+    was waiting in this process); raises the database's error otherwise, with nothing of
+    this delivery stored.
+    """
+    return _deliveries.submit(delivery)
 
 
 def ingest_webhook(
@@ -181,23 +301,20 @@ def ingest_webhook(
 ) -> IngestResult:
     """Verify a webhook delivery, store its events, then queue their processing.
 
-    This is its own unit of work (:func:`shared.db.single_statement`): the INSERT commits
-    by itself, and only then are the new events queued. Raises NotFound for an unknown
+    This is its own unit of work: the events are committed by one autocommit INSERT
+    (:func:`store_delivery`), and only then queued. Raises NotFound for an unknown
     endpoint, InvalidSignature / MalformedPayload (400) or ValidationFailed (422) for
     input that is not authentic or not understood — in every such case nothing is
     stored and nothing is queued.
     """
-    with single_statement() as connection:
-        account, events = verify_delivery(
-            connection=connection,
-            provider=provider,
-            account_id=account_id,
-            body=body,
-            headers=headers,
-            now=time.time() if now is None else now,
-        )
-        new_ids = store_events(connection=connection, account=account, events=events)
-    send_now(PROCESS_EVENT, [str(event_id) for event_id in new_ids])
+    account, events = verify_delivery(
+        provider=provider,
+        account_id=account_id,
+        body=body,
+        headers=headers,
+        now=time.time() if now is None else now,
+    )
+    new_ids = store_delivery(Delivery(account, events, current_request_id()))
     log.info(
         "webhook.stored",
         provider=provider,

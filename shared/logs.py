@@ -2,12 +2,17 @@
 
 Never pass secrets, signatures, keys or whole payloads as fields; :data:`REDACTED_FIELDS`
 are masked as a last line of defence.
+
+Context bound with ``structlog.contextvars`` is on every line: ``request_id`` for an API
+request, and ``task_id``, ``task`` and the ``request_id`` that queued it for a task.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import uuid
 
 import structlog
 
@@ -18,6 +23,10 @@ _HANDLER_NAME = "recon-json"
 REDACTED_FIELDS = frozenset(
     {"secret", "signature", "authorization", "api_key", "key", "token", "password", "payload"}
 )
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[\x20-\x7e]{1,128}")
 
 
 def _redact(_: object, __: str, event_dict: dict) -> dict:
@@ -31,6 +40,7 @@ def configure_logging() -> None:
     level = logging.getLevelNamesMapping()[get_settings().log_level]
     shared_processors = [
         structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
@@ -66,3 +76,15 @@ def configure_logging() -> None:
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structured logger: ``log.info("event.stored", provider=..., event_id=...)``."""
     return structlog.get_logger(name)
+
+
+def request_id_from(value: str | None) -> str:
+    """``value`` if it is a usable request id (1–128 printable ASCII characters), else a new one."""
+    if value is not None and _REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
+
+
+def current_request_id() -> str | None:
+    """The request id bound to this context: an API request's, or the one a task carries."""
+    return structlog.contextvars.get_contextvars().get("request_id")

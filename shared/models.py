@@ -65,6 +65,8 @@ DISCREPANCY_TYPES = (
 )
 SEVERITIES = ("high", "medium", "low")
 DISCREPANCY_STATUSES = ("open", "acknowledged", "resolved")
+# The equality filters of the triage list (shared/triage.py), carried by its indexes.
+DISCREPANCY_LIST_FILTERS = ("status", "type", "severity", "currency", "assignee", "run_id")
 ACTIONS = (
     "opened",
     "acknowledged",
@@ -473,18 +475,24 @@ class ReconciliationDiscrepancy(Base):
             postgresql_where=text("status <> 'resolved'"),
             postgresql_nulls_not_distinct=True,
         ),
+        # The triage list, one index per sort (keyset order: the sort key, then id). Every
+        # filter column follows as a key column, so a filter is checked in the index and
+        # only matching rows are read from the table (docs/decisions.md, "Triage").
         Index(
-            "ix_reconciliation_discrepancies_org_opened",
+            "ix_reconciliation_discrepancies_list_by_opened",
             "org_id",
             "opened_at",
             "id",
+            *DISCREPANCY_LIST_FILTERS,
+            "amount_minor",
         ),
         Index(
-            "ix_reconciliation_discrepancies_org_status",
+            "ix_reconciliation_discrepancies_list_by_amount",
             "org_id",
-            "status",
-            "opened_at",
+            "amount_minor",
             "id",
+            *DISCREPANCY_LIST_FILTERS,
+            "opened_at",
         ),
         Index("ix_reconciliation_discrepancies_payment_id", "payment_id"),
         Index("ix_reconciliation_discrepancies_provider_record_id", "provider_record_id"),

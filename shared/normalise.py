@@ -18,6 +18,7 @@ from shared.errors import ValidationFailed, describe_validation_errors
 from shared.money import normalise_currency
 from shared.providers import Ignored, RecordUpdate
 from shared.providers.standard import MAX_AMOUNT_MINOR, StandardEvent
+from shared.timestamps import check_plausible
 
 Normalised = list[RecordUpdate] | Ignored
 
@@ -66,9 +67,16 @@ def _mapping(value: Any, field: str) -> dict[str, Any]:
     return value
 
 
+# As the Standard payload and payments' external ids: a reference of thousands of
+# characters would not fit PostgreSQL's index rows (an error the worker would retry).
+MAX_TEXT_LENGTH = 255
+
+
 def _text(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValidationFailed(f"{field} is required and must be a non-empty string")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise ValidationFailed(f"{field} must be at most {MAX_TEXT_LENGTH} characters")
     return value
 
 
@@ -100,9 +108,10 @@ def _unix_time(value: Any, field: str) -> datetime:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationFailed(f"{field} is required and must be a Unix time in seconds")
     try:
-        return datetime.fromtimestamp(value, tz=UTC)
+        moment = datetime.fromtimestamp(value, tz=UTC)
     except (OverflowError, OSError, ValueError):
         raise ValidationFailed(f"{field} is not a representable Unix time") from None
+    return check_plausible(moment, field=field)
 
 
 def _iso_time(value: Any, field: str) -> datetime:
@@ -118,7 +127,10 @@ def _iso_time(value: Any, field: str) -> datetime:
 def _as_utc(value: datetime, field: str) -> datetime:
     if value.utcoffset() is None:
         raise ValidationFailed(f"{field} must carry a UTC offset")
-    return value.astimezone(UTC)
+    try:
+        return check_plausible(value.astimezone(UTC), field=field)
+    except OverflowError:
+        raise ValidationFailed(f"{field} is outside the supported range of dates") from None
 
 
 # --- Stripe -------------------------------------------------------------------------------

@@ -66,7 +66,10 @@ def _convert(value: Any, kind: type) -> Any:
     if kind is uuid.UUID:
         return uuid.UUID(value)
     if kind is int:
-        return int(value)
+        number = int(value)
+        if not -(2**63) <= number < 2**63:
+            raise ValueError("cursor number outside BIGINT")
+        return number
     raise TypeError(f"unsupported cursor type {kind}")
 
 

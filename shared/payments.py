@@ -32,6 +32,8 @@ from shared.models import PAYMENT_STATUSES, PROVIDERS, Payment
 from shared.money import normalise_currency
 from shared.organizations import get_organization
 from shared.task_names import MATCH_PAYMENT
+from shared.text import check_identifier
+from shared.timestamps import check_plausible
 
 MAX_BATCH = 1_000
 MAX_AMOUNT_MINOR = 10**15
@@ -53,11 +55,10 @@ log = get_logger(__name__)
 
 
 def _storable_text(value: str) -> str:
-    # PostgreSQL text cannot hold NUL: refuse it here so that the INSERT never fails on
-    # one item (which would take the whole batch down). Pydantic already refuses
-    # unpaired surrogates in every string field.
-    if "\x00" in value:
-        raise ValueError("must not contain the NUL character")
+    # PostgreSQL text cannot hold NUL: refusing it (with the other control characters)
+    # here means the INSERT never fails on one item, which would take the whole batch
+    # down. Pydantic already refuses unpaired surrogates in every string field.
+    check_identifier(value)
     if value != value.strip():
         raise ValueError("must not start or end with whitespace")
     return value
@@ -112,7 +113,7 @@ class PaymentIn(BaseModel):
     @classmethod
     def _in_utc(cls, value: datetime) -> datetime:
         try:
-            return value.astimezone(UTC)
+            return check_plausible(value.astimezone(UTC))
         except OverflowError:
             raise ValueError("is outside the supported range of dates") from None
 

@@ -1,27 +1,40 @@
 """The period run: a whole organisation's period re-checked in the database, set-based.
 
-Candidate pairs are found with SQL joins over the period (plus a look-around window for
-records near its edges) in the matching order of shared/matching.py, and recorded on
-the provider records as the incremental path does. Verdicts then come from the same
-pure rule functions, over payments read in keyset pages (never the whole period at
-once). Items are written by COPY; each finding then goes through ``open_discrepancy``
-(one ``INSERT … ON CONFLICT DO NOTHING`` each — batching them is a known next step).
+Binding. The period's unmatched records are matched with SQL joins over the period (plus
+a look-around window for records near its edges) in the matching order of
+shared/matching.py, and recorded on the records as the incremental path does.
+
+Judging. One statement splits the period's payments in two. A payment with exactly one
+record that agrees with it on currency, amount, refunded amount and status, and that has
+no possible same-customer duplicate, cannot give any finding (docs/decisions.md, "Period
+runs and reports", has the argument and tests/test_period.py pins it to the rules): that
+statement writes its ``matched`` item itself (INSERT … SELECT). Every other payment of
+the period — a candidate — is streamed to Python with its records (a server-side cursor,
+Core rows, no ORM objects) and judged by the same pure functions as the incremental path,
+as are the period's unmatched records. Their items are written with COPY and their
+findings opened in batches; the findings are also kept in a temporary table, where the
+report's totals and a verification run's auto-resolution read them. Nothing holds the
+period in memory.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import column, exists, select, table, text
 from sqlalchemy.orm import Session
 
 from shared.matching import (
     Finding,
     MatchSettings,
+    PaymentFacts,
+    RecordFacts,
     item_outcome,
     judge_customer_duplicate,
     judge_group,
@@ -29,20 +42,30 @@ from shared.matching import (
     primary_record,
 )
 from shared.models import Payment, ProviderRecord, ReconciliationDiscrepancy
-from shared.reconcile import (
-    UNRESOLVED,
-    auto_resolve,
-    open_discrepancy,
-    payment_facts,
-    record_facts,
-)
+from shared.reconcile import UNRESOLVED, auto_resolve, open_discrepancies
 
-PAGE = 5_000
+PAGE = 1_000  # candidate groups (or unmatched records) judged and written per batch
 LOOK_AROUND = timedelta(days=1)
 ITEM_COLUMNS = (
     "id", "org_id", "run_id", "payment_id", "provider_record_id", "outcome", "match_method",
     "amount_difference_minor",
 )  # fmt: skip
+FINDING_COLUMNS = (
+    "type", "payment_id", "provider_record_id", "amount_minor", "currency", "difference_minor",
+)  # fmt: skip
+PAYMENT_FIELDS = tuple(f.name for f in fields(PaymentFacts))
+RECORD_FIELDS = tuple(f.name for f in fields(RecordFacts))
+
+
+@dataclass(frozen=True)
+class FoundTotal:
+    """A run's findings of one type in one currency: how many, and the money at stake."""
+
+    type: str
+    currency: str
+    count: int
+    amount_minor: int  # the findings' amounts, summed
+    difference_minor: int  # their absolute differences (AmountMismatch), summed
 
 
 @dataclass
@@ -55,8 +78,10 @@ class PeriodResult:
     items: int = 0
     opened: int = 0
     auto_resolved: int = 0
-    findings: list[Finding] = field(default_factory=list)
+    found: list[FoundTotal] = field(default_factory=list)
 
+
+# --- Binding ----------------------------------------------------------------------------
 
 # By reference, in the matching order; the join column is a constant of this module.
 _BIND_BY_REFERENCE = """
@@ -119,79 +144,213 @@ def bind_period(
     session.execute(BIND_BY_HEURISTIC, params | {"window": settings.heuristic_window})
 
 
-def _pages(session: Session, model, *conditions):
-    """Rows of ``model`` matching ``conditions`` in pages of PAGE, by id (keyset)."""
-    last = None
-    while True:
-        query = select(model).where(*conditions).order_by(model.id).limit(PAGE)
-        if last is not None:
-            query = query.where(model.id > last)
-        page = list(session.scalars(query))
-        if not page:
-            return
-        yield page
-        last = page[-1].id
-        _forget(session, page)
+# --- Splitting the period: pairs that cannot differ, and candidates ------------------------
+
+# The run's working tables (dropped when it ends): the payments Python judges, and every
+# finding of the run.
+_CREATE_CANDIDATES = text(
+    "CREATE TEMPORARY TABLE period_candidates (payment_id uuid PRIMARY KEY) ON COMMIT DROP"
+)
+_CREATE_FINDINGS = text(
+    "CREATE TEMPORARY TABLE period_findings (type text NOT NULL, payment_id uuid, "
+    "provider_record_id uuid, amount_minor bigint NOT NULL, currency text NOT NULL, "
+    "difference_minor bigint) ON COMMIT DROP"
+)
+_DROP_WORK_TABLES = text("DROP TABLE pg_temp.period_candidates, pg_temp.period_findings")
+_FINDINGS = table("period_findings", *(column(name) for name in FINDING_COLUMNS), schema="pg_temp")
+
+# The SQL pre-filter. A pair is clean when the payment has exactly this one record, the
+# two agree on currency, amount, refunded amount and status (an unknown amount is not
+# equal), and no other record of the organisation could make the record a same-customer
+# duplicate. Clean pairs get their ``matched`` item here; every other payment of the
+# period becomes a candidate. Why no clean pair can give a finding: docs/decisions.md.
+SPLIT_PERIOD = text("""
+WITH pairs AS MATERIALIZED (
+  SELECT p.id AS payment_id, r.id AS record_id, r.match_method, r.org_id, r.customer_ref,
+         r.currency, r.amount_minor, r.occurred_at,
+         (r.currency = p.currency AND r.amount_minor = p.amount_minor
+          AND r.amount_refunded_minor = p.amount_refunded_minor AND r.status = p.status) AS same
+  FROM payments AS p JOIN provider_records AS r ON r.payment_id = p.id
+  WHERE p.org_id = :org AND p.occurred_at >= :start AND p.occurred_at < :end
+), clean AS (
+  INSERT INTO reconciliation_items
+    (org_id, run_id, payment_id, provider_record_id, outcome, match_method)
+  SELECT :org, :run, c.payment_id, c.record_id, 'matched', c.match_method
+  FROM pairs AS c
+  WHERE c.same
+    AND NOT EXISTS (
+      SELECT 1 FROM provider_records AS o
+      WHERE o.payment_id = c.payment_id AND o.id <> c.record_id)
+    AND NOT EXISTS (
+      SELECT 1 FROM provider_records AS e
+      WHERE e.org_id = c.org_id AND e.customer_ref = c.customer_ref
+        AND e.currency = c.currency AND e.amount_minor = c.amount_minor
+        AND e.occurred_at BETWEEN c.occurred_at - :duplicate_window AND c.occurred_at
+        AND e.id <> c.record_id)
+  RETURNING payment_id
+), candidates AS (
+  INSERT INTO pg_temp.period_candidates (payment_id)
+  SELECT p.id FROM payments AS p
+  WHERE p.org_id = :org AND p.occurred_at >= :start AND p.occurred_at < :end
+    AND NOT EXISTS (SELECT 1 FROM clean WHERE clean.payment_id = p.id)
+  RETURNING payment_id
+)
+SELECT (SELECT count(*) FROM clean) AS clean, (SELECT count(*) FROM candidates) AS candidates
+""")
 
 
-def _forget(session: Session, rows: list) -> None:
-    # Keep memory flat across pages; only the page's own rows, never the run being written.
-    for row in rows:
-        session.expunge(row)
+def split_period(
+    *,
+    session: Session,
+    run_id: uuid.UUID,
+    org_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    settings: MatchSettings,
+) -> tuple[int, int]:
+    """Write the ``matched`` items of the period's clean pairs; (clean pairs, candidates).
+
+    Every other payment of the period goes to the temporary table ``period_candidates``.
+    """
+    session.execute(_CREATE_CANDIDATES)
+    counts = session.execute(
+        SPLIT_PERIOD,
+        {
+            "org": org_id,
+            "run": run_id,
+            "start": start,
+            "end": end,
+            "duplicate_window": settings.duplicate_window,
+        },
+    ).one()
+    return counts.clean, counts.candidates
 
 
-def _records_of(session: Session, payment_ids: list[uuid.UUID]) -> dict[uuid.UUID, list]:
-    groups: dict[uuid.UUID, list] = defaultdict(list)
-    records = list(
-        session.scalars(select(ProviderRecord).where(ProviderRecord.payment_id.in_(payment_ids)))
-    )
-    for record in records:
-        groups[record.payment_id].append(record_facts(record))
-    _forget(session, records)
-    return groups
+# --- Streaming what Python judges ----------------------------------------------------------
+
+_PAYMENT_SELECT = ", ".join(f"p.{name}" for name in PAYMENT_FIELDS)
+_RECORD_SELECT = ", ".join(f"r.{name} AS r_{name}" for name in RECORD_FIELDS)
+CANDIDATE_GROUPS = text(
+    f"SELECT {_PAYMENT_SELECT}, {_RECORD_SELECT} "  # noqa: S608 - constant column lists
+    "FROM pg_temp.period_candidates AS c JOIN payments AS p ON p.id = c.payment_id "
+    "LEFT JOIN provider_records AS r ON r.payment_id = p.id ORDER BY p.id"
+)
+UNMATCHED_RECORDS = text(
+    f"SELECT {_RECORD_SELECT} FROM provider_records AS r "  # noqa: S608
+    "WHERE r.org_id = :org AND r.payment_id IS NULL "
+    "AND r.occurred_at >= :start AND r.occurred_at < :end ORDER BY r.id"
+)
+# For each record, the others that could make it a same-customer duplicate (the rule in
+# judge_customer_duplicate decides; this only narrows the rows it is given).
+CUSTOMER_SIBLINGS = text(
+    f"SELECT s.id AS subject_id, {_RECORD_SELECT} "  # noqa: S608
+    "FROM provider_records AS s JOIN provider_records AS r "
+    "ON r.org_id = s.org_id AND r.customer_ref = s.customer_ref AND r.currency = s.currency "
+    "AND r.amount_minor = s.amount_minor AND r.id <> s.id "
+    "AND r.occurred_at BETWEEN s.occurred_at - :window AND s.occurred_at "
+    "WHERE s.id = ANY(CAST(:ids AS uuid[]))"
+)
+
+
+def _record(row: Any, offset: int) -> RecordFacts | None:
+    values = tuple(row)[offset:]
+    return None if values[0] is None else RecordFacts(*values)
+
+
+def _stream(session: Session, statement: Any, params: dict[str, Any] | None = None) -> Any:
+    """Rows of ``statement`` from a server-side cursor, PAGE at a time."""
+    return session.execute(statement, params or {}, execution_options={"yield_per": PAGE})
+
+
+def _candidate_groups(session: Session) -> Iterator[list[tuple[PaymentFacts, list[RecordFacts]]]]:
+    """The candidates with their records, PAGE payments at a time."""
+    width = len(PAYMENT_FIELDS)
+    batch = []
+    rows = _stream(session, CANDIDATE_GROUPS)
+    for _, group in groupby(rows, key=lambda row: row[0]):
+        group = list(group)
+        payment = PaymentFacts(*tuple(group[0])[:width])
+        records = [record for row in group if (record := _record(row, width)) is not None]
+        batch.append((payment, records))
+        if len(batch) == PAGE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _unmatched_records(
+    session: Session, org_id: uuid.UUID, start: datetime, end: datetime
+) -> Iterator[list[RecordFacts]]:
+    """The period's records matched to no payment, PAGE at a time."""
+    rows = _stream(session, UNMATCHED_RECORDS, {"org": org_id, "start": start, "end": end})
+    for page in rows.partitions():
+        yield [_record(row, 0) for row in page]
 
 
 def _customer_siblings(
-    session: Session, org_id: uuid.UUID, start: datetime, end: datetime, window: timedelta
-) -> dict[uuid.UUID, list]:
-    """For each record of the period that may repeat another charge, its earlier candidates."""
-    rows = session.execute(
-        text("""
-        SELECT later.id AS record_id, earlier.id AS sibling_id
-        FROM provider_records later
-        JOIN provider_records earlier
-          ON earlier.org_id = later.org_id AND earlier.customer_ref = later.customer_ref
-         AND earlier.currency = later.currency AND earlier.amount_minor = later.amount_minor
-         AND earlier.id <> later.id
-         AND earlier.occurred_at BETWEEN later.occurred_at - :window AND later.occurred_at
-        WHERE later.org_id = :org AND later.customer_ref IS NOT NULL
-          AND later.occurred_at >= :start AND later.occurred_at < :end
-        """),
-        {"org": org_id, "start": start, "end": end, "window": window},
-    ).all()
-    ids = {row.record_id for row in rows} | {row.sibling_id for row in rows}
-    facts = (
-        {
-            r.id: record_facts(r)
-            for r in session.scalars(select(ProviderRecord).where(ProviderRecord.id.in_(ids)))
-        }
-        if ids
-        else {}
-    )
-    siblings: dict[uuid.UUID, list] = defaultdict(list)
-    for row in rows:
-        siblings[row.record_id].append(facts[row.sibling_id])
-    return {record_id: [facts[record_id], others] for record_id, others in siblings.items()}
+    session: Session, records: Iterable[RecordFacts], window: timedelta
+) -> dict[uuid.UUID, list[RecordFacts]]:
+    ids = [r.id for r in records if r.customer_ref is not None and r.amount_minor is not None]
+    siblings: dict[uuid.UUID, list[RecordFacts]] = defaultdict(list)
+    if ids:
+        for row in session.execute(CUSTOMER_SIBLINGS, {"ids": ids, "window": window}):
+            siblings[row.subject_id].append(_record(row, 1))
+    return siblings
 
 
-def _copy_items(session: Session, rows: list[tuple]) -> None:
+# --- Writing ------------------------------------------------------------------------------
+
+
+def _copy(session: Session, table_name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     if not rows:
         return
-    columns = ", ".join(ITEM_COLUMNS)
     raw = session.connection().connection.driver_connection
-    with raw.cursor().copy(f"COPY reconciliation_items ({columns}) FROM STDIN") as copy:
+    statement = f"COPY {table_name} ({', '.join(columns)}) FROM STDIN"
+    with raw.cursor().copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
+
+
+@dataclass
+class _Batch:
+    """One batch of judged groups: its items and findings, written together."""
+
+    org_id: uuid.UUID
+    run_id: uuid.UUID
+    items: list[tuple] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def item(self, payment_id, record_id, outcome, method=None, difference=None) -> None:
+        self.items.append(
+            (uuid.uuid4(), self.org_id, self.run_id, payment_id, record_id, outcome, method,
+             difference)
+        )  # fmt: skip
+
+    def write(self, session: Session, now: datetime, evidence: dict[str, Any]) -> int:
+        """Write the items, open the findings, keep them for the report; the number opened."""
+        _copy(session, "reconciliation_items", ITEM_COLUMNS, self.items)
+        _copy(
+            session,
+            "pg_temp.period_findings",
+            FINDING_COLUMNS,
+            [
+                (f.type, f.payment_id, f.provider_record_id, f.amount_minor, f.currency,
+                 f.difference_minor)
+                for f in self.findings
+            ],
+        )  # fmt: skip
+        return open_discrepancies(
+            session=session,
+            org_id=self.org_id,
+            findings=self.findings,
+            now=now,
+            evidence=evidence,
+            run_id=self.run_id,
+        )
+
+
+# --- The run --------------------------------------------------------------------------------
 
 
 def reconcile_period(
@@ -213,23 +372,24 @@ def reconcile_period(
     result = PeriodResult()
     evidence = {"run_id": str(run_id)}
     bind_period(session=session, org_id=org_id, start=start, end=end, settings=settings, now=now)
-    session.flush()
-    customer = _customer_siblings(session, org_id, start, end, settings.duplicate_window)
-    in_period = (Payment.org_id == org_id, Payment.occurred_at >= start, Payment.occurred_at < end)
-    for payments in _pages(session, Payment, *in_period):
-        groups = _records_of(session, [payment.id for payment in payments])
-        items = []
-        for payment in payments:
-            facts = payment_facts(payment)
-            records = groups.get(payment.id, [])
-            findings = judge_group(facts, records, settings, now)
+    clean, _ = split_period(
+        session=session, run_id=run_id, org_id=org_id, start=start, end=end, settings=settings
+    )
+    result.payments_checked = result.provider_records_checked = clean
+    result.matched = result.items = clean
+    session.execute(_CREATE_FINDINGS)
+    for groups in _candidate_groups(session):
+        batch = _Batch(org_id, run_id)
+        siblings = _customer_siblings(
+            session, (r for _, records in groups for r in records), settings.duplicate_window
+        )
+        for payment, records in groups:
+            findings = judge_group(payment, records, settings, now)
             for record in records:
-                if record.id in customer:
-                    subject, siblings = customer[record.id]
-                    findings += judge_customer_duplicate(subject, siblings, settings)
+                findings += judge_customer_duplicate(record, siblings[record.id], settings)
             result.payments_checked += 1
             result.provider_records_checked += len(records)
-            result.findings += findings
+            batch.findings += findings
             if records:
                 primary = primary_record(records)
                 outcome = item_outcome(findings)
@@ -237,60 +397,44 @@ def reconcile_period(
                 difference = next(
                     (f.difference_minor for f in findings if f.type == "AmountMismatch"), None
                 )
-                items.append(
-                    (
-                        uuid.uuid4(),
-                        org_id,
-                        run_id,
-                        payment.id,
-                        primary.id,
-                        outcome,
-                        primary.match_method,
-                        difference,
-                    )
-                )
+                batch.item(payment.id, primary.id, outcome, primary.match_method, difference)
             elif findings:
-                items.append(
-                    (uuid.uuid4(), org_id, run_id, payment.id, None, "missing_provider", None, None)
-                )
-        _copy_items(session, items)
-        result.items += len(items)
-    unmatched = (
-        ProviderRecord.org_id == org_id,
-        ProviderRecord.payment_id.is_(None),
-        ProviderRecord.occurred_at >= start,
-        ProviderRecord.occurred_at < end,
-    )
-    for records in _pages(session, ProviderRecord, *unmatched):
-        items = []
+                batch.item(payment.id, None, "missing_provider")
+        result.items += len(batch.items)
+        result.opened += batch.write(session, now, evidence)
+    for records in _unmatched_records(session, org_id, start, end):
+        batch = _Batch(org_id, run_id)
+        siblings = _customer_siblings(session, records, settings.duplicate_window)
         for record in records:
-            facts = record_facts(record)
-            findings = judge_unmatched_record(facts, settings, now)
-            if record.id in customer:
-                subject, siblings = customer[record.id]
-                findings += judge_customer_duplicate(subject, siblings, settings)
+            findings = judge_unmatched_record(record, settings, now)
+            findings += judge_customer_duplicate(record, siblings[record.id], settings)
             result.provider_records_checked += 1
-            result.findings += findings
+            batch.findings += findings
             if any(f.type == "MissingInternalRecord" for f in findings):
-                items.append(
-                    (uuid.uuid4(), org_id, run_id, None, record.id, "missing_internal", None, None)
-                )
-        _copy_items(session, items)
-        result.items += len(items)
-    result.opened = sum(
-        open_discrepancy(
-            session=session,
-            org_id=org_id,
-            finding=finding,
-            now=now,
-            evidence=evidence,
-            run_id=run_id,
-        )
-        for finding in result.findings
-    )
+                batch.item(None, record.id, "missing_internal")
+        result.items += len(batch.items)
+        result.opened += batch.write(session, now, evidence)
+    result.found = _found_totals(session)
     if verify_open:
-        result.auto_resolved = _resolve_cleared(session, org_id, start, end, result, now, evidence)
+        result.auto_resolved = _resolve_cleared(session, org_id, start, end, now, evidence)
+    session.execute(_DROP_WORK_TABLES)
     return result
+
+
+_FOUND_TOTALS = text(
+    "SELECT type, currency, count(*) AS count, sum(amount_minor) AS amount_minor, "
+    "coalesce(sum(abs(difference_minor)), 0) AS difference_minor "
+    "FROM pg_temp.period_findings GROUP BY type, currency ORDER BY type, currency"
+)
+
+
+def _found_totals(session: Session) -> list[FoundTotal]:
+    return [
+        FoundTotal(
+            row.type, row.currency, row.count, int(row.amount_minor), int(row.difference_minor)
+        )
+        for row in session.execute(_FOUND_TOTALS)
+    ]
 
 
 def _resolve_cleared(
@@ -298,33 +442,33 @@ def _resolve_cleared(
     org_id: uuid.UUID,
     start: datetime,
     end: datetime,
-    result: PeriodResult,
     now: datetime,
     evidence: dict[str, Any],
 ) -> int:
-    found = {finding.key for finding in result.findings}
-    in_period = ReconciliationDiscrepancy.payment_id.in_(
+    """Resolve the period's unresolved discrepancies that this run did not find."""
+    discrepancy = ReconciliationDiscrepancy
+    in_period = discrepancy.payment_id.in_(
         select(Payment.id).where(
             Payment.org_id == org_id, Payment.occurred_at >= start, Payment.occurred_at < end
         )
-    ) | ReconciliationDiscrepancy.provider_record_id.in_(
+    ) | discrepancy.provider_record_id.in_(
         select(ProviderRecord.id).where(
             ProviderRecord.org_id == org_id,
             ProviderRecord.occurred_at >= start,
             ProviderRecord.occurred_at < end,
         )
     )
-    resolved = 0
-    for discrepancy in session.scalars(
-        select(ReconciliationDiscrepancy)
-        .where(
-            ReconciliationDiscrepancy.org_id == org_id,
-            ReconciliationDiscrepancy.status.in_(UNRESOLVED),
-            in_period,
-        )
+    found = exists().where(
+        _FINDINGS.c.type == discrepancy.type,
+        _FINDINGS.c.payment_id.is_not_distinct_from(discrepancy.payment_id),
+        _FINDINGS.c.provider_record_id.is_not_distinct_from(discrepancy.provider_record_id),
+    )
+    cleared = session.scalars(
+        select(discrepancy)
+        .where(discrepancy.org_id == org_id, discrepancy.status.in_(UNRESOLVED), in_period, ~found)
+        .order_by(discrepancy.id)
         .with_for_update()
-    ):
-        if (discrepancy.type, discrepancy.payment_id, discrepancy.provider_record_id) not in found:
-            auto_resolve(session=session, discrepancy=discrepancy, now=now, evidence=evidence)
-            resolved += 1
-    return resolved
+    ).all()
+    for row in cleared:
+        auto_resolve(session=session, discrepancy=row, now=now, evidence=evidence)
+    return len(cleared)

@@ -10,29 +10,41 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.matching import SETTLED, SEVERITY, Finding
+from shared.matching import SETTLED, SEVERITY
 from shared.models import SEVERITIES, Payment, ProviderRecord, ReconciliationRun
 from shared.money import format_minor
+from shared.period import FoundTotal
 
 DISCREPANCY_TYPES = tuple(SEVERITY)
 
 
 def _totals(session: Session, model, org_id: uuid.UUID, start: datetime, end: datetime) -> dict:
-    """{"succeeded"|"refunded": {CUR: {"count", "amount_minor"}}} of a table for the period."""
-    in_period = (model.org_id == org_id, model.occurred_at >= start, model.occurred_at < end)
+    """{"succeeded"|"refunded": {CUR: {"count", "amount_minor"}}} of a table for the period,
+    in one pass over its rows."""
+    settled = model.status.in_(SETTLED)
+    refunded = model.amount_refunded_minor > 0
     totals: dict[str, dict[str, dict[str, int]]] = {"succeeded": {}, "refunded": {}}
-    for currency, count, amount in session.execute(
-        select(model.currency, func.count(), func.coalesce(func.sum(model.amount_minor), 0))
-        .where(*in_period, model.status.in_(SETTLED))
+    for currency, settled_count, settled_amount, refunded_count, refunded_amount in session.execute(
+        select(
+            model.currency,
+            func.count().filter(settled),
+            func.sum(model.amount_minor).filter(settled),
+            func.count().filter(refunded),
+            func.sum(model.amount_refunded_minor).filter(refunded),
+        )
+        .where(model.org_id == org_id, model.occurred_at >= start, model.occurred_at < end)
         .group_by(model.currency)
     ):
-        totals["succeeded"][currency] = {"count": count, "amount_minor": int(amount)}
-    for currency, count, amount in session.execute(
-        select(model.currency, func.count(), func.sum(model.amount_refunded_minor))
-        .where(*in_period, model.amount_refunded_minor > 0)
-        .group_by(model.currency)
-    ):
-        totals["refunded"][currency] = {"count": count, "amount_minor": int(amount)}
+        if settled_count:
+            totals["succeeded"][currency] = {
+                "count": settled_count,
+                "amount_minor": int(settled_amount or 0),
+            }
+        if refunded_count:
+            totals["refunded"][currency] = {
+                "count": refunded_count,
+                "amount_minor": int(refunded_amount),
+            }
     return totals
 
 
@@ -43,25 +55,28 @@ def build_report(
     org_name: str,
     start: datetime,
     end: datetime,
-    findings: list[Finding],
+    found: list[FoundTotal],
     matched: int,
     items: int,
 ) -> dict[str, Any]:
-    """The report of a finished run (DESIGN.md, "Report"): every finding of its period."""
-    by_type = Counter(finding.type for finding in findings)
-    by_severity = Counter(finding.severity for finding in findings)
+    """The report of a finished run (DESIGN.md, "Report"): every finding of its period,
+    from the run's totals by type and currency."""
+    by_type: Counter[str] = Counter()
+    by_severity: Counter[str] = Counter()
     mismatch: dict[str, int] = defaultdict(int)
     unmatched: dict[str, dict[str, int]] = {
         "internal": defaultdict(int),
         "provider": defaultdict(int),
     }
-    for finding in findings:
-        if finding.type == "AmountMismatch":
-            mismatch[finding.currency] += abs(finding.difference_minor or 0)
-        elif finding.type == "MissingProviderRecord":
-            unmatched["internal"][finding.currency] += finding.amount_minor
-        elif finding.type == "MissingInternalRecord":
-            unmatched["provider"][finding.currency] += finding.amount_minor
+    for total in found:
+        by_type[total.type] += total.count
+        by_severity[SEVERITY[total.type]] += total.count
+        if total.type == "AmountMismatch":
+            mismatch[total.currency] += total.difference_minor
+        elif total.type == "MissingProviderRecord":
+            unmatched["internal"][total.currency] += total.amount_minor
+        elif total.type == "MissingInternalRecord":
+            unmatched["provider"][total.currency] += total.amount_minor
     finished = run.finished_at
     return {
         "matched_percent": round(100 * matched / items, 2) if items else 100.0,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text, tuple_
@@ -16,6 +17,7 @@ from shared.dispatch import send_after_commit
 from shared.errors import NotFound, ValidationFailed
 from shared.logs import get_logger
 from shared.mail import MailNotSent, send_report
+from shared.metrics import observe_run_duration
 from shared.models import Organization, ReconciliationRun
 from shared.organizations import get_organization
 from shared.pagination import Page, decode_cursor, page_of
@@ -24,6 +26,7 @@ from shared.reconcile import match_settings
 from shared.reports import build_report, render_markdown
 from shared.settings import get_settings
 from shared.task_names import RUN_PERIOD
+from shared.timestamps import check_plausible_day
 
 MAX_PERIOD_DAYS = 366
 ACTIVE = ("queued", "running")
@@ -53,6 +56,8 @@ def _check_period(start: date, end: date) -> None:
         raise ValidationFailed("period_start must not be after period_end")
     if (end - start).days + 1 > MAX_PERIOD_DAYS:
         raise ValidationFailed(f"a period spans at most {MAX_PERIOD_DAYS} days")
+    check_plausible_day(start, field="period_start")
+    check_plausible_day(end, field="period_end")
 
 
 def trigger_run(
@@ -158,6 +163,7 @@ def execute_run(*, session: Session, run_id: uuid.UUID, now: datetime | None = N
         raise NotFound(f"run {run_id} does not exist")
     if run.status not in ACTIVE:
         return run.status
+    began = monotonic()
     now = now or datetime.now(UTC)
     org = get_organization(session=session, org_id=run.org_id)
     run.status = "running"
@@ -182,11 +188,12 @@ def execute_run(*, session: Session, run_id: uuid.UUID, now: datetime | None = N
     run.finished_at = datetime.now(UTC)
     run.report_json = build_report(
         session=session, run=run, org_name=org.name, start=start, end=end,
-        findings=result.findings, matched=result.matched, items=result.items,
+        found=result.found, matched=result.matched, items=result.items,
     )  # fmt: skip
     run.report_markdown = render_markdown(run.report_json)
     run.status = "completed"
     log.info("run.completed", run_id=str(run.id), opened=result.opened, items=result.items)
+    observe_run_duration(monotonic() - began, run.status, session=session)
     return run.status
 
 

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     reconciliation_daily_token: SecretStr | None = Field(
         default=None, description="Token for POST /billing/reconciliation/runs/daily."
     )
+    daily_token_max_failures: int = Field(
+        default=5, ge=1, description="Wrong daily tokens per client before it is refused (429)."
+    )
+    daily_token_window_seconds: int = Field(
+        default=900, ge=1, description="How long a client's wrong daily tokens are counted."
+    )
     reconciliation_timezone: str = Field(
         default="UTC", description="IANA time zone given to new organisations."
     )
@@ -69,6 +75,9 @@ class Settings(BaseSettings):
         default=120, ge=10, description="Age after which a still-pending event is re-enqueued."
     )
     log_level: str = Field(default="INFO", description="Log level of every process.")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token GET /metrics requires (open while unset)."
+    )
 
     @field_validator("database_url")
     @classmethod

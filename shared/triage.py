@@ -29,6 +29,7 @@ from shared.models import (
     ReconciliationItem,
 )
 from shared.pagination import InvalidCursor, Page, decode_cursor, page_of
+from shared.text import check_free_text, check_identifier
 
 log = get_logger(__name__)
 
@@ -345,7 +346,7 @@ def add_note(
     expected_version: int | None = None,
 ) -> DiscrepancyView:
     """Append a note (up to 5,000 characters) to an unresolved discrepancy's trail."""
-    note = _text(note, "note", MAX_NOTE_LENGTH)
+    note = _text(note, "note", MAX_NOTE_LENGTH, check_free_text)
     locked = _lock(session, caller, discrepancy_id, expected_version)
     discrepancy = locked.discrepancy
     if discrepancy.status == "resolved":
@@ -372,7 +373,7 @@ def resolve(
         if resolution in SYSTEM_RESOLUTIONS:
             raise ValidationFailed(f"resolution {resolution!r} is recorded only by the system")
         raise ValidationFailed(f"resolution must be one of {', '.join(RESOLUTION_CODES)}")
-    reason = _text(reason, "reason", MAX_REASON_LENGTH)
+    reason = _text(reason, "reason", MAX_REASON_LENGTH, check_free_text)
     if adjustment_reference is not None:
         adjustment_reference = _text(
             adjustment_reference, "adjustment_reference", MAX_ADJUSTMENT_REFERENCE_LENGTH
@@ -394,8 +395,11 @@ def resolve(
     return _record(session, caller, locked, "resolved", payload)
 
 
-def _text(value: str, field: str, max_length: int) -> str:
-    """``value`` stripped; ValidationFailed when empty, too long, or holding NUL."""
+def _text(
+    value: str, field: str, max_length: int, check: Callable[..., str] = check_identifier
+) -> str:
+    """``value`` stripped; ValidationFailed when empty, too long, or holding characters
+    ``check`` refuses (shared/text.py: one line for identifiers, line breaks for notes)."""
     if not isinstance(value, str):
         raise ValidationFailed(f"{field} must be a string")
     stripped = value.strip()
@@ -403,9 +407,7 @@ def _text(value: str, field: str, max_length: int) -> str:
         raise ValidationFailed(f"{field} must not be empty")
     if len(stripped) > max_length:
         raise ValidationFailed(f"{field} must be at most {max_length} characters")
-    if "\x00" in stripped:
-        raise ValidationFailed(f"{field} must not contain NUL characters")
-    return stripped
+    return check(stripped, field=field)
 
 
 @dataclass(frozen=True)

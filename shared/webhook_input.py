@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
+import re
 from typing import Any
 
 from shared.errors import BadRequest
 
 MAX_JSON_DEPTH = 64
+# In valid JSON text a NUL or a lone surrogate can only come from one of these escapes
+# (raw control characters are invalid JSON; UTF-8 cannot encode surrogates).
+_ESCAPE_TO_CHECK = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 class InvalidSignature(BadRequest):
@@ -27,6 +32,14 @@ class MalformedPayload(BadRequest):
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 parses as infinity, which JSONB cannot store: refuse it like "Infinity".
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is too large for a JSON number")
+    return value
 
 
 def _check_text(text: str) -> None:
@@ -59,11 +72,13 @@ def _check_document(document: Any) -> None:
 def parse_json_document(raw: bytes) -> Any:
     """Decode UTF-8 JSON that PostgreSQL can store as JSONB, or raise a 400.
 
-    Refused: invalid UTF-8 or JSON, NaN/Infinity, numbers too long to parse, nesting
-    deeper than MAX_JSON_DEPTH, NUL characters and unpaired surrogates in strings.
+    Refused: invalid UTF-8 or JSON, NaN/Infinity (1e400 too), numbers too long to parse,
+    nesting deeper than MAX_JSON_DEPTH, NUL characters and unpaired surrogates in strings.
     """
     try:
-        document = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        document = json.loads(
+            raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
     except UnicodeDecodeError:
         raise MalformedPayload("body is not valid UTF-8") from None
     except RecursionError:
@@ -71,7 +86,14 @@ def parse_json_document(raw: bytes) -> Any:
     except ValueError as error:
         # json.JSONDecodeError, NaN/Infinity, and the int-size limit of Python's parser.
         raise MalformedPayload(f"body is not valid JSON: {error}") from None
-    _check_document(document)
+    # Walking every string is most of the cost of reading a webhook; it is needed only if
+    # the text has an escape that could decode to a refused character, or enough opening
+    # brackets to nest deeper than allowed (each level needs one).
+    if (
+        _ESCAPE_TO_CHECK.search(raw) is not None
+        or raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH
+    ):
+        _check_document(document)
     return document
 
 

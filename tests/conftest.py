@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -55,6 +57,16 @@ TEST_REDIS_URL = redis_url_numbered(1 + WORKER_NUMBER % 15)
 os.environ["DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["REDIS_URL"] = TEST_REDIS_URL
 os.environ.setdefault("LOG_LEVEL", "INFO")
+# Wrong daily tokens from the test client's 127.0.0.1 would add up across tests (and runs)
+# within the window; tests/test_daily_token.py sets the limit it tests.
+os.environ.setdefault("DAILY_TOKEN_MAX_FAILURES", "1000")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No secret in any log line of the suite (tests/support/log_leaks.py)."""
+    from tests.support import log_leaks
+
+    config.pluginmanager.register(log_leaks, "recon-log-leaks")
 
 
 def recreate_database(name: str) -> None:
@@ -133,20 +145,37 @@ def committed(engine: Engine) -> Iterator[Engine]:
 
 
 class WorkerProcess:
-    """A real ``celery worker`` subprocess consuming every queue of this test session."""
+    """A real ``celery worker`` subprocess consuming every queue, in its own process group.
 
-    def __init__(self, log_path: Path) -> None:
+    By default it uses this test session's Redis database with one pool process; fault
+    tests point it at their own Redis server and kill it (:meth:`kill`).
+    """
+
+    def __init__(
+        self,
+        log_path: Path,
+        *,
+        redis_url: str = TEST_REDIS_URL,
+        concurrency: int = 1,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         from cli.processes import worker_argv
         from worker.queues import QUEUES
 
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            worker_argv(",".join(QUEUES), 1),
+            worker_argv(",".join(QUEUES), concurrency),
             cwd=REPO_ROOT,
-            env={**os.environ, "DATABASE_URL": TEST_DATABASE_URL, "REDIS_URL": TEST_REDIS_URL},
+            env={
+                **os.environ,
+                "DATABASE_URL": TEST_DATABASE_URL,
+                "REDIS_URL": redis_url,
+                **(environment or {}),
+            },
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            process_group=0,
         )
 
     def log(self) -> str:
@@ -171,8 +200,14 @@ class WorkerProcess:
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            self.kill()
+        self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes at once: no shutdown, no acks."""
+        with contextlib.suppress(ProcessLookupError):  # the whole group has exited already
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
         self._log.close()
 
 
@@ -202,8 +237,10 @@ def client(app):
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``recon ARGS`` in a subprocess against the test services."""
-    return subprocess.run(
+    """Run ``recon ARGS`` in a subprocess against the test services (stderr is scanned)."""
+    from tests.support.log_leaks import record_output
+
+    result = subprocess.run(
         [sys.executable, "-m", "cli", *args],
         cwd=REPO_ROOT,
         env={
@@ -217,15 +254,20 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         timeout=120,
         check=False,
     )
+    record_output(f"recon {args[0] if args else ''}", result.stderr)
+    return result
 
 
 @pytest.fixture
 def override_settings(monkeypatch):
-    """Set environment variables for the settings of this test only."""
+    """Set environment variables for the settings of this test only (secrets registered)."""
     from shared.settings import get_settings
+    from tests.support.log_leaks import register_secret
 
     def override(**variables: str) -> None:
         for name, value in variables.items():
+            if any(word in name for word in ("TOKEN", "SECRET", "PASSWORD")):
+                register_secret(value)
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
 

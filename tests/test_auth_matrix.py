@@ -7,13 +7,16 @@ cannot skip authentication without this test noticing its absence from the set b
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import func
 
 from api.app import create_app
 from shared.api_keys import create_api_key
-from tests.support.factories import make_org
+from shared.models import ReconciliationDiscrepancy, ReconciliationRun
+from tests.support.checksums import database_checksum
+from tests.support.factories import make_account, make_event, make_org, make_payment
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Routes under /billing that authenticate otherwise, each for a stated reason.
@@ -100,3 +103,110 @@ def test_every_protected_route_refuses_missing_bad_revoked_and_viewer_keys(
         assert response.mimetype == "application/problem+json", (name, method, rule)
         if expected == 401:
             assert response.headers["WWW-Authenticate"].startswith("Bearer"), (name, rule)
+
+
+# --- malformed credentials and other organisations' objects ------------------------------
+
+# Each is refused whatever key it carries: ``{key}`` is a valid owner key, so only the
+# header's form is wrong.
+MALFORMED_AUTHORIZATION = {
+    "no-scheme": "{key}",
+    "basic": "Basic {key}",
+    "token-scheme": "Token {key}",
+    "bearer-alone": "Bearer",
+    "bearer-and-space": "Bearer ",
+    "two-spaces-unknown-key": "Bearer  rk_" + "y" * 43,
+    "key-then-text": "Bearer {key} extra",
+    "two-keys": "Bearer {key}, Bearer {key}",
+    "non-ascii": "Bearer rk_\u00e9\u00e8\u00ea\u00eb",
+    "ten-kilobytes": "Bearer rk_" + "k" * 10_240,
+    "sql": "Bearer rk_' OR '1'='1",
+}
+
+
+@pytest.fixture
+def owner_key(session):
+    org = make_org(session)
+    issued = create_api_key(session=session, org_id=org.id, role="owner")
+    issued.api_key.last_used_at = func.now()  # so authenticating writes nothing either
+    session.flush()
+    return issued.secret
+
+
+@pytest.mark.parametrize(("method", "rule"), PROTECTED)
+def test_every_protected_route_refuses_malformed_authorization_and_changes_nothing(
+    client, session, owner_key, method, rule
+):
+    path = concrete_path(rule)
+    before = database_checksum(session)
+    for name, template in MALFORMED_AUTHORIZATION.items():
+        headers = {"Authorization": template.format(key=owner_key)}
+        response = client.open(path, method=method, headers=headers, json={})
+        assert response.status_code == 401, (name, method, rule)
+        assert response.mimetype == "application/problem+json", (name, method, rule)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer"), (name, rule)
+        assert response.json["detail"], (name, rule)
+    assert database_checksum(session) == before
+
+
+@pytest.mark.parametrize("authorization", ["bearer {key}", "BEARER {key}", "Bearer  {key}"])
+def test_the_bearer_scheme_is_case_insensitive_and_allows_more_than_one_space(
+    client, owner_key, authorization
+):
+    """RFC 6750: ``"Bearer" 1*SP b64token``, and RFC 9110: schemes are case-insensitive."""
+    headers = {"Authorization": authorization.format(key=owner_key)}
+    assert client.get("/billing/reconciliation/runs", headers=headers).status_code == 200
+
+
+@pytest.fixture
+def foreign_objects(session) -> dict[str, uuid.UUID]:
+    """One object of each kind a route names by id, all in an organisation not the caller's."""
+    org = make_org(session)
+    account = make_account(session, org)
+    event = make_event(session, account)
+    payment = make_payment(session, org)
+    discrepancy = ReconciliationDiscrepancy(
+        org_id=org.id,
+        type="MissingProviderRecord",
+        severity="medium",
+        payment_id=payment.id,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+    )
+    run = ReconciliationRun(
+        org_id=org.id,
+        period_start=date(2026, 11, 1),
+        period_end=date(2026, 11, 1),
+        status="completed",
+        triggered_by="api",
+        report_json={},
+        report_markdown="",
+    )
+    session.add_all([discrepancy, run])
+    session.flush()
+    return {"discrepancy_id": discrepancy.id, "run_id": run.id, "event_id": event.id}
+
+
+# A body each action would accept, so that only the object's organisation is wrong.
+VALID_BODIES = {
+    "assign": {"assignee": "mallory"},
+    "notes": {"note": "seen"},
+    "resolve": {"resolution": "other", "reason": "not ours"},
+}
+ROUTES_WITH_IDS = [(method, rule) for method, rule in PROTECTED if RULES[rule].arguments]
+
+
+@pytest.mark.parametrize(("method", "rule"), ROUTES_WITH_IDS)
+def test_another_organisations_object_is_404_on_every_route_and_nothing_changes(
+    client, session, owner_key, foreign_objects, method, rule
+):
+    values = {argument: str(foreign_objects[argument]) for argument in RULES[rule].arguments}
+    path = RULES[rule].build(values, append_unknown=False)[1]
+    before = database_checksum(session)
+    body = VALID_BODIES.get(rule.rsplit("/", 1)[-1])
+    response = client.open(
+        path, method=method, headers={"Authorization": f"Bearer {owner_key}"}, json=body
+    )
+    assert response.status_code == 404, (method, rule, response.json)
+    assert response.mimetype == "application/problem+json"
+    assert database_checksum(session) == before

@@ -19,10 +19,16 @@ from cli.main import cli
 from shared.settings import ConfigError, Settings, load_settings
 from worker.queues import QUEUES
 
+WORKER_ROLE_MIGRATION = "migrations/versions/0004_worker_role.py"
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STACK = {"postgres", "redis", "migrate", "api", "worker", "beat"}
 APP_SERVICES = ("migrate", "api", "worker", "beat")
 LONG_RUNNING_APP_SERVICES = ("api", "worker", "beat")
+# Connect as the role that may read payments but never write them (migration 0004).
+WORKER_ROLE_SERVICES = ("worker", "beat")
+OWNER_SERVICES = ("migrate", "api")
+INITDB = "/docker-entrypoint-initdb.d"
 # ${NAME}, ${NAME-default}, ${NAME:-default}, ${NAME?error}, ${NAME:?error}
 INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<operator>:?[-?])(?P<argument>[^}]*))?\}")
 
@@ -176,7 +182,9 @@ def test_compose_environment_is_accepted_by_the_settings(services, service, monk
         settings = load_settings()
     except ConfigError as error:
         pytest.fail(f"{service} would refuse to start: {error}")
-    assert settings.database_url.startswith("postgresql+psycopg://recon:recon@postgres:5432/")
+    role = WORKER_ROLE if service in WORKER_ROLE_SERVICES else "recon"
+    assert settings.database_url.startswith(f"postgresql+psycopg://{role}:")
+    assert settings.database_url.endswith("@postgres:5432/recon")
     # Nothing set on the host leaves the token unset, never an empty string that an
     # empty header could match.
     assert settings.reconciliation_daily_token is None
@@ -210,3 +218,49 @@ def test_ci_gives_the_tests_postgres_and_redis_service_containers(workflow):
         url = urlsplit(test_step["env"][variable])
         assert url.hostname == "127.0.0.1"
         assert str(url.port) in published, f"{variable} points at an unpublished port"
+
+
+def worker_role() -> str:
+    """The role migration 0004 creates and grants (read from the migration itself)."""
+    source = (REPO_ROOT / WORKER_ROLE_MIGRATION).read_text()
+    match = re.search(r'^WORKER_ROLE = "(\w+)"$', source, re.MULTILINE)
+    assert match, f"{WORKER_ROLE_MIGRATION} names no WORKER_ROLE"
+    return match[1]
+
+
+WORKER_ROLE = worker_role()
+
+
+def database_url_of(services, service: str):
+    return urlsplit(container_environment(services[service]["environment"])["DATABASE_URL"])
+
+
+@pytest.mark.parametrize("service", WORKER_ROLE_SERVICES)
+def test_the_worker_and_beat_connect_as_the_role_that_cannot_write_payments(services, service):
+    database = database_url_of(services, service)
+    postgres = container_environment(services["postgres"]["environment"])
+    assert database.username == WORKER_ROLE
+    assert database.password == postgres["RECON_WORKER_PASSWORD"]
+    assert database.password, "the worker role needs a password for PostgreSQL's TCP auth"
+    assert (database.hostname, database.port) == ("postgres", 5432)
+    assert database.path == f"/{postgres['POSTGRES_DB']}"
+
+
+@pytest.mark.parametrize("service", OWNER_SERVICES)
+def test_the_api_and_the_migration_keep_the_owner_role(services, service):
+    postgres = services["postgres"]["environment"]
+    assert database_url_of(services, service).username == postgres["POSTGRES_USER"]
+
+
+def test_postgres_creates_the_worker_role_with_its_password_on_first_start(services):
+    (mount,) = (volume for volume in services["postgres"]["volumes"] if f":{INITDB}" in str(volume))
+    source = REPO_ROOT / mount.split(":")[0]
+    scripts = sorted(source.iterdir())
+    assert scripts, f"{source} holds no init script"
+    for script in scripts:
+        assert script.suffix == ".sh"
+        assert script.stat().st_mode & 0o111, f"{script.name} must be executable"
+    text = "\n".join(script.read_text() for script in scripts)
+    assert f"CREATE ROLE {WORKER_ROLE} LOGIN PASSWORD :'password'" in text
+    assert '--set=password="$RECON_WORKER_PASSWORD"' in text
+    assert "RECON_WORKER_PASSWORD" in services["postgres"]["environment"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -101,10 +102,16 @@ def test_the_period_run_reaches_the_incremental_paths_verdicts(session):
     start, end = period_bounds(org, DAY, DAY)
     result = reconcile_period(
         session=session, run_id=run.id, org_id=org.id, start=start, end=end,
-        settings=match_settings(session=session, org_id=org.id), now=LATER,
+        settings=match_settings(session=session, org_id=org.id), now=LATER, verify_open=True,
     )  # fmt: skip
-    assert {finding.key for finding in result.findings} == incremental
-    assert result.opened == 0
+    # Nothing opened: the run found nothing the incremental path had not. Nothing resolved:
+    # it found everything that path had (a verification run resolves what it does not find).
+    assert (result.opened, result.auto_resolved) == (0, 0)
+    assert unresolved_keys(session) == incremental
+    by_type = Counter()
+    for total in result.found:
+        by_type[total.type] += total.count
+    assert by_type == Counter(key[0] for key in incremental)
 
 
 def test_rerunning_a_period_opens_no_duplicate(session):

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+import structlog
+from celery import Celery, Task
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_process_shutdown,
+)
 from kombu import Queue
 
+from shared import metrics
 from shared.db import dispose_engine
 from shared.logs import configure_logging
 from shared.settings import get_settings
@@ -69,3 +77,24 @@ def _fresh_pool_in_child(**_: object) -> None:
     """A forked pool process must not share the parent's database connections."""
     dispose_engine()
     configure_logging()
+
+
+@worker_process_shutdown.connect
+def _flush_metrics(**_: object) -> None:
+    """A pool process sends its last metric increments before it exits."""
+    metrics.flush()
+
+
+@task_prerun.connect
+def _bind_task_context(task_id: str, task: Task, **_: object) -> None:
+    """Every line a task logs names it, and the request that queued it (shared.dispatch)."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_id=task_id, task=task.name)
+    request_id = getattr(task.request, "request_id", None)
+    if isinstance(request_id, str):
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+
+@task_postrun.connect
+def _clear_task_context(**_: object) -> None:
+    structlog.contextvars.clear_contextvars()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -13,7 +14,13 @@ from shared.grace import sweep_expired_grace_periods
 from shared.health import check_database
 from shared.ingestion import WEBHOOK_QUEUE, sweep_pending_events
 from shared.logs import get_logger
-from shared.processing import mark_event_failed, process_provider_event
+from shared.metrics import observe_run_duration
+from shared.processing import (
+    IN_FLIGHT,
+    mark_event_failed,
+    process_pending_events,
+    process_provider_event,
+)
 from shared.reconcile import reconcile_payment
 from shared.runs import execute_run, fail_run, mail_run_report, trigger_daily_runs
 from shared.settings import get_settings
@@ -41,14 +48,21 @@ def ping_database() -> str:
 
 @celery_app.task(name="worker.tasks.process_event", **RETRY)
 def process_event(event_id: str) -> str:
-    """Normalise and match one stored provider event (idempotent).
+    """Normalise and match one stored provider event, with other pending ones (idempotent).
 
-    A lost database connection is retried; any other failure marks the event ``failed``
-    with its error, so a poison event is visible and replayable and never loops.
+    The event is processed in a batch with up to EVENT_BATCH - 1 other pending events; when
+    another task's batch holds it, this one waits for that batch's outcome (and processes
+    the event itself if that batch rolled back). A lost database connection is retried;
+    any other failure marks the event ``failed`` with its error, so a poison event is
+    visible and replayable and never loops.
     """
     try:
         with unit_of_work() as session:
-            return process_provider_event(session=session, event_id=uuid.UUID(event_id))
+            state = process_pending_events(session=session, event_id=uuid.UUID(event_id))
+        if state == IN_FLIGHT:
+            with unit_of_work() as session:
+                state = process_provider_event(session=session, event_id=uuid.UUID(event_id))
+        return state
     except TRANSIENT:
         raise
     except Exception as error:  # a poison event must end failed, visibly, never loop
@@ -97,6 +111,7 @@ def sweep_grace_periods() -> int:
 )
 def run_period(run_id: str) -> str:
     """Execute one queued reconciliation run; a crash marks it failed with the error."""
+    began = time.monotonic()
     try:
         with unit_of_work() as session:
             status = execute_run(session=session, run_id=uuid.UUID(run_id))
@@ -106,6 +121,7 @@ def run_period(run_id: str) -> str:
         log.exception("run.crashed", run_id=run_id, error=type(error).__name__)
         with unit_of_work() as session:
             fail_run(session=session, run_id=uuid.UUID(run_id), error=error)
+        observe_run_duration(time.monotonic() - began, "failed")
         return "failed"
     with unit_of_work() as session:
         mail_run_report(session=session, run_id=uuid.UUID(run_id))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from datetime import UTC, datetime
 
@@ -14,13 +13,12 @@ from api.openapi import Header, documented
 from api.requests import parse_json_body, parse_query
 from api.run_schemas import DailyRuns, ReportQuery, RunListQuery, RunOut, RunPage, RunTrigger
 from shared.api_keys import TRIAGE_ROLES, Caller
-from shared.errors import Conflict, ServiceUnavailable, Unauthenticated
+from shared.daily_token import TOKEN_HEADER, check_daily_token
+from shared.errors import Conflict
 from shared.runs import get_run, list_runs, trigger_daily_runs, trigger_run
-from shared.settings import get_settings
 
 blueprint = Blueprint("runs", __name__)
 
-TOKEN_HEADER = "x-reconciliation-token"  # noqa: S105 - a header name
 REPORT_SCHEMA = {"type": "object", "description": "The run's report (DESIGN.md, Report)."}
 
 
@@ -88,22 +86,18 @@ def report(session: Session, caller: Caller, run_id: uuid.UUID) -> Response:
 @documented(
     responses={200: DailyRuns, 202: DailyRuns},
     headers=(Header(TOKEN_HEADER, "RECONCILIATION_DAILY_TOKEN", required=True),),
-    errors=(401,),
+    errors=(401, 429, 503),
 )
 @endpoint()
 def daily(session: Session) -> Response:
     """Start yesterday's run for every active organisation (GitHub workflow, cron).
 
     ``x-reconciliation-token`` is compared in constant time with
-    RECONCILIATION_DAILY_TOKEN: missing or wrong → 401, not configured → 503. A second
-    call the same day starts nothing new and lists the runs that exist.
+    RECONCILIATION_DAILY_TOKEN: missing or wrong → 401, not configured → 503, too many
+    wrong ones from this client → 429 (shared/daily_token.py). A second call the same
+    day starts nothing new and lists the runs that exist.
     """
-    configured = get_settings().reconciliation_daily_token
-    if configured is None:
-        raise ServiceUnavailable("RECONCILIATION_DAILY_TOKEN is not configured")
-    sent = request.headers.get(TOKEN_HEADER, "")
-    if not hmac.compare_digest(sent.encode(), configured.get_secret_value().encode()):
-        raise Unauthenticated(f"send the daily token in the {TOKEN_HEADER} header")
+    check_daily_token(sent=request.headers.get(TOKEN_HEADER), client=request.remote_addr or "")
     triggered = trigger_daily_runs(
         session=session, now=datetime.now(UTC), triggered_by="daily_endpoint"
     )

@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from api.openapi import Header, documented
+from api.problems import problem_slug
 from api.requests import require_json
 from api.schemas import WebhookReceipt
+from shared.errors import DomainError
 from shared.ingestion import IngestResult, ingest_webhook
+from shared.metrics import record_webhook
 from shared.providers.adyen import ACCEPTED
 
 blueprint = Blueprint("webhooks", __name__)
@@ -18,14 +22,24 @@ PROVIDER_EVENT = {"type": "object", "description": "The provider's event, unchan
 
 
 def receive(provider: str, account_id: uuid.UUID) -> IngestResult:
-    """Verify and store one delivery; it is committed before the answer is sent."""
-    require_json()
-    return ingest_webhook(
-        provider=provider,
-        account_id=account_id,
-        body=request.get_data(cache=False),
-        headers=request.headers,
-    )
+    """Verify and store one delivery; it is committed before the answer is sent.
+
+    Each delivery is counted: accepted (new or duplicate), or rejected with the problem
+    type it is answered with.
+    """
+    try:
+        require_json()
+        result = ingest_webhook(
+            provider=provider,
+            account_id=account_id,
+            body=request.get_data(cache=False),
+            headers=request.headers,
+        )
+    except (DomainError, HTTPException) as error:
+        record_webhook(provider, "rejected", problem_slug(error))
+        raise
+    record_webhook(provider, "accepted", "new" if result.stored else "duplicate")
+    return result
 
 
 def receipt(result: IngestResult) -> Response:

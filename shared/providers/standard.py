@@ -27,6 +27,8 @@ from pydantic import (
 from shared.errors import ValidationFailed, describe_validation_errors
 from shared.money import normalise_currency
 from shared.providers import VerifiedEvent
+from shared.text import check_identifier
+from shared.timestamps import check_plausible
 from shared.webhook_input import (
     InvalidSignature,
     any_signature_matches,
@@ -51,6 +53,13 @@ EVENT_TYPES = (
 AmountMinor = Annotated[int, Field(ge=0, le=MAX_AMOUNT_MINOR, strict=True)]
 
 
+def _iso_only(value: object) -> object:
+    # Lax pydantic reads a number as Unix seconds or milliseconds, guessing which.
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 date-time with a UTC offset")
+    return value
+
+
 class StandardPaymentData(BaseModel):
     """The payment an event describes; amounts are integers of minor units."""
 
@@ -69,12 +78,22 @@ class StandardPaymentData(BaseModel):
     def _iso_currency(cls, value: str) -> str:
         return normalise_currency(value)
 
+    @field_validator("id", "merchant_reference", "customer")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        return None if value is None else check_identifier(value)
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _no_unix_number(cls, value: object) -> object:
+        return _iso_only(value)
+
     @field_validator("occurred_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("must carry a UTC offset")
-        return value
+        return check_plausible(value)
 
 
 class StandardEvent(BaseModel):
@@ -85,6 +104,16 @@ class StandardEvent(BaseModel):
     type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
     timestamp: AwareDatetime
     data: StandardPaymentData
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _no_unix_number(cls, value: object) -> object:
+        return _iso_only(value)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        return check_plausible(value)
 
     @field_validator("data")
     @classmethod

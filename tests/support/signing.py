@@ -11,10 +11,14 @@ from typing import Any
 from shared.providers.adyen import adyen_signature
 from shared.providers.standard import standard_signature
 from shared.providers.stripe import stripe_signature
+from tests.support.log_leaks import register_secret
 
-STRIPE_SECRET = "whsec_test_stripe_secret_value"
-ADYEN_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
-STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-webhooks-test-key").decode()
+# Every secret and signature made here is registered: none may appear in a log line.
+STRIPE_SECRET = register_secret("whsec_test_stripe_secret_value")
+ADYEN_KEY = register_secret("44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056")
+STANDARD_SECRET = register_secret(
+    "whsec_" + base64.b64encode(b"standard-webhooks-test-key").decode()
+)
 
 
 def stripe_event(event_type: str = "payment_intent.succeeded", **data: Any) -> dict[str, Any]:
@@ -44,7 +48,7 @@ def stripe_request(
     """Body and headers of a signed Stripe delivery."""
     body = event if isinstance(event, bytes) else json.dumps(event).encode()
     timestamp = int(time.time()) if timestamp is None else timestamp
-    signature = stripe_signature(secret, timestamp, body)
+    signature = register_secret(stripe_signature(secret, timestamp, body))
     return body, {"Stripe-Signature": f"t={timestamp},v1={signature}"}
 
 
@@ -69,7 +73,8 @@ def adyen_request(*items: dict[str, Any], key: str = ADYEN_KEY) -> tuple[bytes, 
     for item in items:
         signed = dict(item)
         if "additionalData" not in signed:
-            signed["additionalData"] = {"hmacSignature": adyen_signature(key, item).decode()}
+            signature = register_secret(adyen_signature(key, item).decode())
+            signed["additionalData"] = {"hmacSignature": signature}
         wrapped.append({"NotificationRequestItem": signed})
     body = {"live": "false", "notificationItems": wrapped}
     return json.dumps(body).encode(), {}
@@ -103,9 +108,11 @@ def standard_request(
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     message_id = message_id or f"msg_{uuid.uuid4().hex}"
     timestamp = int(time.time()) if timestamp is None else timestamp
-    signature = base64.b64encode(standard_signature(secret, message_id, timestamp, body))
+    signature = register_secret(
+        base64.b64encode(standard_signature(secret, message_id, timestamp, body)).decode()
+    )
     return body, {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": f"v1,{signature.decode()}",
+        "webhook-signature": f"v1,{signature}",
     }
