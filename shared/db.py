@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import get_settings, psycopg_url
@@ -36,6 +37,22 @@ def make_engine(url: str, **options: object) -> Engine:
     # Statement parameters (payloads, key digests) never appear in errors or their logs.
     options.setdefault("hide_parameters", True)
     return create_engine(psycopg_url(url), **options)
+
+
+# SQLSTATE classes worth retrying: connection exceptions, transaction rollbacks (deadlock,
+# serialization failure) and operator intervention (admin shutdown, cannot connect now).
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "57P")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a database error goes away by retrying: a lost connection, a deadlock, a
+    server restarting; not a data-dependent error such as an index row over its limit."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
 
 
 def get_engine() -> Engine:

@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session
 from shared.matching import SETTLED
 from shared.models import Organization, Payment, ProviderRecord, ReconciliationDiscrepancy
 from shared.reconcile import (
-    lock_match_keys,
+    external_key,
+    lock_keys,
     match_settings,
     reconcile_payment_group,
     reconcile_record,
+    reference_key,
 )
 
 LOOKBACK = timedelta(days=1)
@@ -55,19 +57,6 @@ def sweep_expired_grace_periods(*, session: Session, now: datetime) -> int:
         )
         .limit(BATCH)
     ).all()
-    for record in records:
-        lock_match_keys(
-            session=session,
-            org_id=record.org_id,
-            provider=record.provider,
-            reference=record.provider_reference,
-            external=record.merchant_reference,
-        )
-        session.refresh(record, with_for_update=True)
-        settings = match_settings(session=session, org_id=record.org_id)
-        reconcile_record(
-            session=session, record=record, settings=settings, now=now, evidence=evidence
-        )
     bound = select(ProviderRecord.id).where(ProviderRecord.payment_id == Payment.id).exists()
     payments = session.scalars(
         select(Payment)
@@ -99,16 +88,37 @@ def sweep_expired_grace_periods(*, session: Session, now: datetime) -> int:
         .distinct()
         .limit(BATCH)
     ).all()
-    for payment in [*payments, *differing]:
-        lock_match_keys(
-            session=session,
-            org_id=payment.org_id,
-            provider=payment.provider,
-            reference=payment.provider_reference,
-            external=payment.external_id,
+    # Every key up front, in the one global order: taking them subject by subject would
+    # interleave ref: and ext: keys and could deadlock with a worker batch.
+    _lock_subjects(session=session, records=records, payments=[*payments, *differing])
+    for record in records:
+        session.refresh(record, with_for_update=True)
+        settings = match_settings(session=session, org_id=record.org_id)
+        reconcile_record(
+            session=session, record=record, settings=settings, now=now, evidence=evidence
         )
+    for payment in [*payments, *differing]:
         settings = match_settings(session=session, org_id=payment.org_id)
         reconcile_payment_group(
             session=session, payment=payment, settings=settings, now=now, evidence=evidence
         )
     return len(records) + len(payments) + len(differing)
+
+
+def _lock_subjects(
+    *, session: Session, records: list[ProviderRecord], payments: list[Payment]
+) -> None:
+    """Take the match keys of all these records and payments in one statement."""
+    subjects = [
+        *((r.org_id, r.provider, r.provider_reference, r.merchant_reference) for r in records),
+        *((p.org_id, p.provider, p.provider_reference, p.external_id) for p in payments),
+    ]
+    lock_keys(
+        session=session,
+        references=[
+            reference_key(org, provider, reference)
+            for org, provider, reference, _ in subjects
+            if reference
+        ],
+        externals=[external_key(org, external) for org, _, _, external in subjects if external],
+    )

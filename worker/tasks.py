@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError
 
-from shared.db import unit_of_work
+from shared.db import is_transient, unit_of_work
 from shared.dispatch import queue_depth
 from shared.grace import sweep_expired_grace_periods
 from shared.health import check_database
@@ -27,9 +27,8 @@ from shared.settings import get_settings
 from worker.celery_app import RUN_TIME_LIMIT_SECONDS, celery_app
 
 SWEEP_BATCH = 500
-TRANSIENT = (OperationalError,)
 RETRY = {
-    "autoretry_for": TRANSIENT,
+    "autoretry_for": (OperationalError,),
     "retry_backoff": True,
     "retry_backoff_max": 60,
     "max_retries": 5,
@@ -63,9 +62,9 @@ def process_event(event_id: str) -> str:
             with unit_of_work() as session:
                 state = process_provider_event(session=session, event_id=uuid.UUID(event_id))
         return state
-    except TRANSIENT:
-        raise
     except Exception as error:  # a poison event must end failed, visibly, never loop
+        if is_transient(error):
+            raise
         log.exception("event.crashed", event_id=event_id, error=type(error).__name__)
         with unit_of_work() as session:
             mark_event_failed(session=session, event_id=uuid.UUID(event_id), error=error)
@@ -115,9 +114,9 @@ def run_period(run_id: str) -> str:
     try:
         with unit_of_work() as session:
             status = execute_run(session=session, run_id=uuid.UUID(run_id))
-    except TRANSIENT:
-        raise
     except Exception as error:  # a run that crashed must say so, not stay "running"
+        if is_transient(error):
+            raise
         log.exception("run.crashed", run_id=run_id, error=type(error).__name__)
         with unit_of_work() as session:
             fail_run(session=session, run_id=uuid.UUID(run_id), error=error)
