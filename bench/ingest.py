@@ -29,7 +29,7 @@ and the server's own processes, not other databases' backends).
 
 Run from the repository root: ``.venv/bin/python bench/ingest.py [--events N] ...``.
 Each phase's events are signed just before it starts, so keep a phase shorter than the
-server's 300 s timestamp tolerance (at ~400 events/s, up to ~100,000 events).
+server's 300 s timestamp tolerance (at ~1,000 events/s, up to ~300,000 events).
 """
 
 from __future__ import annotations
@@ -590,7 +590,7 @@ def wrk_replay(port: int, requests: list[bytes], concurrency: int, workdir: Path
             file.write(b"%d\n" % len(raw))
             file.write(raw)
     # --duration only bounds a run that never completes; the script stops it before.
-    bound = max(60, len(requests) // 100)
+    bound = max(120, len(requests) // 10)
     completed = subprocess.run(
         [
             "wrk", "--threads", "1", "--connections", str(concurrency),

@@ -7,13 +7,17 @@ ffi.cdef [[
   int getpid(void);
   long syscall(long number, ...);
 ]]
-local CLOCK_MONOTONIC, SYS_TGKILL, SIGINT = 1, 234, 2
+local CLOCK_MONOTONIC, SIGINT = 1, 2
+-- tgkill(2): signal one given thread (wrk's main thread, whose id is the process id).
+local SYS_TGKILL = ({ x64 = 234, arm64 = 131, x86 = 270, arm = 268 })[jit.arch]
+  or error("replay.lua: unknown tgkill syscall number on " .. jit.arch)
 local now_buffer = ffi.new("timespec")
 local function now()
   ffi.C.clock_gettime(CLOCK_MONOTONIC, now_buffer)
   return tonumber(now_buffer.tv_sec) + tonumber(now_buffer.tv_nsec) / 1e9
 end
 
+-- Globals, so that done() can read them from the thread (thread:get).
 requests, handed, answered, statuses, started, finished = {}, 0, 0, {}, 0, 0
 local verified = false
 

@@ -61,6 +61,8 @@ class GroupCommit(Generic[Item, Result]):
         self._lock = threading.Lock()
         self._waiting: list[_Entry[Item, Result]] = []
         self._writing = False
+        # The entry due to lead the next batch, until it takes it.
+        self._successor: _Entry[Item, Result] | None = None
 
     def submit(self, item: Item) -> Result:
         """Write ``item`` with whatever else is waiting; return its result once committed."""
@@ -68,18 +70,26 @@ class GroupCommit(Generic[Item, Result]):
         with self._lock:
             self._waiting.append(entry)
             follows = self._writing
-            self._writing = True
-        if follows:
-            entry.wake.wait()
-        if not entry.finished:
-            # Woken (or arrived) at the head of the queue: lead the next batch.
-            self._lead()
+            if not follows:
+                self._writing, self._successor = True, entry
+        try:
+            if follows:
+                entry.wake.wait()
+            if not entry.finished:
+                # Woken (or arrived) at the head of the queue: lead the next batch.
+                self._lead()
+        except BaseException:
+            # Stopped while waiting (gevent's kill, a signal): never leave the queue stuck.
+            if not entry.finished:
+                self._abandon(entry)
+            raise
         if entry.error is not None:
             raise entry.error
         return entry.result  # type: ignore[return-value]
 
     def _lead(self) -> None:
         with self._lock:
+            self._successor = None
             batch = self._take()
         try:
             outcomes = self._write([entry.item for entry in batch])
@@ -100,13 +110,28 @@ class GroupCommit(Generic[Item, Result]):
             raise
         finally:
             with self._lock:
-                successor = self._waiting[0] if self._waiting else None
-                self._writing = successor is not None
+                successor = self._hand_over()
             for entry in batch:
                 entry.finished = True
                 entry.wake.set()
             if successor is not None:
                 successor.wake.set()
+
+    def _hand_over(self) -> _Entry[Item, Result] | None:
+        """The entry to wake to lead next (the head of the queue), or None: no write then."""
+        self._successor = self._waiting[0] if self._waiting else None
+        self._writing = self._successor is not None
+        return self._successor
+
+    def _abandon(self, entry: _Entry[Item, Result]) -> None:
+        """Take out a caller stopped while waiting, passing on the lead if it was its."""
+        with self._lock:
+            if entry not in self._waiting:
+                return  # in a batch being written: its leader finishes it
+            self._waiting.remove(entry)
+            successor = self._hand_over() if entry is self._successor else None
+        if successor is not None:
+            successor.wake.set()
 
     def _take(self) -> list[_Entry[Item, Result]]:
         """The longest prefix of the waiting entries within ``max_weight`` (at least one)."""

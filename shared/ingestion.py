@@ -188,7 +188,7 @@ class Delivery:
     request_id: str | None
 
 
-# Rows of one statement: ~2,000 parameters, far below PostgreSQL's 65,535.
+# Rows of one statement: 1,800 parameters at most, far below PostgreSQL's 65,535.
 MAX_ROWS_PER_INSERT = 300
 _COLUMNS = (
     "org_id, provider_account_id, provider, provider_event_id, event_type, payload, "

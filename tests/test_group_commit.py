@@ -225,3 +225,49 @@ def test_every_caller_gets_exactly_its_own_result_under_contention(callers):
         thread.join(30)
 
     assert results == {item: -item for item in range(callers)}
+
+
+def test_a_caller_stopped_when_woken_to_lead_hands_the_lead_to_the_next_one(monkeypatch):
+    from shared import group_commit
+
+    class Stop(BaseException):
+        """A kill that lands as the caller is woken."""
+
+    class StoppedOnWake(threading.Event):
+        def wait(self, timeout=None):
+            super().wait(timeout)
+            raise Stop
+
+    class Entry(group_commit._Entry):
+        def __init__(self, item):
+            super().__init__(item)
+            if item == 2:
+                self.wake = StoppedOnWake()
+
+    monkeypatch.setattr(group_commit, "_Entry", Entry)
+    write = GatedWrite()
+    group = GroupCommit(write, max_weight=1)  # one item per batch: 2 would lead alone
+    outcomes: dict[int, object] = {}
+
+    def run(item: int) -> None:
+        try:
+            outcomes[item] = group.submit(item)
+        except BaseException as error:  # noqa: BLE001 - recorded for the assertions
+            outcomes[item] = error
+
+    threads = [threading.Thread(target=run, args=(item,)) for item in (1, 2, 3)]
+    threads[0].start()
+    assert write.entered.wait(10)
+    for count, thread in enumerate(threads[1:], start=1):
+        thread.start()
+        wait_for_waiters(group, count)
+    write.gate.set()
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+
+    assert write.batches == [[1], [3]]
+    assert outcomes[1] == 10
+    assert isinstance(outcomes[2], Stop)
+    assert outcomes[3] == 30
+    assert group.submit(4) == 40

@@ -26,6 +26,7 @@ from shared import ingestion
 from shared.db import unit_of_work
 from shared.organizations import create_organization
 from shared.provider_accounts import add_provider_account
+from shared.providers import VerifiedEvent
 from tests.conftest import REPO_ROOT, TEST_DATABASE_URL, TEST_REDIS_URL, wait_until
 from tests.support.signing import STRIPE_SECRET, stripe_event, stripe_request
 
@@ -36,14 +37,27 @@ WAITING_INSERTS = text(
 
 
 @pytest.fixture
-def account_id(committed) -> uuid.UUID:
+def account_id(committed, celery_worker) -> Iterator[uuid.UUID]:
+    """A committed Stripe account; at the end, the test's events have been processed.
+
+    The stored events' tasks are real: the suite's worker takes them, and it must be done
+    before ``committed`` truncates the tables (a TRUNCATE beside it can deadlock).
+    """
     with unit_of_work() as session:
         org = create_organization(session=session, name="Acme")
         account = add_provider_account(
             session=session, org_id=org.id, provider="stripe", secret=STRIPE_SECRET
         )
     ingestion.forget_cached_accounts()
-    return account.id
+    yield account.id
+    assert wait_until(lambda: pending_events(committed) == 0, timeout=60)
+
+
+def pending_events(engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(
+            text("SELECT count(*) FROM provider_events WHERE state = 'pending'")
+        )
 
 
 @contextmanager
@@ -168,6 +182,47 @@ def test_a_failed_commit_answers_503_to_every_request_of_its_batch_and_stores_no
     assert all(deliveries.responses[i].headers["Retry-After"] for i in range(5))
     assert stored(committed) == []
     assert published_tasks == []
+
+
+def test_a_row_postgresql_refuses_fails_only_its_own_delivery_in_a_batch(
+    committed, account_id, published_tasks
+):
+    from sqlalchemy.exc import DataError
+
+    account = ingestion.load_webhook_account(provider="stripe", account_id=account_id)
+
+    def delivery(payload: dict) -> ingestion.Delivery:
+        event = VerifiedEvent(payload["id"], payload["type"], payload)
+        return ingestion.Delivery(account, [event], None)
+
+    # Not refused at the door (the parser would): JSONB cannot hold "\u0000".
+    refused = dict(stripe_event(), description="nul \x00 inside")
+    good = [stripe_event() for _ in range(3)]
+    outcomes: dict[int, object] = {}
+
+    def store(index: int, item: ingestion.Delivery) -> None:
+        try:
+            outcomes[index] = ingestion.store_delivery(item)
+        except DataError as error:
+            outcomes[index] = error
+
+    items = [delivery(good[0]), delivery(good[1]), delivery(refused), delivery(good[2])]
+    threads = [threading.Thread(target=store, args=(i, item)) for i, item in enumerate(items)]
+    with inserts_held(committed):
+        threads[0].start()
+        assert wait_until(lambda: len(waiting_insert_pids(committed)) == 1)
+        for index, thread in enumerate(threads[1:], start=1):
+            thread.start()
+            assert wait_until(lambda index=index: queued_deliveries() == index)
+    for thread in threads:
+        thread.join(30)
+
+    assert isinstance(outcomes[2], DataError)
+    assert all(len(outcomes[i]) == 1 for i in (0, 1, 3))
+    assert sorted(event_id for _, event_id, _ in stored(committed)) == sorted(
+        event["id"] for event in good
+    )
+    assert len(published_tasks) == 3
 
 
 def test_each_task_of_a_shared_batch_names_the_request_that_delivered_its_event(
