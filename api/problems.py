@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import DomainError
@@ -65,14 +66,12 @@ def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def _database_down(error: OperationalError) -> Response:
         log.warning("database.unavailable", error=type(error.orig).__name__)
-        response = problem(
-            503,
-            "Service unavailable",
-            "the database is unreachable; retry shortly",
-            "service-unavailable",
-        )
-        response.headers["Retry-After"] = "5"
-        return response
+        return _unavailable("the database is unreachable; retry shortly")
+
+    @app.errorhandler(PoolTimeout)
+    def _pool_exhausted(error: PoolTimeout) -> Response:
+        log.warning("database.busy", error=type(error).__name__)
+        return _unavailable("every database connection is busy; retry shortly")
 
     @app.errorhandler(DBAPIError)
     def _database_error(error: DBAPIError) -> Response:
@@ -83,3 +82,10 @@ def register_problem_handlers(app: Flask) -> None:
     def _unexpected(error: Exception) -> Response:
         log.exception("request.unhandled", error=type(error).__name__)
         return problem(500, "Internal server error", "an unexpected error occurred", "internal")
+
+
+def _unavailable(detail: str) -> Response:
+    """503 problem+json with ``Retry-After``: the request may be retried as it is."""
+    response = problem(503, "Service unavailable", detail, "service-unavailable")
+    response.headers["Retry-After"] = "5"
+    return response

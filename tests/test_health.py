@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import pool
 
 from shared.db import SessionFactory, make_engine
-from tests.conftest import database_url_named
+from tests.conftest import TEST_DATABASE_URL, database_url_named
 
 
 def test_healthz_answers_without_touching_dependencies(client):
@@ -63,3 +63,26 @@ def test_wrong_method_is_a_problem_document_with_allow(client):
     assert response.status_code == 405
     assert response.mimetype == "application/problem+json"
     assert "GET" in response.headers["Allow"]
+
+
+@pytest.fixture
+def exhausted_pool(session):
+    """Sessions bound to a real pool of one connection, which is checked out."""
+    busy = make_engine(TEST_DATABASE_URL, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    held = busy.connect()
+    bind = SessionFactory.kw["bind"]
+    SessionFactory.configure(bind=busy)
+    yield
+    SessionFactory.configure(bind=bind)
+    held.close()
+    busy.dispose()
+
+
+def test_an_exhausted_connection_pool_answers_503_to_retry(client, exhausted_pool):
+    response = client.get(
+        "/billing/reconciliation/discrepancies", headers={"Authorization": "Bearer rk_any"}
+    )
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["Retry-After"] == "5"
+    assert "busy" in response.json["detail"]
