@@ -14,9 +14,14 @@ from sqlalchemy import func
 
 from api.app import create_app
 from shared.api_keys import create_api_key
-from shared.models import ReconciliationDiscrepancy, ReconciliationRun
+from shared.models import ReconciliationRun
 from tests.support.checksums import database_checksum
-from tests.support.factories import make_account, make_event, make_org, make_payment
+from tests.support.factories import (
+    make_account,
+    make_discrepancy,
+    make_event,
+    make_org,
+)
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Routes under /billing that authenticate otherwise, each for a stated reason.
@@ -164,15 +169,7 @@ def foreign_objects(session) -> dict[str, uuid.UUID]:
     org = make_org(session)
     account = make_account(session, org)
     event = make_event(session, account)
-    payment = make_payment(session, org)
-    discrepancy = ReconciliationDiscrepancy(
-        org_id=org.id,
-        type="MissingProviderRecord",
-        severity="medium",
-        payment_id=payment.id,
-        amount_minor=payment.amount_minor,
-        currency=payment.currency,
-    )
+    discrepancy = make_discrepancy(session, org)
     run = ReconciliationRun(
         org_id=org.id,
         period_start=date(2026, 11, 1),
@@ -182,7 +179,7 @@ def foreign_objects(session) -> dict[str, uuid.UUID]:
         report_json={},
         report_markdown="",
     )
-    session.add_all([discrepancy, run])
+    session.add(run)
     session.flush()
     return {"discrepancy_id": discrepancy.id, "run_id": run.id, "event_id": event.id}
 

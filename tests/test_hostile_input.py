@@ -38,7 +38,7 @@ from shared.models import (
 from shared.pagination import encode_cursor
 from shared.processing import process_provider_event
 from tests.support.checksums import TABLES, database_checksum, table_checksum
-from tests.support.factories import make_account, make_org, make_payment
+from tests.support.factories import make_account, make_discrepancy, make_org
 from tests.support.signing import (
     STRIPE_SECRET,
     adyen_item,
@@ -113,26 +113,6 @@ def bearer(session, org) -> dict[str, str]:
     return {"Authorization": f"Bearer {issued.secret}"}
 
 
-def open_discrepancy(session, org) -> ReconciliationDiscrepancy:
-    payment = make_payment(session, org)
-    discrepancy = ReconciliationDiscrepancy(
-        org_id=org.id,
-        type="MissingProviderRecord",
-        severity="medium",
-        payment_id=payment.id,
-        amount_minor=payment.amount_minor,
-        currency=payment.currency,
-    )
-    session.add(discrepancy)
-    session.flush()
-    session.add(
-        ReconciliationActionLog(
-            org_id=org.id, discrepancy_id=discrepancy.id, action="opened", actor="system"
-        )
-    )
-    return discrepancy
-
-
 @pytest.fixture
 def world(session) -> World:
     org, other = make_org(session), make_org(session)
@@ -152,8 +132,8 @@ def world(session) -> World:
             provider: make_account(session, org, provider)
             for provider in ("stripe", "adyen", "standard")
         },
-        discrepancy=open_discrepancy(session, org),
-        other_discrepancy=open_discrepancy(session, other),
+        discrepancy=make_discrepancy(session, org),
+        other_discrepancy=make_discrepancy(session, other),
         run=run,
     )
     session.flush()

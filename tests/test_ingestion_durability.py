@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,8 +16,9 @@ from shared.ingestion import sweep_pending_events
 from shared.models import ProviderEvent
 from shared.organizations import create_organization
 from shared.provider_accounts import add_provider_account
-from tests.conftest import REPO_ROOT, TEST_DATABASE_URL, wait_until
+from tests.conftest import TEST_DATABASE_URL, wait_until
 from tests.support.factories import make_event
+from tests.support.processes import ApiServer
 from tests.support.signing import STRIPE_SECRET, stripe_event, stripe_request
 
 
@@ -43,33 +42,13 @@ def event_state(engine, provider_event_id: str):
 @pytest.fixture
 def api_without_redis(committed, tmp_path):
     """``recon serve`` whose REDIS_URL points at a port where nothing listens."""
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DATABASE_URL": TEST_DATABASE_URL,
-            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    server = ApiServer(
+        tmp_path / "serve.log",
+        database_url=TEST_DATABASE_URL,
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
     )
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy():
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    wait_until(healthy, timeout=30)
-    yield base
-    server.terminate()
-    server.wait(timeout=30)
-    log.close()
+    yield server.base_url
+    server.stop()
 
 
 def test_webhook_is_accepted_and_kept_while_redis_is_down_then_swept_and_processed(

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from shared.models import Organization, Payment, ProviderAccount, ProviderEvent
+from shared.models import (
+    Organization,
+    Payment,
+    ProviderAccount,
+    ProviderEvent,
+    ReconciliationActionLog,
+    ReconciliationDiscrepancy,
+)
 from shared.organizations import create_organization
 from shared.provider_accounts import add_provider_account
 from tests.support.signing import ADYEN_KEY, STANDARD_SECRET, STRIPE_SECRET
@@ -45,6 +52,29 @@ def make_payment(session: Session, org: Organization, **fields) -> Payment:
     session.add(payment)
     session.flush()
     return payment
+
+
+def make_discrepancy(session: Session, org: Organization, **fields) -> ReconciliationDiscrepancy:
+    """An open MissingProviderRecord on a new payment of ``org``, with its ``opened`` entry."""
+    payment = make_payment(session, org)
+    values = {
+        "org_id": org.id,
+        "type": "MissingProviderRecord",
+        "severity": "medium",
+        "payment_id": payment.id,
+        "amount_minor": payment.amount_minor,
+        "currency": payment.currency,
+    } | fields
+    discrepancy = ReconciliationDiscrepancy(**values)
+    session.add(discrepancy)
+    session.flush()
+    session.add(
+        ReconciliationActionLog(
+            org_id=org.id, discrepancy_id=discrepancy.id, action="opened", actor="system"
+        )
+    )
+    session.flush()
+    return discrepancy
 
 
 def make_event(
