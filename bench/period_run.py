@@ -19,9 +19,10 @@ What it does, in one run:
    ``read_csv``, merged on provider reference, then merchant reference, then the
    heuristic among the unmatched, flagging the six types — load + merge timed together;
 4. times the full run — ``trigger_run`` + ``execute_run`` in one ``unit_of_work`` — in a
-   child process of its own, whose peak RSS (``ru_maxrss``) is the run's, not the
-   generator's; with ``--profile DIR`` that child runs under ``py-spy`` and the bench
-   prints where its wall time went;
+   child process of its own, whose peak RSS (``VmHWM``) is the run's, not the
+   generator's, and the time of each of its SQL statements (SQLAlchemy's cursor events);
+   with ``--profile DIR`` that child runs under ``py-spy`` and the bench prints where its
+   wall time went;
 5. prints rows, seconds, ratios, peak RSS, the discrepancies the run reported by type
    against the seeded ones (and pandas' counts), and the issue's targets with PASS/FAIL;
 6. drops the database and empties Redis database 13 at the end, also on Ctrl-C or an error.
@@ -40,7 +41,6 @@ import contextlib
 import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -401,10 +401,15 @@ def child(mode: str, org_id: uuid.UUID, day: date, workdir: Path, profile: Path 
     return json.loads(out.read_text())
 
 
-def _rss_now_kb() -> int:
+def _memory_kb(field: str) -> int:
+    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident) of this process, in kB.
+
+    Not ``ru_maxrss``: Linux keeps it across ``execve``, so a child started by this bench
+    would report the bench's own peak (the generator's) whenever it is the larger.
+    """
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     return 0
 
@@ -439,7 +444,7 @@ def child_run(org_id: uuid.UUID, day: date) -> dict:
     with get_engine().connect():  # connected and imported before the clock starts
         pass
     statements = _time_statements(get_engine())
-    baseline = _rss_now_kb()
+    baseline = _memory_kb("VmRSS")
     began = time.perf_counter()
     with unit_of_work() as session:
         triggered = trigger_run(session=session, org_id=org_id, period_start=day,
@@ -452,7 +457,7 @@ def child_run(org_id: uuid.UUID, day: date) -> dict:
         "status": status,
         "run_id": str(run_id),
         "baseline_rss_kb": baseline,
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kb": _memory_kb("VmHWM"),
         "statements": statements.most_common(),
     }
 
@@ -547,7 +552,7 @@ def child_pandas(org_id: uuid.UUID, day: date) -> dict:
     return {
         "seconds": seconds,
         "load_seconds": loaded,
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kb": _memory_kb("VmHWM"),
         "by_type": {
             "MissingInternalRecord": len(unmatched_r),
             "MissingProviderRecord": len(unmatched_p),
