@@ -38,7 +38,8 @@ from shared.triage import (
     list_discrepancies,
     resolve,
 )
-from tests.support.factories import make_org, make_payment
+from tests.support import factories
+from tests.support.factories import make_org
 
 BASE = "/billing/reconciliation/discrepancies"
 BASE_TIME = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -97,30 +98,19 @@ def make_record(session, org, **fields) -> ProviderRecord:
 
 
 def make_discrepancy(session, org, *, with_record=False, **fields) -> ReconciliationDiscrepancy:
-    payment = make_payment(session, org)
+    """An open AmountMismatch (optionally with a provider record), opened at BASE_TIME."""
     record = make_record(session, org) if with_record else None
     values = {
-        "org_id": org.id,
         "type": "AmountMismatch",
         "severity": "high",
         "status": "open",
-        "payment_id": payment.id,
         "provider_record_id": record.id if record else None,
         "amount_minor": 2500,
         "currency": "EUR",
         "difference_minor": -100,
         "opened_at": BASE_TIME,
     } | fields
-    discrepancy = ReconciliationDiscrepancy(**values)
-    session.add(discrepancy)
-    session.flush()
-    session.add(
-        ReconciliationActionLog(
-            org_id=org.id, discrepancy_id=discrepancy.id, action="opened", actor="system"
-        )
-    )
-    session.flush()
-    return discrepancy
+    return factories.make_discrepancy(session, org, **values)
 
 
 def in_state(session, org, status: str) -> ReconciliationDiscrepancy:
