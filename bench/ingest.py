@@ -778,17 +778,20 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_arguments(argv)
-    # Before anything imports shared.settings: this process and the server use the bench's
-    # own database and Redis database, never the development ones.
-    os.environ["DATABASE_URL"] = database_url_named(DATABASE)
-    os.environ["REDIS_URL"] = redis_url()
+def use_own_services(database: str, redis: str) -> None:
+    """Point this process and its children at the bench's own database and Redis database
+    (before anything imports shared.settings), and make Ctrl-C and SIGTERM end in the
+    caller's cleanup (a shell may start a background job with SIGINT ignored)."""
+    os.environ["DATABASE_URL"] = database_url_named(database)
+    os.environ["REDIS_URL"] = redis
     os.environ.setdefault("LOG_LEVEL", "INFO")
-    # Ctrl-C and SIGTERM both end in the cleanup below (a shell may start a background
-    # job with SIGINT ignored, so the handler is installed explicitly).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    use_own_services(DATABASE, redis_url())
     # An overloaded server makes the open-loop run hold many connections at once.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

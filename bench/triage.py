@@ -42,7 +42,6 @@ import math
 import os
 import random
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -69,7 +68,6 @@ from bench.ingest import (  # noqa: E402 - needs the sys.path above
     Outcome,
     Server,
     closed_loop,
-    database_url_named,
     drop_database,
     flush_redis,
     free_port,
@@ -77,6 +75,7 @@ from bench.ingest import (  # noqa: E402 - needs the sys.path above
     measure,
     print_outcome,
     recreate_database,
+    use_own_services,
     verdict,
 )
 
@@ -665,19 +664,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
-    # Before anything imports shared.settings: this process and the server use the bench's
-    # own database and Redis database, never the development ones.
-    os.environ["DATABASE_URL"] = database_url_named(DATABASE)
-    os.environ["REDIS_URL"] = redis_url()
-    os.environ.setdefault("LOG_LEVEL", "INFO")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    use_own_services(DATABASE, redis_url())
 
     workdir = Path(tempfile.mkdtemp(prefix="recon-bench-triage-"))
     server: Server | None = None

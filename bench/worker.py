@@ -82,13 +82,13 @@ from bench.ingest import (  # noqa: E402 - needs the sys.path above
     CpuMeter,
     Server,
     Slot,
-    database_url_named,
     drop_database,
     flush_redis,
     free_port,
     prepare_account,
     recreate_database,
     stripe_event,
+    use_own_services,
     verdict,
 )
 
@@ -1198,19 +1198,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
-    # Before anything imports shared.settings: this process, the worker and the server use
-    # the bench's own database and Redis database, never the development ones.
-    os.environ["DATABASE_URL"] = database_url_named(DATABASE)
-    os.environ["REDIS_URL"] = redis_url()
-    os.environ.setdefault("LOG_LEVEL", "INFO")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    use_own_services(DATABASE, redis_url())
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
