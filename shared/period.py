@@ -291,7 +291,7 @@ def _unmatched_records(
 ) -> Iterator[list[RecordFacts]]:
     """The period's records matched to no payment, PAGE at a time."""
     rows = _stream(session, UNMATCHED_RECORDS, {"org": org_id, "start": start, "end": end})
-    for page in rows.partitions():
+    for page in rows.partitions(PAGE):  # without a size, one partition holds every row
         yield [_record(row, 0) for row in page]
 
 
