@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, select
 
+from shared import period
 from shared.matching import (
     Finding,
     MatchSettings,
@@ -305,3 +306,21 @@ def test_the_period_run_finds_what_the_pure_rules_find(session, org):
             expected[None, record_id] = "missing_internal"
     assert outcomes == expected
     assert (result.payments_checked, result.items) == (len(day.payments), len(expected))
+
+
+def test_python_gets_candidates_and_unmatched_records_a_page_at_a_time(session, monkeypatch):
+    """Memory does not grow with the period: nothing Python judges comes in one piece."""
+    org = make_org(session, timezone="UTC")
+    day = Day(org.id)
+    for _ in range(7):
+        day.payment()  # no record: a candidate
+        day.record(None)  # no payment: unmatched
+    day.write(session)
+    monkeypatch.setattr(period, "PAGE", 3)
+    start, end = period_bounds(org, DAY, DAY)
+    settings = match_settings(session=session, org_id=org.id)
+    split_period(session=session, run_id=new_run(session, org).id, org_id=org.id, start=start,
+                 end=end, settings=settings)  # fmt: skip
+    assert [len(page) for page in period._candidate_groups(session)] == [3, 3, 1]
+    pages = list(period._unmatched_records(session, org.id, start, end))
+    assert [len(page) for page in pages] == [3, 3, 1]
