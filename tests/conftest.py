@@ -1,7 +1,7 @@
 """Test harness: real PostgreSQL and Redis, isolated per xdist worker and per test.
 
-- Each xdist worker gets its own database ``recon_test_<worker>`` (migrated once) and its
-  own Redis database number.
+- Each xdist worker gets its own database ``recon_test_<run>_<worker>`` (migrated once;
+  ``<run>`` keeps two suites on one machine apart) and its own Redis database number.
 - ``session`` (and everything built on it: the Flask client, in-process CLI calls) runs
   inside an outer transaction that is rolled back; the code's own commits become
   savepoint releases.
@@ -48,7 +48,9 @@ def redis_url_numbered(number: int) -> str:
     return urlsplit(BASE_REDIS_URL)._replace(path=f"/{number}").geturl()
 
 
-TEST_DATABASE = f"recon_test_{WORKER_ID}"
+# Set once by the controlling process; xdist workers inherit it.
+RUN_TAG = os.environ.setdefault("RECON_TEST_RUN", str(os.getpid()))
+TEST_DATABASE = f"recon_test_{RUN_TAG}_{WORKER_ID}"
 TEST_DATABASE_URL = database_url_named(TEST_DATABASE)
 # Database 0 stays for development; xdist workers take 1, 2, ...
 TEST_REDIS_URL = redis_url_numbered(1 + WORKER_NUMBER % 15)
