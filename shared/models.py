@@ -436,16 +436,12 @@ class ReconciliationItem(Base):
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    org_id: Mapped[uuid.UUID] = org_fk()
-    run_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("reconciliation_runs.id")
-    )
-    payment_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("payments.id")
-    )
-    provider_record_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("provider_records.id")
-    )
+    # No foreign keys on this table, the largest a run writes: their checks were most of
+    # a period run's insert time (migration 0005, docs/decisions.md).
+    org_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    provider_record_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     outcome: Mapped[str] = mapped_column(String(24), nullable=False)
     match_method: Mapped[str | None] = mapped_column(String(24))
     amount_difference_minor: Mapped[int | None] = mapped_column(BigInteger)

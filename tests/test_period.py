@@ -324,3 +324,34 @@ def test_python_gets_candidates_and_unmatched_records_a_page_at_a_time(session, 
     assert [len(page) for page in period._candidate_groups(session)] == [3, 3, 1]
     pages = list(period._unmatched_records(session, org.id, start, end))
     assert [len(page) for page in pages] == [3, 3, 1]
+
+
+def test_a_period_run_locks_no_payment_it_finds_nothing_in(committed):
+    """Billing may lock and change those payments while the run is still writing its items
+    (a discrepancy's own foreign key still holds its payment)."""
+    from shared.db import SessionFactory
+
+    with SessionFactory(bind=committed) as setup, setup.begin():
+        org = make_org(setup, timezone="UTC")
+        day = Day(org.id)
+        clean = [day.payment() for _ in range(3)]  # items written by the split statement
+        for payment in clean:
+            day.record(payment)
+        day.record(day.payment(), amount_minor=1)  # AmountMismatch: judged in Python
+        day.payment()  # no record: MissingProviderRecord
+        day.write(setup)
+        org_id = org.id
+    with SessionFactory(bind=committed) as run_session, run_session.begin():
+        org = run_session.get(type(org), org_id)
+        run = new_run(run_session, org)
+        start, end = period_bounds(org, DAY, DAY)
+        result = reconcile_period(
+            session=run_session, run_id=run.id, org_id=org_id, start=start, end=end,
+            settings=match_settings(session=run_session, org_id=org_id), now=NOW,
+        )  # fmt: skip
+        assert (result.items, result.opened) == (5, 2)
+        with committed.connect() as billing:  # before the run commits
+            free = billing.scalars(
+                select(Payment.id).where(Payment.org_id == org_id).with_for_update(skip_locked=True)
+            ).all()
+        assert set(free) == {payment["id"] for payment in clean}
