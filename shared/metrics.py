@@ -144,14 +144,18 @@ def _on_commit(session: Session | None, record: Callable[[], None]) -> None:
 
 
 def _count(family: Family, labels: tuple[str, ...], amount: int) -> None:
-    _buffer.add(family.key, _field(labels), amount)
+    _buffer.add(family.key, (_field(labels), amount))
 
 
 def _observe(family: Family, labels: tuple[str, ...], value: float) -> None:
     bucket = next((bound for bound in family.buckets if value <= bound), None)
-    le = INFINITY if bucket is None else floatToGoString(bucket)
-    _buffer.add(family.key, _field((*labels, le)), 1)
-    _buffer.add(family.key, _field((*labels, "sum")), float(value))
+    le = INFINITY if bucket is None else _bound_label(bucket)
+    _buffer.add(family.key, (_field((*labels, le)), 1), (_field((*labels, "sum")), float(value)))
+
+
+@cache
+def _bound_label(bound: float) -> str:
+    return floatToGoString(bound)
 
 
 @lru_cache(maxsize=4096)  # label sets are few; this is on every request's path
@@ -166,15 +170,24 @@ class _Buffer:
         self.lock = threading.Lock()
         self.pending: dict[tuple[str, str], int | float] = {}
         self.thread: threading.Thread | None = None
+        self.check_thread_at = 0.0
         self.failing = False
 
-    def add(self, key: str, field: str, amount: int | float) -> None:
+    def add(self, key: str, *increments: tuple[str, int | float]) -> None:
+        """Add each ``(field, amount)`` to its field of the hash ``key``."""
         with self.lock:
-            self.pending[key, field] = self.pending.get((key, field), 0) + amount
-            # Started on first use (after any fork), and again should it ever have died.
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
-                self.thread.start()
+            for field, amount in increments:
+                self.pending[key, field] = self.pending.get((key, field), 0) + amount
+            # Started on first use (after any fork), and again should it ever have died;
+            # looked at once a flush interval: under gevent is_alive() yields to the hub.
+            now = time.monotonic()
+            if now >= self.check_thread_at:
+                self.check_thread_at = now + FLUSH_SECONDS
+                if self.thread is None or not self.thread.is_alive():
+                    self.thread = threading.Thread(
+                        target=self._run, name="metrics-flush", daemon=True
+                    )
+                    self.thread.start()
 
     def _run(self) -> None:
         while True:

@@ -186,6 +186,21 @@ def test_task_lines_carry_the_task_and_the_request_that_queued_it(
     assert "request_id" not in unrelated
 
 
+def test_a_logged_exception_is_one_json_line_with_its_traceback(logs):
+    try:
+        raise ZeroDivisionError("division by zero")
+    except ZeroDivisionError:
+        structlog.get_logger("recon.test").exception("boom", error="ZeroDivisionError")
+    logging.getLogger("recon.test").warning("foreign %s", "record")
+    boom, foreign = logs.all()
+    assert boom["event"] == "boom"
+    assert boom["level"] == "error"
+    assert boom["logger"] == "recon.test"
+    assert "ZeroDivisionError: division by zero" in boom["exception"]
+    assert foreign["event"] == "foreign record"
+    assert foreign["level"] == "warning"
+
+
 def test_database_errors_never_carry_statement_parameters(session):
     """A logged traceback or an event's last_error shows the SQL, never payloads or keys."""
     with pytest.raises(DBAPIError) as raised:

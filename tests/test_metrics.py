@@ -6,6 +6,7 @@ test compares a scrape after the action with one before it.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -271,6 +272,23 @@ def test_counts_made_while_redis_is_down_are_kept_and_sent_later(
 def token(override_settings):
     override_settings(METRICS_TOKEN="scrape-token")
     return "scrape-token"
+
+
+def test_a_flush_thread_that_died_is_started_again_by_the_next_recording(monkeypatch):
+    buffer = metrics._Buffer()
+    monkeypatch.setattr(metrics, "_buffer", buffer)
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    buffer.thread = dead
+    # A label set of its own, so that no other test's before/after scrape sees these.
+    metrics.record_webhook("flush-thread-test", "accepted", "new")
+    assert buffer.thread is not dead
+    assert buffer.thread.is_alive()
+    started = buffer.thread
+    metrics.record_webhook("flush-thread-test", "accepted", "new")  # within the interval
+    assert buffer.thread is started
+    assert buffer.flush()
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", "scrape-token"])
