@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, or_, select, tuple_
+from sqlalchemy import Select, bindparam, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from shared.api_keys import Caller
@@ -139,8 +140,32 @@ def _summaries() -> Select:
     )
 
 
-def _view(row: Any) -> DiscrepancyView:
-    discrepancy, external_id, provider, provider_reference = row
+# What a view reads of the discrepancy row itself (the list selects only these).
+_VIEW_COLUMNS = (
+    "id",
+    "type",
+    "severity",
+    "status",
+    "payment_id",
+    "provider_record_id",
+    "amount_minor",
+    "currency",
+    "difference_minor",
+    "assignee",
+    "resolution",
+    "resolution_reason",
+    "adjustment_reference",
+    "version",
+    "opened_at",
+    "acknowledged_at",
+    "resolved_at",
+)
+
+
+def _view(
+    discrepancy: Any, external_id: Any, provider: Any, provider_reference: Any
+) -> DiscrepancyView:
+    """The view of ``discrepancy`` (an ORM object or a row of :data:`_VIEW_COLUMNS`)."""
     payment = (
         PaymentSummary(id=discrepancy.payment_id, external_id=external_id)
         if discrepancy.payment_id is not None
@@ -176,26 +201,18 @@ def _view(row: Any) -> DiscrepancyView:
     )
 
 
-def _filtered(query: Select, org_id: uuid.UUID, filters: DiscrepancyFilters) -> Select:
-    query = query.where(_D.org_id == org_id)
-    equalities = {
-        _D.status: filters.status,
-        _D.type: filters.type,
-        _D.severity: filters.severity,
-        _D.assignee: filters.assignee,
-        _D.run_id: filters.run_id,
-        _D.currency: filters.currency,
-    }
-    for column, value in equalities.items():
-        if value is not None:
-            query = query.where(column == value)
-    if filters.min_amount is not None:
-        query = query.where(_D.amount_minor >= filters.min_amount)
-    if filters.since is not None:
-        query = query.where(_D.opened_at >= filters.since)
-    if filters.until is not None:
-        query = query.where(_D.opened_at < filters.until)
-    return query
+# Each filter as a condition on a bound parameter of its own name.
+_CONDITIONS = {
+    "status": _D.status == bindparam("status"),
+    "type": _D.type == bindparam("type"),
+    "severity": _D.severity == bindparam("severity"),
+    "assignee": _D.assignee == bindparam("assignee"),
+    "run_id": _D.run_id == bindparam("run_id"),
+    "currency": _D.currency == bindparam("currency"),
+    "min_amount": _D.amount_minor >= bindparam("min_amount"),
+    "since": _D.opened_at >= bindparam("since"),
+    "until": _D.opened_at < bindparam("until"),
+}
 
 
 def _sort_key(sort: str) -> tuple[Any, type, Callable[[DiscrepancyView], Any]]:
@@ -204,6 +221,33 @@ def _sort_key(sort: str) -> tuple[Any, type, Callable[[DiscrepancyView], Any]]:
     if sort == "amount":
         return _D.amount_minor, int, lambda view: view.amount_minor
     raise ValidationFailed(f"sort must be one of {', '.join(SORTS)}")
+
+
+@cache  # at most 2 sorts x 2**9 sets of filters x with or without a cursor
+def _list_statement(sort: str, filtered: frozenset[str], after_cursor: bool) -> Select:
+    """The list statement of one shape of request, built once; values are bound when run.
+
+    The page is cut before the joins: when a filter is served by a bitmap scan and a sort
+    (a run's rows), joining first would look up every matching row's payment and provider
+    record, not just the page's (docs/decisions.md, "Triage API latency").
+    """
+    column, _, _ = _sort_key(sort)
+    query = select(*(getattr(_D, name) for name in _VIEW_COLUMNS)).where(
+        _D.org_id == bindparam("org_id"),
+        *(condition for name, condition in _CONDITIONS.items() if name in filtered),
+    )
+    if after_cursor:
+        after = (bindparam("after", type_=column.type), bindparam("after_id", type_=_D.id.type))
+        query = query.where(tuple_(column, _D.id) < tuple_(*after))
+    page = query.order_by(column.desc(), _D.id.desc()).limit(bindparam("limit")).subquery()
+    return (
+        select(
+            page, Payment.external_id, ProviderRecord.provider, ProviderRecord.provider_reference
+        )
+        .outerjoin(Payment, Payment.id == page.c.payment_id)
+        .outerjoin(ProviderRecord, ProviderRecord.id == page.c.provider_record_id)
+        .order_by(page.c[column.key].desc(), page.c.id.desc())
+    )
 
 
 def list_discrepancies(
@@ -222,15 +266,20 @@ def list_discrepancies(
     key and id of the last row and is stamped with the sort, so pages never repeat or skip
     a row while new ones arrive, and a cursor of another sort or listing is InvalidCursor.
     """
-    column, kind, key = _sort_key(sort)
-    query = _filtered(_summaries(), org_id, filters)
+    _, kind, key = _sort_key(sort)
+    values = {name: value for name, value in vars(filters).items() if value is not None}
+    parameters = {**values, "org_id": org_id, "limit": limit + 1}
     if cursor is not None:
-        tag, after, after_id = decode_cursor(cursor, (int, kind, uuid.UUID))
+        tag, parameters["after"], parameters["after_id"] = decode_cursor(
+            cursor, (int, kind, uuid.UUID)
+        )
         if tag != _SORT_TAGS[sort]:
             raise InvalidCursor(f"cursor belongs to another sort than {sort!r}")
-        query = query.where(tuple_(column, _D.id) < tuple_(after, after_id))
-    query = query.order_by(column.desc(), _D.id.desc()).limit(limit + 1)
-    rows = [_view(row) for row in session.execute(query)]
+    statement = _list_statement(sort, frozenset(values), cursor is not None)
+    rows = [
+        _view(row, row.external_id, row.provider, row.provider_reference)
+        for row in session.execute(statement, parameters)
+    ]
     return page_of(rows, limit, lambda view: (_SORT_TAGS[sort], key(view), view.id))
 
 
@@ -275,7 +324,7 @@ def get_discrepancy(
     ).one_or_none()
     if row is None:
         raise NotFound(f"discrepancy {discrepancy_id} does not exist")
-    view = _view(row)
+    view = _view(*row)
     subjects = []
     if view.payment is not None:
         subjects.append(ReconciliationItem.payment_id == view.payment.id)
@@ -474,4 +523,4 @@ def _record(
         version=discrepancy.version,
         actor=str(caller.key_id),
     )
-    return _view((discrepancy, *locked.summaries))
+    return _view(discrepancy, *locked.summaries)

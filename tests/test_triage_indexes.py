@@ -133,3 +133,50 @@ def test_every_filter_at_once_on_a_later_page_stays_inside_the_index(session, tw
     assert node["Index Name"] == LIST_INDEX[sort]
     assert "Filter" not in node, node["Filter"]
     assert "ROW(" in node["Index Cond"]  # the cursor's (sort key, id) bound, in the index
+
+
+def subtree_relations(node: dict[str, Any]) -> set[str]:
+    """The relations scanned at or below ``node``."""
+    relations, nodes = set(), [node]
+    while nodes:
+        current = nodes.pop()
+        relations.update([current["Relation Name"]] if "Relation Name" in current else [])
+        nodes.extend(current.get("Plans", []))
+    return relations
+
+
+def innermost_limit(plan: dict[str, Any]) -> dict[str, Any]:
+    """The Limit node nearest above the scan of reconciliation_discrepancies."""
+    path: list[dict[str, Any]] = []
+
+    def find(node: dict[str, Any], above: list[dict[str, Any]]) -> bool:
+        if node.get("Relation Name") == "reconciliation_discrepancies":
+            path.extend(above)
+            return True
+        return any(find(child, [*above, node]) for child in node.get("Plans", []))
+
+    assert find(plan, [])
+    return next(node for node in reversed(path) if node["Node Type"] == "Limit")
+
+
+@pytest.mark.parametrize("sort", SORTS)
+def test_the_page_is_cut_before_payments_and_records_are_joined(session, two_pages, sort):
+    # A run's rows come from a bitmap scan and a sort: joined before the limit, every row
+    # of the run would have its payment and provider record looked up, not just the page's.
+    org_id, run_id = two_pages
+    with captured_statements(session) as statements:
+        list_discrepancies(
+            session=session,
+            org_id=org_id,
+            filters=DiscrepancyFilters(run_id=run_id),
+            sort=sort,
+            limit=1,
+        )
+    statement, parameters = statements[-1]
+    plan = (
+        session.connection()
+        .exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+        .scalar()[0]["Plan"]
+    )
+    assert subtree_relations(innermost_limit(plan)) == {"reconciliation_discrepancies"}
+    assert {"payments", "provider_records"} <= subtree_relations(plan)
