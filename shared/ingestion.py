@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import select, tuple_
@@ -188,26 +187,20 @@ class Delivery:
     request_id: str | None
 
 
-# Rows of one statement: 1,800 parameters at most, far below PostgreSQL's 65,535.
+# Rows of one statement: a bound on one batch's work, and on the wait of its callers.
 MAX_ROWS_PER_INSERT = 300
-_COLUMNS = (
-    "org_id, provider_account_id, provider, provider_event_id, event_type, payload, "
-    "signature_verified"
+# One text whatever the row count: six array parameters. psycopg therefore caches its
+# parsing and prepares it once, where a VALUES list per row count was parsed again for
+# every batch of more than 8 rows (psycopg caches queries of at most 50 parameters).
+INSERT_EVENTS_SQL = (
+    "INSERT INTO provider_events (org_id, provider_account_id, provider, provider_event_id, "
+    "event_type, payload, signature_verified) "
+    "SELECT org_id, account_id, provider, event_id, event_type, payload, true FROM unnest("
+    "%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::jsonb[]) "
+    "AS batch (org_id, account_id, provider, event_id, event_type, payload) "
+    "ON CONFLICT (provider_account_id, provider_event_id) DO NOTHING "
+    "RETURNING id, provider_account_id, provider_event_id"
 )
-
-
-@cache
-def insert_events_sql(rows: int) -> str:
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING`` for ``rows`` events, one statement.
-
-    One text per row count, so psycopg prepares each after a few uses.
-    """
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, true)"] * rows)
-    return (
-        f"INSERT INTO provider_events ({_COLUMNS}) VALUES {values} "  # noqa: S608 - no input
-        "ON CONFLICT (provider_account_id, provider_event_id) DO NOTHING "
-        "RETURNING id, provider_account_id, provider_event_id"
-    )
 
 
 def _insert(deliveries: Sequence[Delivery]) -> list[list[uuid.UUID]]:
@@ -216,25 +209,25 @@ def _insert(deliveries: Sequence[Delivery]) -> list[list[uuid.UUID]]:
     The statement is atomic and committed when it returns. An event whose key is already
     stored — or appears earlier in the same statement — is a duplicate: it gets no id.
     """
-    parameters: list[object] = []
+    columns: tuple[list[object], ...] = ([], [], [], [], [], [])
+    org_ids, account_ids, providers, event_ids, event_types, payloads = columns
     for delivery in deliveries:
         account = delivery.account
         for event in delivery.events:
-            parameters += (
-                account.org_id,
-                account.id,
-                account.provider,
-                event.provider_event_id,
-                event.event_type,
-                Jsonb(event.payload),
-            )
-    if not parameters:
+            org_ids.append(account.org_id)
+            account_ids.append(account.id)
+            providers.append(account.provider)
+            event_ids.append(event.provider_event_id)
+            event_types.append(event.event_type)
+            payloads.append(Jsonb(event.payload))
+    if not event_ids:
         return [[] for _ in deliveries]
-    sql = insert_events_sql(len(parameters) // 6)
     with single_statement() as connection:
         inserted = {
             (account_id, event_id): new_id
-            for new_id, account_id, event_id in connection.exec_driver_sql(sql, tuple(parameters))
+            for new_id, account_id, event_id in connection.exec_driver_sql(
+                INSERT_EVENTS_SQL, columns
+            )
         }
     outcomes = []
     for delivery in deliveries:
