@@ -261,9 +261,5 @@ class DiscrepancyDetailOut(DiscrepancyOut):
     @classmethod
     def from_detail(cls, detail: DiscrepancyDetail) -> DiscrepancyDetailOut:
         """Build from the domain's detail object."""
-        base = DiscrepancyOut.model_validate(detail.discrepancy).model_dump()
-        return cls(
-            **base,
-            items=[ReconciliationItemOut.model_validate(item) for item in detail.items],
-            actions=[ActionOut.model_validate(action) for action in detail.actions],
-        )
+        fields = {**vars(detail.discrepancy), "items": detail.items, "actions": detail.actions}
+        return cls.model_validate(fields, from_attributes=True)

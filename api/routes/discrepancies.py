@@ -12,7 +12,8 @@ import re
 import uuid
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api.endpoint import endpoint
@@ -93,10 +94,15 @@ def expected_version() -> int | None:
     return int(value.strip('"'))
 
 
+def json_response(body: BaseModel, status: int = 200) -> Response:
+    """``body`` as JSON, encoded by pydantic's own serialiser (a third of the CPU of
+    ``jsonify(model_dump())`` for a page of 50: docs/decisions.md, "Triage API latency")."""
+    return Response(body.model_dump_json(), status=status, mimetype="application/json")
+
+
 def discrepancy_response(view: DiscrepancyView, status: int = 200) -> Response:
     """The discrepancy as JSON with its version as the ETag."""
-    response = jsonify(DiscrepancyOut.model_validate(view).model_dump(mode="json"))
-    response.status_code = status
+    response = json_response(DiscrepancyOut.model_validate(view), status)
     response.headers["ETag"] = f'"{view.version}"'
     return response
 
@@ -125,11 +131,7 @@ def list_reconciliation_discrepancies(session: Session, caller: Caller) -> Respo
         cursor=query.cursor,
         limit=query.limit,
     )
-    body = DiscrepancyPage(
-        items=[DiscrepancyOut.model_validate(view) for view in page.items],
-        next_cursor=page.next_cursor,
-    )
-    response = jsonify(body.model_dump(mode="json"))
+    response = json_response(DiscrepancyPage.model_validate(page, from_attributes=True))
     response.vary.add("Accept")
     return response
 
@@ -140,7 +142,7 @@ def list_reconciliation_discrepancies(session: Session, caller: Caller) -> Respo
 def show_discrepancy(session: Session, caller: Caller, discrepancy_id: uuid.UUID) -> Response:
     """One discrepancy with its match results and its action log, oldest first."""
     detail = get_discrepancy(session=session, org_id=caller.org_id, discrepancy_id=discrepancy_id)
-    response = jsonify(DiscrepancyDetailOut.from_detail(detail).model_dump(mode="json"))
+    response = json_response(DiscrepancyDetailOut.from_detail(detail))
     response.headers["ETag"] = f'"{detail.discrepancy.version}"'
     return response
 
