@@ -430,7 +430,8 @@ class ReconciliationItem(Base):
         CheckConstraint(
             "payment_id IS NOT NULL OR provider_record_id IS NOT NULL", name="has_subject"
         ),
-        Index("ix_reconciliation_items_run_id", "run_id"),
+        # BRIN: a run's items are written together (migration 0005).
+        Index("ix_reconciliation_items_run_id", "run_id", postgresql_using="brin"),
         Index("ix_reconciliation_items_payment_id", "payment_id"),
         Index("ix_reconciliation_items_provider_record_id", "provider_record_id"),
     )

@@ -355,3 +355,28 @@ def test_a_period_run_locks_no_payment_it_finds_nothing_in(committed):
                 select(Payment.id).where(Payment.org_id == org_id).with_for_update(skip_locked=True)
             ).all()
         assert set(free) == {payment["id"] for payment in clean}
+
+
+def test_clean_pairs_get_time_ordered_ids_in_payment_order(session, org):
+    """Version 7 ids whose milliseconds rise with the payment id: the items' keys are
+    written at the right edge of the primary key (random within one millisecond)."""
+    day = Day(org.id)
+    for _ in range(20):
+        day.record(day.payment())
+    day.write(session)
+    run = new_run(session, org)
+    start, end = period_bounds(org, DAY, DAY)
+    clean, _ = split_period(session=session, run_id=run.id, org_id=org.id, start=start, end=end,
+                            settings=match_settings(session=session, org_id=org.id))  # fmt: skip
+    items = session.execute(
+        select(ReconciliationItem.id, ReconciliationItem.payment_id).where(
+            ReconciliationItem.run_id == run.id
+        )
+    ).all()
+    assert clean == len(items) == 20
+    assert {item.id.version for item in items} == {7}
+    assert {item.id.variant for item in items} == {uuid.RFC_4122}
+    milliseconds = [item.id.int >> 80 for item in sorted(items, key=lambda i: i.payment_id)]
+    assert milliseconds == sorted(milliseconds)
+    assert abs(milliseconds[0] / 1000 - datetime.now(UTC).timestamp()) < 60
+    assert len({item.id for item in items}) == 20

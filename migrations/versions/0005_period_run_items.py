@@ -1,4 +1,4 @@
-"""reconciliation items without foreign keys
+"""reconciliation items written cheaply by period runs
 
 Revision ID: 0005
 Revises: 0004
@@ -11,6 +11,11 @@ also takes a KEY SHARE lock on the referenced row — on every payment and recor
 checks (docs/decisions.md, "Items without foreign keys"). The columns and their indexes
 stay; the rows they name are never deleted, and items are written only by the matching
 code from rows it read in the same transaction.
+
+The index on ``run_id`` becomes a BRIN index: a run's items are written together, so a
+block range holds one run's items (and the incremental path's, whose ``run_id`` is
+null), and finding a run's items stays cheap; the B-tree cost 2.2 s of those inserts
+for a key that is the same on every row of the statement.
 """
 
 from collections.abc import Sequence
@@ -37,11 +42,18 @@ FOREIGN_KEYS = (
 )
 
 
+RUN_INDEX = "ix_reconciliation_items_run_id"
+
+
 def upgrade() -> None:
     for name, _, _, _ in FOREIGN_KEYS:
         op.drop_constraint(name, TABLE, type_="foreignkey")
+    op.drop_index(RUN_INDEX, table_name=TABLE)
+    op.create_index(RUN_INDEX, TABLE, ["run_id"], postgresql_using="brin")
 
 
 def downgrade() -> None:
+    op.drop_index(RUN_INDEX, table_name=TABLE)
+    op.create_index(RUN_INDEX, TABLE, ["run_id"])
     for name, column, referred, ondelete in FOREIGN_KEYS:
         op.create_foreign_key(name, TABLE, referred, [column], ["id"], ondelete=ondelete)
