@@ -11,7 +11,9 @@ What it does, in one run:
    know their provider reference, the rest match by merchant reference (= external id),
    1 % by the heuristic only — and seeds about 2 % of rows spread evenly over the six
    discrepancy types; both tables are loaded with COPY (two connections, one stream each),
-   with ``payment_id`` left NULL so that the run does the binding; then VACUUM ANALYZE;
+   in the shape the incremental path leaves them before the daily run: each record bound
+   to its payment, except ``--unbound-share`` of them (default 5 %; 1 binds nothing, the
+   worst case) that the run has to bind itself; then VACUUM ANALYZE;
 3. times (a) the SQL floor: a bare ``count(*)`` over a FULL OUTER JOIN of payments and
    provider records on the provider reference, and one on the merchant reference (best
    of two each; the floor is their sum, since the run binds by both), and (b) an analyst's
@@ -110,14 +112,18 @@ CHUNK = 20_000
 DAY_SECONDS = 86_400
 EDGE_SECONDS = 300  # seeded cases stay this far from midnight: they belong to the day
 PAYMENT_COLUMNS = (
-    "org_id, external_id, provider, provider_reference, amount_minor, currency, status, "
+    "id, org_id, external_id, provider, provider_reference, amount_minor, currency, status, "
     "amount_refunded_minor, customer_ref, occurred_at, created_at, updated_at"
 )
 RECORD_COLUMNS = (
     "org_id, provider, provider_reference, merchant_reference, amount_minor, currency, status, "
     "amount_refunded_minor, customer_ref, occurred_at, last_event_at, payment_status, status_at, "
-    "refunds, reported_refunded_minor, created_at, updated_at"
+    "refunds, reported_refunded_minor, created_at, updated_at, payment_id, match_method, "
+    "matched_at"
 )
+# Of the records the incremental path would have matched before the daily run, the share
+# that arrives unbound (its events not yet processed): the run binds these itself.
+UNBOUND_SHARE = 0.05
 FLOOR_JOINS = {
     "provider reference": "r.provider_reference = p.provider_reference",
     "merchant reference": "r.merchant_reference = p.external_id",
@@ -180,8 +186,11 @@ def _copy_text(value) -> str:
 class Generator:
     """Payments and provider records of one day, as COPY text lines, ``CHUNK`` at a time."""
 
-    def __init__(self, org_id: uuid.UUID, day: date, count: int, seed: int) -> None:
+    def __init__(
+        self, org_id: uuid.UUID, day: date, count: int, seed: int, unbound_share: float
+    ) -> None:
         self.org = str(org_id)
+        self.unbound_share = unbound_share
         self.start = datetime.combine(day, datetime.min.time(), UTC)
         self.count = count
         self.random = random.Random(seed)
@@ -215,23 +224,32 @@ class Generator:
         return f"{88 + variant:02d}{number:014d}"
 
     def _payment(self, ext, provider, reference, amount, currency, status, refunded, customer, at):
+        """The payment's COPY line, and its id."""
         self.seeded.payments += 1
         created = self._time(at + 2)
-        return "\t".join(
-            (self.org, ext, provider, _copy_text(reference), str(amount), currency, status,
-             str(refunded), customer, self._time(at), created, created)
+        payment_id = str(uuid.UUID(int=self.random.getrandbits(128), version=4))
+        line = "\t".join(
+            (payment_id, self.org, ext, provider, _copy_text(reference), str(amount), currency,
+             status, str(refunded), customer, self._time(at), created, created)
         )  # fmt: skip
+        return line, payment_id
 
     def _record(self, provider, reference, merchant, amount, currency, status, refunded,
-                customer, at):  # fmt: skip
+                customer, at, payment_id=None, method=None):  # fmt: skip
+        """The record's COPY line; bound to ``payment_id`` as the incremental path would
+        have bound it, unless it is one of the ``unbound_share`` still unprocessed."""
         self.seeded.records += 1
         occurred = self._time(at)
         settled = self._time(at + 3600) if refunded else occurred
         base = "succeeded" if status in ("refunded", "partially_refunded") else status
+        if payment_id is not None and self.random.random() < self.unbound_share:
+            payment_id = method = None
+        matched = None if payment_id is None else self._time(at + 2)
         return "\t".join(
             (self.org, provider, reference, _copy_text(merchant), str(amount), currency, status,
              str(refunded), customer, occurred, settled, base, occurred, "{}", str(refunded),
-             self._time(at + 1), settled)
+             self._time(at + 1), settled, _copy_text(payment_id), _copy_text(method),
+             _copy_text(matched))
         )  # fmt: skip
 
     # Rows ---------------------------------------------------------------------------
@@ -260,21 +278,24 @@ class Generator:
             amount = self._distinct_amount(currency)
             self.seeded.heuristic_pairs += 1
             self.seeded.by_method["heuristic"] += 1
+            payment, payment_id = self._payment(ext, provider, None, amount, currency, status,
+                                                0, customer, at)  # fmt: skip
             return (
-                [self._payment(ext, provider, None, amount, currency, status, 0, customer, at)],
+                [payment],
                 [self._record(provider, reference, None, amount, currency, status, 0, customer,
-                              at + delay)],
+                              at + delay, payment_id, "heuristic")],
             )  # fmt: skip
         amount = self._amount(currency)
         refunded = {"refunded": amount, "partially_refunded": amount // 3}.get(status, 0)
-        self.seeded.by_method[
-            "provider_reference" if knows_reference else "merchant_reference"
-        ] += 1
+        method = "provider_reference" if knows_reference else "merchant_reference"
+        self.seeded.by_method[method] += 1
+        known = reference if knows_reference else None
+        payment, payment_id = self._payment(ext, provider, known, amount, currency, status,
+                                            refunded, customer, at)  # fmt: skip
         return (
-            [self._payment(ext, provider, reference if knows_reference else None, amount,
-                           currency, status, refunded, customer, at)],
+            [payment],
             [self._record(provider, reference, ext, amount, currency, status, refunded,
-                          customer, at + delay)],
+                          customer, at + delay, payment_id, method)],
         )  # fmt: skip
 
     def _discrepancy(self, kind, number, provider, currency, customer, ext, reference, knows):
@@ -289,8 +310,9 @@ class Generator:
                                      "succeeded", 0, customer, at)]  # fmt: skip
         if kind == "MissingProviderRecord":  # billing says paid; the provider never told
             amount = self._distinct_amount(currency)
-            return [self._payment(ext, provider, known, amount, currency, "succeeded", 0,
-                                  customer, at)], []  # fmt: skip
+            payment, _ = self._payment(ext, provider, known, amount, currency, "succeeded", 0,
+                                       customer, at)  # fmt: skip
+            return [payment], []
         amount = self._amount(currency)
         payment_status, record_status = "succeeded", "succeeded"
         record_amount, record_currency = amount, currency
@@ -305,14 +327,17 @@ class Generator:
             payment_status, record_status = rnd.choice(
                 (("failed", "succeeded"), ("succeeded", "failed"), ("canceled", "succeeded"))
             )
-        payment = self._payment(ext, provider, known, amount, currency, payment_status, 0,
-                                customer, at)  # fmt: skip
+        payment, payment_id = self._payment(ext, provider, known, amount, currency,
+                                            payment_status, 0, customer, at)  # fmt: skip
+        method = "provider_reference" if knows else "merchant_reference"
         records = [self._record(provider, reference, ext, record_amount, record_currency,
-                                record_status, 0, customer, at + delay)]  # fmt: skip
+                                record_status, 0, customer, at + delay, payment_id,
+                                method)]  # fmt: skip
         if kind == "DuplicateChargeSuspected":  # charged twice for one invoice
             second = self._reference(provider, number, variant=1)
             records.append(self._record(provider, second, ext, amount, currency, "succeeded", 0,
-                                        customer, at + delay + rnd.uniform(5, 120)))  # fmt: skip
+                                        customer, at + delay + rnd.uniform(5, 120), payment_id,
+                                        "merchant_reference"))  # fmt: skip
         return [payment], records
 
     def chunks(self):
@@ -327,14 +352,20 @@ class Generator:
             yield payments, records
 
 
-def load(org_id: uuid.UUID, day: date, count: int, seed: int) -> Seeded:
-    """Generate and COPY both tables at once (one connection per table), then VACUUM ANALYZE."""
-    generator = Generator(org_id, day, count, seed)
+def load(org_id: uuid.UUID, day: date, count: int, seed: int, unbound_share: float) -> Seeded:
+    """Generate and COPY both tables at once (one connection per table), then VACUUM ANALYZE.
+
+    The records stream names payments the other stream has not committed yet, so it skips
+    the foreign-key triggers (``session_replication_role = replica``, as ``pg_restore
+    --disable-triggers``; the bench's admin URL is a superuser's): the ids are consistent
+    by construction.
+    """
+    generator = Generator(org_id, day, count, seed, unbound_share)
     payments_copy = f"COPY payments ({PAYMENT_COLUMNS}) FROM STDIN"
     records_copy = f"COPY provider_records ({RECORD_COLUMNS}) FROM STDIN"
     with (
         connect() as payments_db,
-        connect() as records_db,
+        connect(options="-c session_replication_role=replica") as records_db,
         payments_db.cursor().copy(payments_copy) as to_payments,
         records_db.cursor().copy(records_copy) as to_records,
     ):
@@ -664,9 +695,9 @@ def measure(count: int, args: argparse.Namespace, workdir: Path) -> Measured:
     if held := flush_redis(redis_url()):
         print(f"  warning: Redis database {REDIS_DATABASE} held {held} keys (flushed)")
     org_id = prepare_organization()
-    print(f"\n== {count:,} payments, day {day} ==")
+    print(f"\n== {count:,} payments, day {day}, {args.unbound_share:.0%} of records unbound ==")
     began = time.perf_counter()
-    seeded = load(org_id, day, count, args.seed)
+    seeded = load(org_id, day, count, args.seed, args.unbound_share)
     load_seconds = time.perf_counter() - began
     print(f"  loaded {seeded.payments:,} payments and {seeded.records:,} provider records "
           f"with COPY + VACUUM ANALYZE in {load_seconds:.1f} s")  # fmt: skip
@@ -768,9 +799,17 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=5, help="seed of the generated data")
     parser.add_argument("--no-pandas", action="store_true", help="skip the pandas comparison")
     parser.add_argument("--profile", type=Path, help="record the run with py-spy into DIR")
+    parser.add_argument(
+        "--unbound-share",
+        type=float,
+        default=UNBOUND_SHARE,
+        help="share of the matchable records that arrive unbound (1: the run binds them all)",
+    )
     args = parser.parse_args(argv)
     if args.payments < 100:
         parser.error("--payments must be at least 100")
+    if not 0 <= args.unbound_share <= 1:
+        parser.error("--unbound-share must be between 0 and 1")
     return args
 
 
