@@ -3,6 +3,8 @@
 Every request gets a request id (the caller's ``X-Request-ID`` when it is usable, else a
 new one), bound into the log context so every line logged for the request carries it,
 echoed on the response (errors included) and carried by the tasks the request queues.
+A route may add fields of its outcome to the access line (:func:`add_access_fields`)
+rather than log a line of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ def register_observability(app: Flask) -> None:
     """Bind a request id to each request, echo it, and log and time the request."""
     app.before_request(_begin)
     app.after_request(_finish)
+
+
+def add_access_fields(**fields: object) -> None:
+    """Fields for this request's ``http.request`` line, besides method, path and status."""
+    g.setdefault("access_fields", {}).update(fields)
 
 
 def _begin() -> None:
@@ -49,6 +56,7 @@ def _finish(response: Response) -> Response:
         path=route,
         status=response.status_code,
         duration_ms=round(seconds * 1000, 2),
+        **g.get("access_fields", {}),
     )
     # Kept while a streamed body is sent, then dropped so that nothing logged between
     # requests (a worker exiting) names the last one.

@@ -308,13 +308,6 @@ def ingest_webhook(
         now=time.time() if now is None else now,
     )
     new_ids = store_delivery(Delivery(account, events, current_request_id()))
-    log.info(
-        "webhook.stored",
-        provider=provider,
-        account_id=str(account.id),
-        received=len(events),
-        stored=len(new_ids),
-    )
     return IngestResult(received=len(events), stored=len(new_ids))
 
 

@@ -7,6 +7,7 @@ import uuid
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
+from api.observability import add_access_fields
 from api.openapi import Header, documented
 from api.problems import problem_slug
 from api.requests import require_json
@@ -25,7 +26,8 @@ def receive(provider: str, account_id: uuid.UUID) -> IngestResult:
     """Verify and store one delivery; it is committed before the answer is sent.
 
     Each delivery is counted: accepted (new or duplicate), or rejected with the problem
-    type it is answered with.
+    type it is answered with. The access line of an accepted one names its provider,
+    account and counts: one line per webhook.
     """
     try:
         require_json()
@@ -39,6 +41,12 @@ def receive(provider: str, account_id: uuid.UUID) -> IngestResult:
         record_webhook(provider, "rejected", problem_slug(error))
         raise
     record_webhook(provider, "accepted", "new" if result.stored else "duplicate")
+    add_access_fields(
+        provider=provider,
+        account_id=str(account_id),
+        received=result.received,
+        stored=result.stored,
+    )
     return result
 
 
