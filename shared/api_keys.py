@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Row, func, or_, select, text, update
+from sqlalchemy import Row, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from shared.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
@@ -73,20 +73,22 @@ def revoke_api_key(*, session: Session, key_id: uuid.UUID) -> ApiKey:
     return api_key
 
 
+# Built once: authentication runs on every request.
+_ACTIVE_KEY = select(
+    ApiKey.id,
+    ApiKey.name,
+    ApiKey.org_id,
+    ApiKey.role,
+    ApiKey.key_hash,
+    _LAST_USED_IS_STALE.label("last_used_is_stale"),
+).where(ApiKey.key_hash == bindparam("digest"), ApiKey.revoked_at.is_(None))
+
+
 def find_active_key(*, session: Session, secret: str) -> Row | None:
     """The unrevoked key whose secret is ``secret`` (id, name, org_id, role, and whether
     ``last_used_at`` is due for rewriting, on the database's clock), or None."""
     digest = hash_key(secret)
-    row = session.execute(
-        select(
-            ApiKey.id,
-            ApiKey.name,
-            ApiKey.org_id,
-            ApiKey.role,
-            ApiKey.key_hash,
-            _LAST_USED_IS_STALE.label("last_used_is_stale"),
-        ).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
-    ).one_or_none()
+    row = session.execute(_ACTIVE_KEY, {"digest": digest}).one_or_none()
     # The lookup is by digest; comparing digests again in constant time keeps the check
     # timing-independent even if the index lookup were ever replaced by a scan.
     if row is None or not hmac.compare_digest(row.key_hash, digest):

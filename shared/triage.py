@@ -312,6 +312,29 @@ def iter_discrepancies(
         cursor = page.next_cursor
 
 
+# The detail's statements, built once (values are bound when run). A subject the
+# discrepancy lacks is bound as NULL, which matches no item.
+_R, _A = ReconciliationItem, ReconciliationActionLog
+_DETAIL = _summaries().where(_D.id == bindparam("discrepancy_id"), _D.org_id == bindparam("org_id"))
+_DETAIL_ITEMS = (
+    select(_R)
+    .where(
+        _R.org_id == bindparam("org_id"),
+        or_(
+            _R.payment_id == bindparam("payment_id"),
+            _R.provider_record_id == bindparam("record_id"),
+        ),
+    )
+    .order_by(_R.created_at.desc(), _R.id.desc())
+    .limit(MAX_DETAIL_ITEMS)
+)
+_DETAIL_ACTIONS = (
+    select(_A)
+    .where(_A.discrepancy_id == bindparam("discrepancy_id"))
+    .order_by(_A.created_at, _A.id)
+)
+
+
 def get_discrepancy(
     *, session: Session, org_id: uuid.UUID, discrepancy_id: uuid.UUID
 ) -> DiscrepancyDetail:
@@ -319,32 +342,14 @@ def get_discrepancy(
 
     A discrepancy of another organisation is NotFound, exactly like a missing one.
     """
-    row = session.execute(
-        _summaries().where(_D.id == discrepancy_id, _D.org_id == org_id)
-    ).one_or_none()
+    key = {"discrepancy_id": discrepancy_id, "org_id": org_id}
+    row = session.execute(_DETAIL, key).one_or_none()
     if row is None:
         raise NotFound(f"discrepancy {discrepancy_id} does not exist")
     view = _view(*row)
-    subjects = []
-    if view.payment is not None:
-        subjects.append(ReconciliationItem.payment_id == view.payment.id)
-    if view.provider_record is not None:
-        subjects.append(ReconciliationItem.provider_record_id == view.provider_record.id)
-    recent = list(
-        session.scalars(
-            select(ReconciliationItem)
-            .where(ReconciliationItem.org_id == org_id, or_(*subjects))
-            .order_by(ReconciliationItem.created_at.desc(), ReconciliationItem.id.desc())
-            .limit(MAX_DETAIL_ITEMS)
-        )
-    )
-    actions = list(
-        session.scalars(
-            select(ReconciliationActionLog)
-            .where(ReconciliationActionLog.discrepancy_id == view.id)
-            .order_by(ReconciliationActionLog.created_at, ReconciliationActionLog.id)
-        )
-    )
+    subjects = {"payment_id": row[0].payment_id, "record_id": row[0].provider_record_id}
+    recent = list(session.scalars(_DETAIL_ITEMS, {**key, **subjects}))
+    actions = list(session.scalars(_DETAIL_ACTIONS, {"discrepancy_id": discrepancy_id}))
     return DiscrepancyDetail(discrepancy=view, items=recent[::-1], actions=actions)
 
 
