@@ -203,6 +203,22 @@ INSERT_EVENTS_SQL = (
 )
 
 
+def _as_sent(body: bytes) -> bytes:
+    return body
+
+
+def _payload(event: VerifiedEvent) -> Jsonb:
+    """The event's JSONB parameter: its verified body as sent when it is the whole body.
+
+    That body already passed :func:`shared.webhook_input.parse_json_document`, so
+    PostgreSQL reads it as the same document; serialising the parsed payload again was
+    about a twentieth of a webhook's CPU.
+    """
+    if event.raw is None:
+        return Jsonb(event.payload)
+    return Jsonb(event.raw, dumps=_as_sent)
+
+
 def _insert(deliveries: Sequence[Delivery]) -> list[list[uuid.UUID]]:
     """Insert every event of ``deliveries`` in one autocommit statement; new ids of each.
 
@@ -219,7 +235,7 @@ def _insert(deliveries: Sequence[Delivery]) -> list[list[uuid.UUID]]:
             providers.append(account.provider)
             event_ids.append(event.provider_event_id)
             event_types.append(event.event_type)
-            payloads.append(Jsonb(event.payload))
+            payloads.append(_payload(event))
     if not event_ids:
         return [[] for _ in deliveries]
     with single_statement() as connection:

@@ -39,6 +39,10 @@ def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"{text[:20]} is too large for a JSON number")
+    # 1e-400 parses as 0. The body is stored as sent, and PostgreSQL's numeric refuses
+    # the smallest of these (1e-20000): refuse every one a float cannot hold.
+    if value == 0 and text.lower().partition("e")[0].strip("-+.0"):
+        raise ValueError(f"{text[:20]} is too small for a JSON number")
     return value
 
 
@@ -72,7 +76,8 @@ def _check_document(document: Any) -> None:
 def parse_json_document(raw: bytes) -> Any:
     """Decode UTF-8 JSON that PostgreSQL can store as JSONB, or raise a 400.
 
-    Refused: invalid UTF-8 or JSON, NaN/Infinity (1e400 too), numbers too long to parse,
+    Refused: invalid UTF-8 or JSON, NaN/Infinity (1e400 too), numbers so small that they
+    read as 0 (1e-400), numbers too long to parse,
     nesting deeper than MAX_JSON_DEPTH, NUL characters and unpaired surrogates in strings.
     """
     try:

@@ -188,6 +188,7 @@ def unreadable_bodies(provider: str) -> dict[str, bytes]:
         "nan": b'{"id": NaN}',
         "infinity": b'{"id": -Infinity}',
         "amount-1e400": with_number(provider, b"1e400"),
+        "amount-1e-20000": with_number(provider, b"1e-20000"),
         "5000-digit-number": b'{"id": ' + b"9" * 5000 + b"}",
         "nul-in-string": b'{"id": "a\\u0000b"}',
         "lone-surrogate": b'{"id": "\\ud800"}',

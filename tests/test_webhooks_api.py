@@ -299,6 +299,16 @@ def test_secrets_and_signatures_never_reach_the_logs(client, accounts, caplog, c
         assert secret not in logged
 
 
+def test_the_event_is_stored_as_sent_not_as_python_reread_it(client, session, accounts):
+    """1.10 stays 1.10 and 0.1000000000000000000001 keeps its digits (a float has neither)."""
+    body = json.dumps(stripe_event()).encode()
+    exact = body.replace(b"{", b'{"exact": [1.10, 0.1000000000000000000001], ', 1)
+    headers = stripe_request(exact)[1]
+    assert post(client, "stripe", accounts.stripe.id, exact, headers).status_code == 200
+    stored_text = session.scalar(select(ProviderEvent.payload["exact"].as_string()))
+    assert stored_text == "[1.10, 0.1000000000000000000001]"
+
+
 def test_the_event_body_is_the_verified_raw_body(client, session, accounts):
     """Verification happens on the raw bytes: re-serialised JSON would not verify."""
     event = stripe_event()

@@ -11,11 +11,16 @@ BASE_STATUSES = ("pending", "succeeded", "failed", "canceled")
 
 @dataclass(frozen=True)
 class VerifiedEvent:
-    """One authentic provider event, ready to be stored."""
+    """One authentic provider event, ready to be stored.
+
+    ``raw`` is the verified body when ``payload`` is the whole of it: it is stored as
+    sent (PostgreSQL reads the JSON) instead of being serialised again.
+    """
 
     provider_event_id: str
     event_type: str
     payload: dict[str, Any]
+    raw: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -213,4 +213,8 @@ def parse_standard_event(
             "payload does not match the Standard Webhooks payment shape",
             errors=describe_validation_errors(error),
         ) from None
-    return [VerifiedEvent(provider_event_id=message_id, event_type=event.type, payload=document)]
+    return [
+        VerifiedEvent(
+            provider_event_id=message_id, event_type=event.type, payload=document, raw=body
+        )
+    ]

@@ -68,4 +68,6 @@ def parse_stripe_event(
     event_id, event_type = event.get("id"), event.get("type")
     if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
         raise MalformedPayload("a Stripe event needs string 'id' and 'type'")
-    return [VerifiedEvent(provider_event_id=event_id, event_type=event_type, payload=event)]
+    return [
+        VerifiedEvent(provider_event_id=event_id, event_type=event_type, payload=event, raw=body)
+    ]
