@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, or_, select, tuple_
+from sqlalchemy import Select, bindparam, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from shared.api_keys import Caller
@@ -223,6 +223,9 @@ def _sort_key(sort: str) -> tuple[Any, type, Callable[[DiscrepancyView], Any]]:
     raise ValidationFailed(f"sort must be one of {', '.join(SORTS)}")
 
 
+_CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 @cache  # at most 2 sorts x 2**9 sets of filters x with or without a cursor
 def _list_statement(sort: str, filtered: frozenset[str], after_cursor: bool) -> Select:
     """The list statement of one shape of request, built once; values are bound when run.
@@ -276,6 +279,10 @@ def list_discrepancies(
         if tag != _SORT_TAGS[sort]:
             raise InvalidCursor(f"cursor belongs to another sort than {sort!r}")
     statement = _list_statement(sort, frozenset(values), cursor is not None)
+    # psycopg prepares a statement run five times, and PostgreSQL may then keep one generic
+    # plan for every value: for a week's high rows by amount, a sort of the week's 4,305
+    # rows (12 ms) instead of an ordered walk that stops at the page (1 ms).
+    session.execute(_CUSTOM_PLANS)
     rows = [
         _view(row, row.external_id, row.provider, row.provider_reference)
         for row in session.execute(statement, parameters)

@@ -180,3 +180,11 @@ def test_the_page_is_cut_before_payments_and_records_are_joined(session, two_pag
     )
     assert subtree_relations(innermost_limit(plan)) == {"reconciliation_discrepancies"}
     assert {"payments", "provider_records"} <= subtree_relations(plan)
+
+
+def test_the_list_is_planned_for_its_own_values_even_once_prepared(session, two_pages):
+    # psycopg prepares a statement after five runs; PostgreSQL could then keep one generic
+    # plan for every value (a sort of a week's rows instead of a walk that stops at the page).
+    org_id, _ = two_pages
+    list_discrepancies(session=session, org_id=org_id, filters=DiscrepancyFilters(), limit=1)
+    assert session.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
