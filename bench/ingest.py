@@ -54,9 +54,10 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -561,8 +562,6 @@ async def open_loop(port: int, requests: list[bytes], rate: float) -> tuple[Outc
     latencies = [0.0] * len(requests)
     statuses: Counter[int] = Counter()
     idle: list[Slot] = []
-    tasks: list[asyncio.Task] = []
-    worst_lag = 0.0
 
     async def send(index: int, scheduled: float) -> None:
         slot = idle.pop() if idle else Slot(port)
@@ -571,20 +570,31 @@ async def open_loop(port: int, requests: list[bytes], rate: float) -> tuple[Outc
         statuses[status] += 1
         idle.append(slot)
 
+    elapsed, worst_lag = await send_paced(range(len(requests)), rate, send)
+    for slot in idle:
+        slot.close()
+    return Outcome("", len(requests), elapsed, latencies, statuses), worst_lag
+
+
+async def send_paced(
+    items: Iterable[Any], rate: float, send: Callable[[Any, float], Awaitable[None]]
+) -> tuple[float, float]:
+    """Start ``send(item, scheduled)`` for item i at start + i/rate, whatever the server
+    does, and wait for all; (elapsed, largest lag of a start behind its schedule)."""
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task] = []
+    worst_lag = 0.0
     start = loop.time() + 0.05
     with _no_collector_pauses():
-        for index in range(len(requests)):
+        for index, item in enumerate(items):
             scheduled = start + index / rate
             delay = scheduled - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             worst_lag = max(worst_lag, loop.time() - scheduled)
-            tasks.append(asyncio.create_task(send(index, scheduled)))
+            tasks.append(asyncio.create_task(send(item, scheduled)))
         await asyncio.gather(*tasks)
-    elapsed = loop.time() - start
-    for slot in idle:
-        slot.close()
-    return Outcome("", len(requests), elapsed, latencies, statuses), worst_lag
+    return loop.time() - start, worst_lag
 
 
 # --- wrk: the same closed loop, from C ----------------------------------------------------

@@ -87,6 +87,7 @@ from bench.ingest import (  # noqa: E402 - needs the sys.path above
     free_port,
     prepare_account,
     recreate_database,
+    send_paced,
     stripe_event,
     use_own_services,
     verdict,
@@ -866,8 +867,6 @@ async def deliver_paced(
     loop), noting when each 200 arrived; (elapsed, worst lag of a send behind schedule)."""
     loop = asyncio.get_running_loop()
     idle: list[Slot] = []
-    tasks: list[asyncio.Task] = []
-    worst_lag = 0.0
 
     async def send(delivery: Delivery, scheduled: float) -> None:
         slot = idle.pop() if idle else Slot(port)
@@ -878,16 +877,7 @@ async def deliver_paced(
             watcher.inbox.put(delivery.event_id)
         idle.append(slot)
 
-    start = loop.time() + 0.05
-    for index, delivery in enumerate(batch):
-        scheduled = start + index / rate
-        delay = scheduled - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        worst_lag = max(worst_lag, loop.time() - scheduled)
-        tasks.append(asyncio.create_task(send(delivery, scheduled)))
-    await asyncio.gather(*tasks)
-    elapsed = loop.time() - start
+    elapsed, worst_lag = await send_paced(batch, rate, send)
     for slot in idle:
         slot.close()
     return elapsed, worst_lag
