@@ -13,12 +13,12 @@ import uuid
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, request
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api.endpoint import endpoint
 from api.openapi import Header, documented
 from api.requests import parse_json_body, parse_query
+from api.responses import json_response
 from api.schemas import (
     AssignIn,
     DiscrepancyDetailOut,
@@ -92,12 +92,6 @@ def expected_version() -> int | None:
     if not _VERSION.match(value):
         raise BadRequest('If-Match must be the discrepancy\'s version, e.g. "3"')
     return int(value.strip('"'))
-
-
-def json_response(body: BaseModel, status: int = 200) -> Response:
-    """``body`` as JSON, encoded by pydantic's own serialiser (a third of the CPU of
-    ``jsonify(model_dump())`` for a page of 50: docs/decisions.md, "Triage API latency")."""
-    return Response(body.model_dump_json(), status=status, mimetype="application/json")
 
 
 def discrepancy_response(view: DiscrepancyView, status: int = 200) -> Response:

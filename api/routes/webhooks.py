@@ -11,6 +11,7 @@ from api.observability import add_access_fields
 from api.openapi import Header, documented
 from api.problems import problem_slug
 from api.requests import require_json
+from api.responses import json_response
 from api.schemas import WebhookReceipt
 from shared.errors import DomainError
 from shared.ingestion import IngestResult, ingest_webhook
@@ -54,8 +55,7 @@ def receipt(result: IngestResult) -> Response:
     body = WebhookReceipt(
         received=result.received, stored=result.stored, duplicate=result.stored == 0
     )
-    # pydantic's own serialiser: half the CPU of jsonify on this hot path.
-    return Response(body.model_dump_json(), mimetype="application/json")
+    return json_response(body)
 
 
 @blueprint.post("/webhooks/stripe/<uuid:account_id>")
