@@ -70,6 +70,7 @@ from bench.ingest import (  # noqa: E402 - needs the sys.path above
     recreate_database,
     verdict,
 )
+from shared.ids import new_id  # noqa: E402
 
 DATABASE = "recon_bench_period"
 REDIS_DATABASE = 13
@@ -116,7 +117,7 @@ PAYMENT_COLUMNS = (
     "amount_refunded_minor, customer_ref, occurred_at, created_at, updated_at"
 )
 RECORD_COLUMNS = (
-    "org_id, provider, provider_reference, merchant_reference, amount_minor, currency, status, "
+    "id, org_id, provider, provider_reference, merchant_reference, amount_minor, currency, status, "
     "amount_refunded_minor, customer_ref, occurred_at, last_event_at, payment_status, status_at, "
     "refunds, reported_refunded_minor, created_at, updated_at, payment_id, match_method, "
     "matched_at"
@@ -209,6 +210,10 @@ class Generator:
     def _time(self, seconds: float) -> str:
         return (self.start + timedelta(seconds=seconds)).isoformat()
 
+    def _id(self, seconds: float) -> uuid.UUID:
+        """The id the service gives a row it creates at that moment (time-ordered)."""
+        return new_id(self.start + timedelta(seconds=seconds))
+
     def _amount(self, currency: str) -> int:
         low, high, step = self.ranges[currency]
         return self.random.randrange(low, high, step)
@@ -227,7 +232,7 @@ class Generator:
         """The payment's COPY line, and its id."""
         self.seeded.payments += 1
         created = self._time(at + 2)
-        payment_id = str(uuid.UUID(int=self.random.getrandbits(128), version=4))
+        payment_id = str(self._id(at + 2))
         line = "\t".join(
             (payment_id, self.org, ext, provider, _copy_text(reference), str(amount), currency,
              status, str(refunded), customer, self._time(at), created, created)
@@ -246,10 +251,10 @@ class Generator:
             payment_id = method = None
         matched = None if payment_id is None else self._time(at + 2)
         return "\t".join(
-            (self.org, provider, reference, _copy_text(merchant), str(amount), currency, status,
-             str(refunded), customer, occurred, settled, base, occurred, "{}", str(refunded),
-             self._time(at + 1), settled, _copy_text(payment_id), _copy_text(method),
-             _copy_text(matched))
+            (str(self._id(at + 1)), self.org, provider, reference, _copy_text(merchant),
+             str(amount), currency, status, str(refunded), customer, occurred, settled, base,
+             occurred, "{}", str(refunded), self._time(at + 1), settled, _copy_text(payment_id),
+             _copy_text(method), _copy_text(matched))
         )  # fmt: skip
 
     # Rows ---------------------------------------------------------------------------

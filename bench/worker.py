@@ -92,6 +92,7 @@ from bench.ingest import (  # noqa: E402 - needs the sys.path above
     use_own_services,
     verdict,
 )
+from shared.ids import new_id  # noqa: E402
 
 DATABASE = "recon_bench_worker"
 REDIS_DATABASE = 15
@@ -201,7 +202,7 @@ class SaleMaker:
                 provider_amount = self._amount(customer, currency, *ranges[currency])
             made.append(
                 Sale(
-                    payment_id=uuid.uuid4(),
+                    payment_id=new_id(),
                     external_id=f"INV-{phase}{number:08d}",
                     intent_id=f"pi_3B{number:08d}{uuid.uuid4().hex[:15]}",
                     intent_known=self.rng.random() < PROVIDER_REFERENCE_SHARE,
@@ -277,7 +278,7 @@ def store_events(
             "provider_event_id, event_type, payload, signature_verified) FROM STDIN"
         ) as copy:
             for number, sale in enumerate(sales):
-                row_id = uuid.uuid4()
+                row_id = new_id()
                 event_id = event_id_of(phase, number)
                 payload = json.dumps(succeeded_event(sale, event_id))
                 copy.write_row(

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import column, exists, select, table, text
 from sqlalchemy.orm import Session
 
+from shared.ids import SQL_NEW_ID, new_id
 from shared.matching import (
     Finding,
     MatchSettings,
@@ -173,19 +174,6 @@ _MAY_REPEAT = (
     "AND {record}.occurred_at"
 )
 
-# A time-ordered id (UUID version 7, RFC 9562: 48 bits of milliseconds since the epoch,
-# the version, 74 bits that only need to be unique, the variant): rows that get their
-# ids in order land at the right edge of the primary key instead of all over it. The
-# random bits come from random(), a third of gen_random_uuid()'s cost per row: ids are
-# not secrets. PostgreSQL 15 has no uuidv7(). Figures in docs/decisions.md.
-TIME_ORDERED_ID = (
-    "CAST(encode(int8send("
-    "(CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS bigint) << 16) "
-    "| 28672 | CAST(floor(random() * 4096) AS bigint)) "  # 0x7000: version 7
-    "|| int8send(CAST(floor(random() * 4611686018427387904) AS bigint) "  # 62 bits
-    "| -9223372036854775808), 'hex') AS uuid)"  # the top bit: variant 0b10
-)
-
 # The SQL pre-filter. A pair is clean when the payment has exactly this one record, the
 # two agree on currency, amount, refunded amount and status (an unknown amount is not
 # equal), and no other record could make the record a same-customer duplicate. Clean
@@ -204,7 +192,7 @@ WITH pairs AS MATERIALIZED (
 ), clean AS (
   INSERT INTO reconciliation_items
     (id, org_id, run_id, payment_id, provider_record_id, outcome, match_method)
-  SELECT {TIME_ORDERED_ID}, :org, :run, payment_id, id, 'matched', match_method
+  SELECT {SQL_NEW_ID}, :org, :run, payment_id, id, 'matched', match_method
   FROM (
     SELECT c.payment_id, c.id, c.match_method FROM pairs AS c
     WHERE c.same
@@ -347,7 +335,7 @@ class _Batch:
 
     def item(self, payment_id, record_id, outcome, method=None, difference=None) -> None:
         self.items.append(
-            (uuid.uuid4(), self.org_id, self.run_id, payment_id, record_id, outcome, method,
+            (new_id(), self.org_id, self.run_id, payment_id, record_id, outcome, method,
              difference)
         )  # fmt: skip
 

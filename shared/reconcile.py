@@ -35,6 +35,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from shared.errors import ValidationFailed
+from shared.ids import new_id
 from shared.matching import (
     Finding,
     MatchSettings,
@@ -796,7 +797,7 @@ class MatchBatch:
     def _create(self, org_id: uuid.UUID, provider: str, update: RecordUpdate) -> RecordRow:
         state = new_state(update, update.currency)
         record = RecordRow(
-            id=uuid.uuid4(),
+            id=new_id(),
             org_id=org_id,
             provider=provider,
             provider_reference=update.provider_reference,
@@ -1048,7 +1049,7 @@ class MatchBatch:
 
     def _open(self, org_id: uuid.UUID, finding: Finding, evidence: dict[str, Any]) -> None:
         discrepancy = DiscrepancyRow(
-            uuid.uuid4(),
+            new_id(),
             org_id,
             finding.type,
             finding.payment_id,
@@ -1229,7 +1230,7 @@ def open_discrepancies(
     ``opened`` action-log entry: one multi-row statement each. Returns how many opened."""
     if not findings:
         return 0
-    by_id = {uuid.uuid4(): finding for finding in findings}
+    by_id = {new_id(): finding for finding in findings}
     rows = [
         (key, f.type, f.severity, f.payment_id, f.provider_record_id, f.amount_minor, f.currency,
          f.difference_minor)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from shared.dispatch import send_after_commit
 from shared.errors import NotFound, ValidationFailed
+from shared.ids import new_id
 from shared.logs import get_logger
 from shared.mail import MailNotSent, send_report
 from shared.metrics import observe_run_duration
@@ -76,7 +77,7 @@ def trigger_run(
     run_id = session.scalar(
         insert(ReconciliationRun)
         .values(
-            id=uuid.uuid4(),
+            id=new_id(),
             org_id=org_id,
             period_start=period_start,
             period_end=period_end,
