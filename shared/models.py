@@ -323,6 +323,7 @@ class ProviderRecord(Base):
             f"match_method IS NULL OR {one_of('match_method', MATCH_METHODS)}",
             name="match_method_known",
         ),
+        # The heuristic looks among unbound records only (migration 0007).
         Index(
             "ix_provider_records_heuristic",
             "org_id",
@@ -330,6 +331,7 @@ class ProviderRecord(Base):
             "currency",
             "amount_minor",
             "occurred_at",
+            postgresql_where=text("payment_id IS NULL"),
         ),
     )
 
@@ -360,10 +362,9 @@ class ProviderRecord(Base):
         BigInteger, nullable=False, server_default="0"
     )
     dispute_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # The internal payment this record is matched to, and how.
-    payment_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("payments.id")
-    )
+    # The internal payment this record is matched to, and how. No foreign key: its check
+    # locked the payment until the binding committed (migration 0007, docs/decisions.md).
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     match_method: Mapped[str | None] = mapped_column(String(24))
     matched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at()

@@ -327,8 +327,9 @@ def test_python_gets_candidates_and_unmatched_records_a_page_at_a_time(session, 
 
 
 def test_a_period_run_locks_no_payment_it_finds_nothing_in(committed):
-    """Billing may lock and change those payments while the run is still writing its items
-    (a discrepancy's own foreign key still holds its payment)."""
+    """Billing may lock and change those payments while the run is still writing its items,
+    the one it binds a record to included (a discrepancy's own foreign key still holds its
+    payment)."""
     from shared.db import SessionFactory
 
     with SessionFactory(bind=committed) as setup, setup.begin():
@@ -337,6 +338,9 @@ def test_a_period_run_locks_no_payment_it_finds_nothing_in(committed):
         clean = [day.payment() for _ in range(3)]  # items written by the split statement
         for payment in clean:
             day.record(payment)
+        bound_by_run = day.payment()  # its record arrived first: the run binds it
+        day.record(bound_by_run, payment_id=None, match_method=None, matched_at=None,
+                   merchant_reference=bound_by_run["external_id"])  # fmt: skip
         day.record(day.payment(), amount_minor=1)  # AmountMismatch: judged in Python
         day.payment()  # no record: MissingProviderRecord
         day.write(setup)
@@ -349,12 +353,16 @@ def test_a_period_run_locks_no_payment_it_finds_nothing_in(committed):
             session=run_session, run_id=run.id, org_id=org_id, start=start, end=end,
             settings=match_settings(session=run_session, org_id=org_id), now=NOW,
         )  # fmt: skip
-        assert (result.items, result.opened) == (5, 2)
+        assert (result.items, result.opened) == (6, 2)
+        bound = run_session.scalars(
+            select(ProviderRecord.payment_id).where(ProviderRecord.merchant_reference.is_not(None))
+        ).all()
+        assert bound == [bound_by_run["id"]]
         with committed.connect() as billing:  # before the run commits
             free = billing.scalars(
                 select(Payment.id).where(Payment.org_id == org_id).with_for_update(skip_locked=True)
             ).all()
-        assert set(free) == {payment["id"] for payment in clean}
+        assert set(free) == {payment["id"] for payment in [*clean, bound_by_run]}
 
 
 def test_clean_pairs_get_time_ordered_ids_in_payment_order(session, org):

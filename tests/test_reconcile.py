@@ -262,3 +262,25 @@ def test_a_status_difference_opens_only_once_both_sides_are_quiet(session):
     assert sweep_expired_grace_periods(session=session, now=later) == 1
     assert {d.type for d in discrepancies(session)} == {"StatusMismatch", "AmountMismatch"}
     assert sweep_expired_grace_periods(session=session, now=later) == 0
+
+
+def test_the_heuristic_index_holds_unbound_records_and_serves_the_heuristic(session):
+    """Binding a record takes it out of the index rather than adding an entry; the
+    heuristic's query for a payment's candidates asks for unbound records, so the partial
+    index answers it."""
+    from shared.reconcile import _RECORDS_NEAR
+
+    predicate = session.scalar(
+        text(
+            "SELECT pg_get_expr(indpred, indrelid) FROM pg_index "
+            "WHERE indexrelid = 'ix_provider_records_heuristic'::regclass"
+        )
+    )
+    assert predicate == "(payment_id IS NULL)"
+    org = make_org(session)
+    now = datetime.now(UTC)
+    near = {"org_id": org.id, "provider": "stripe", "currency": "EUR", "amount": 100,
+            "earliest": now, "latest": now}  # fmt: skip
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(session.scalars(text(f"EXPLAIN {_RECORDS_NEAR.text}"), near))
+    assert "ix_provider_records_heuristic" in plan
