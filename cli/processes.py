@@ -29,7 +29,8 @@ def gunicorn_argv(
     gevent workers by default: each process serves many requests at once, so the ones
     waiting on a commit share it (``shared.group_commit``; docs/decisions.md). ``threads``
     above 1 means gthread workers, as before. Its own log lines are JSON
-    (``cli.gunicorn_logging``); the app writes the access log.
+    (``cli.gunicorn_logging``); the app writes the access log. Its hooks are in
+    ``cli.gunicorn_hooks``.
     """
     return [
         PYTHON, "-m", "gunicorn",
@@ -42,6 +43,7 @@ def gunicorn_argv(
         "--keep-alive", "5",
         "--no-control-socket",
         "--logger-class", "cli.gunicorn_logging.JsonLogger",
+        "--config", "python:cli.gunicorn_hooks",
         "--log-level", get_settings().log_level.lower(),
         "api.app:create_app()",
     ]  # fmt: skip

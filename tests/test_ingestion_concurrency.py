@@ -364,3 +364,20 @@ def test_one_recon_serve_worker_stores_concurrent_webhooks_in_shared_commits(
     assert len(rows) == 12
     # A sync worker would commit each request on its own (12 transactions).
     assert len({received_at for _, _, received_at in rows}) <= 3
+
+
+def test_each_gunicorn_worker_freezes_its_start_up_objects(monkeypatch):
+    """gunicorn, given recon serve's command line, runs the hook that moves what the app
+    loaded out of the collector's reach: no full collection walks it mid-request."""
+    import gc
+
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    monkeypatch.setattr(sys, "argv", ["gunicorn", *gunicorn_argv("127.0.0.1", 8000, 2)[3:]])
+    configured = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg
+    assert gc.get_freeze_count() == 0
+    try:
+        configured.post_worker_init(worker=None)
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
