@@ -12,7 +12,7 @@ near their right edge (docs/decisions.md, "Time-ordered row ids"). The applicati
 the same ids (``shared.ids.new_id``). PostgreSQL 15 has no ``uuidv7()`` (18 has), hence
 the function; it is plain SQL, so the planner inlines it into each statement. Its
 random bits come from ``random()``: ids are not secrets, and ``gen_random_uuid()``'s
-bits from the kernel's generator cost three times as much per row. Existing ids stay.
+bits from the kernel's generator cost about twice as much per row. Existing ids stay.
 """
 
 from collections.abc import Sequence
