@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 
 from sqlalchemy import Engine
@@ -64,9 +65,22 @@ def test_every_queue_is_consumed_by_the_worker_command():
 
 def test_forked_worker_processes_get_a_fresh_connection_pool(engine: Engine):
     inherited = db.get_engine().pool
-    _fresh_pool_in_child()
-    assert db.get_engine().pool is not inherited
-    inherited.dispose()  # in a real child the parent owns these connections
+    try:
+        _fresh_pool_in_child()
+        assert db.get_engine().pool is not inherited
+    finally:
+        inherited.dispose()  # in a real child the parent owns these connections
+        gc.unfreeze()
+
+
+def test_forked_worker_processes_freeze_what_they_inherited(engine: Engine):
+    """No full collection in a pool process walks the objects loaded before the fork."""
+    assert gc.get_freeze_count() == 0
+    try:
+        _fresh_pool_in_child()
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
 
 
 def test_a_real_worker_runs_a_task_from_redis(committed, celery_worker):
