@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Engine
+from sqlalchemy.pool import Pool
 
 from cli.processes import worker_argv
 from shared import db
@@ -63,24 +66,28 @@ def test_every_queue_is_consumed_by_the_worker_command():
     assert consumed == set(QUEUES)
 
 
-def test_forked_worker_processes_get_a_fresh_connection_pool(engine: Engine):
+@contextmanager
+def _as_a_forked_pool_process() -> Iterator[Pool]:
+    """Run the pool process's start-up hook here; yield the pool it replaced, then undo."""
     inherited = db.get_engine().pool
     try:
         _fresh_pool_in_child()
-        assert db.get_engine().pool is not inherited
+        yield inherited
     finally:
         inherited.dispose()  # in a real child the parent owns these connections
         gc.unfreeze()
 
 
+def test_forked_worker_processes_get_a_fresh_connection_pool(engine: Engine):
+    with _as_a_forked_pool_process() as inherited:
+        assert db.get_engine().pool is not inherited
+
+
 def test_forked_worker_processes_freeze_what_they_inherited(engine: Engine):
     """No full collection in a pool process walks the objects loaded before the fork."""
     assert gc.get_freeze_count() == 0
-    try:
-        _fresh_pool_in_child()
+    with _as_a_forked_pool_process():
         assert gc.get_freeze_count() > 10_000
-    finally:
-        gc.unfreeze()
 
 
 def test_a_real_worker_runs_a_task_from_redis(committed, celery_worker):
