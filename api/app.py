@@ -8,8 +8,8 @@ from api.observability import register_observability
 from api.openapi import register_openapi
 from api.problems import register_problem_handlers
 from api.routes import discrepancies, events, health, metrics, payments, runs, webhooks
-from shared.logs import configure_logging
-from shared.settings import get_settings
+from shared.platform.logs import configure_logging
+from shared.platform.settings import get_settings
 
 
 def create_app() -> Flask:

@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import request
 
-from shared.api_keys import authenticate
-from shared.db import unit_of_work
+from shared.access.api_keys import authenticate
+from shared.platform.db import unit_of_work
 
 
 def endpoint(*, roles: tuple[str, ...] | None = None) -> Callable:

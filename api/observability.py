@@ -14,8 +14,8 @@ import time
 import structlog
 from flask import Flask, Response, g, request
 
-from shared.logs import REQUEST_ID_HEADER, get_logger, request_id_from
-from shared.metrics import observe_request_duration
+from shared.platform.logs import REQUEST_ID_HEADER, get_logger, request_id_from
+from shared.platform.metrics import observe_request_duration
 
 UNMATCHED_ROUTE = "unmatched"
 

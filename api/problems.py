@@ -9,8 +9,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from shared.errors import DomainError
-from shared.logs import get_logger
+from shared.platform.errors import DomainError
+from shared.platform.logs import get_logger
 
 PROBLEM_TYPE_BASE = "https://recon.dev/problems/"
 PROBLEM_JSON = "application/problem+json"

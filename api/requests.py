@@ -8,8 +8,8 @@ from flask import request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import UnsupportedMediaType
 
-from shared.errors import ValidationFailed, describe_validation_errors
-from shared.webhook_input import parse_json_document
+from shared.platform.errors import ValidationFailed, describe_validation_errors
+from shared.providers.webhook_input import parse_json_document
 
 Model = TypeVar("Model", bound=BaseModel)
 

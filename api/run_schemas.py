@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas import Strict
-from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 
 class RunTrigger(Strict):

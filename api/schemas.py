@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from shared.text import check_identifier
-from shared.triage import (
+from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from shared.triage.workflow import (
     MAX_ADJUSTMENT_REFERENCE_LENGTH,
     MAX_ASSIGNEE_LENGTH,
     MAX_NOTE_LENGTH,
@@ -19,6 +18,7 @@ from shared.triage import (
     DiscrepancyDetail,
     DiscrepancyFilters,
 )
+from shared.values.text import check_identifier
 
 MAX_BIGINT = 2**63 - 1
 

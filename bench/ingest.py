@@ -140,10 +140,10 @@ def prepare_account() -> str:
     ``DATABASE_URL`` and ``REDIS_URL`` are set before ``shared`` is first imported, so the
     service's own settings, engine and domain functions are the ones used.
     """
-    from shared import migrations
-    from shared.db import get_engine, unit_of_work
-    from shared.organizations import create_organization
-    from shared.provider_accounts import add_provider_account
+    from shared.access.organizations import create_organization
+    from shared.platform import migrations
+    from shared.platform.db import get_engine, unit_of_work
+    from shared.providers.accounts import add_provider_account
 
     migrations.upgrade(database_url=os.environ["DATABASE_URL"])
     with unit_of_work() as session:
@@ -807,7 +807,7 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 def use_own_services(database: str, redis: str) -> None:
     """Point this process and its children at the bench's own database and Redis database
-    (before anything imports shared.settings), and make Ctrl-C and SIGTERM end in the
+    (before anything imports shared.platform.settings), and make Ctrl-C and SIGTERM end in the
     caller's cleanup (a shell may start a background job with SIGINT ignored)."""
     os.environ["DATABASE_URL"] = database_url_named(database)
     os.environ["REDIS_URL"] = redis

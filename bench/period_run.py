@@ -58,7 +58,7 @@ from urllib.parse import urlsplit
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 # Run as a script, this file's directory would come first on sys.path, and bench/worker.py
-# would shadow the project's ``worker`` package (which shared.dispatch imports).
+# would shadow the project's ``worker`` package (which shared.platform.dispatch imports).
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BENCH_DIR]
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -70,7 +70,7 @@ from bench.ingest import (  # noqa: E402 - needs the sys.path above
     recreate_database,
     verdict,
 )
-from shared.ids import new_id  # noqa: E402
+from shared.platform.ids import new_id  # noqa: E402
 
 DATABASE = "recon_bench_period"
 REDIS_DATABASE = 13
@@ -147,9 +147,9 @@ def database_url() -> str:
 
 def prepare_organization() -> uuid.UUID:
     """Migrate the bench database and add its organisation (UTC, grace period 0)."""
-    from shared import migrations
-    from shared.db import dispose_engine, unit_of_work
-    from shared.organizations import create_organization
+    from shared.access.organizations import create_organization
+    from shared.platform import migrations
+    from shared.platform.db import dispose_engine, unit_of_work
 
     migrations.upgrade(database_url=os.environ["DATABASE_URL"])
     with unit_of_work() as session:
@@ -474,8 +474,8 @@ def _time_statements(engine) -> Counter:
 
 def child_run(org_id: uuid.UUID, day: date) -> dict:
     """The full run, as the worker task would do it; its wall time and this process's peak."""
-    from shared.db import get_engine, unit_of_work
-    from shared.runs import execute_run, trigger_run
+    from shared.platform.db import get_engine, unit_of_work
+    from shared.runs.lifecycle import execute_run, trigger_run
 
     with get_engine().connect():  # connected and imported before the clock starts
         pass
@@ -833,7 +833,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("pandas is not installed: .venv/bin/pip install pandas (or --no-pandas)")
             return 2
-    # Before anything imports shared.settings: this process and its children use the
+    # Before anything imports shared.platform.settings: this process and its children use the
     # bench's own database and Redis database, never the development ones.
     os.environ["DATABASE_URL"] = database_url()
     os.environ["REDIS_URL"] = redis_url()

@@ -58,7 +58,7 @@ from urllib.parse import urlencode, urlsplit
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 # Run as a script, this file's directory would come first on sys.path, and bench/worker.py
-# would shadow the project's ``worker`` package (which shared.dispatch imports).
+# would shadow the project's ``worker`` package (which shared.platform.dispatch imports).
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BENCH_DIR]
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -99,7 +99,7 @@ TYPES = (
     ("DuplicateChargeSuspected", 10),
 )
 CURRENCIES = (("EUR", 40), ("USD", 30), ("GBP", 14), ("CHF", 5), ("JPY", 8), ("KWD", 3))
-LOW_SEVERITY_SHARE = 0.10  # the rest keep their type's severity (shared.matching.SEVERITY)
+LOW_SEVERITY_SHARE = 0.10  # the rest keep their type's severity (shared.matching.rules.SEVERITY)
 RUN_SHARE = 0.70  # found by a daily period run; the rest by the incremental path
 ACKNOWLEDGED_SHARE = 0.12
 OLDEST_RESOLVED_SHARE = 0.36  # resolved share grows with age, from 0 to this (18 % overall)
@@ -178,10 +178,10 @@ class BenchOrg:
 
 def prepare_organizations(count: int) -> list[BenchOrg]:
     """Migrate the bench database; add ``count`` organisations, each with an owner key."""
-    from shared import migrations
-    from shared.api_keys import create_api_key
-    from shared.db import dispose_engine, unit_of_work
-    from shared.organizations import create_organization
+    from shared.access.api_keys import create_api_key
+    from shared.access.organizations import create_organization
+    from shared.platform import migrations
+    from shared.platform.db import dispose_engine, unit_of_work
 
     migrations.upgrade(database_url=os.environ["DATABASE_URL"])
     orgs = []
@@ -241,7 +241,7 @@ class Generator:
     """
 
     def __init__(self, orgs: list[BenchOrg], total: int, seed: int, now: datetime) -> None:
-        from shared.matching import SEVERITY
+        from shared.matching.rules import SEVERITY
 
         self.orgs = orgs
         self.severities = SEVERITY

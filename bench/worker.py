@@ -12,7 +12,7 @@ What it does, in one run:
    action-log entries) are written too;
 3. **phase A, throughput**: stores N ``payment_intent.succeeded`` events straight into
    ``provider_events`` with COPY (ingestion has its own bench), queues one
-   ``worker.tasks.process_event`` task per event with ``shared.dispatch.send_now``, *then*
+   ``worker.tasks.process_event`` task per event with ``shared.platform.dispatch.send_now``, *then*
    starts the Celery worker, and polls PostgreSQL until every event is ``processed``;
    events/s is counted from the first item stored to the last (the worker's start-up is
    printed apart), then the items and discrepancies are checked against what was made;
@@ -92,7 +92,7 @@ from bench.ingest import (  # noqa: E402 - needs the sys.path above
     use_own_services,
     verdict,
 )
-from shared.ids import new_id  # noqa: E402
+from shared.platform.ids import new_id  # noqa: E402
 
 DATABASE = "recon_bench_worker"
 REDIS_DATABASE = 15
@@ -292,8 +292,8 @@ def store_events(
 
 def enqueue(ids: list[str]) -> int:
     """One process_event task per id, pushed to Redis the way ingestion does."""
-    from shared.dispatch import send_now
-    from shared.task_names import PROCESS_EVENT
+    from shared.platform.dispatch import send_now
+    from shared.platform.tasks import PROCESS_EVENT
 
     return sum(
         send_now(PROCESS_EVENT, ids[start : start + SEND_CHUNK])
@@ -952,8 +952,8 @@ def count_statements(account_id: str, org_id: uuid.UUID, count: int, seed: int) 
     wrote what their data must produce."""
     from sqlalchemy import event
 
-    from shared.db import get_engine, unit_of_work
-    from shared.processing import process_pending_events, process_provider_event
+    from shared.ingest.processing import process_pending_events, process_provider_event
+    from shared.platform.db import get_engine, unit_of_work
 
     maker = SaleMaker(random.Random(seed))
     alone, together = maker.sales(count, "S"), maker.sales(count, "T")

@@ -33,13 +33,13 @@ from cli.demo_client import ApiClient, WebhookSender
 from cli.demo_data import DemoData, build_demo_data
 from cli.processes import Stack
 from cli.services import ensure_services, port_open
-from shared import migrations
-from shared.api_keys import create_api_key
-from shared.db import unit_of_work
+from shared.access.api_keys import create_api_key
+from shared.access.organizations import create_organization
 from shared.models import PROVIDERS, Organization
-from shared.organizations import create_organization
-from shared.payments import MAX_BATCH
-from shared.provider_accounts import add_provider_account, webhook_path
+from shared.payments.imports import MAX_BATCH
+from shared.platform import migrations
+from shared.platform.db import unit_of_work
+from shared.providers.accounts import add_provider_account, webhook_path
 
 READY_TIMEOUT_SECONDS = 60
 DRAIN_TIMEOUT_SECONDS = 180

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from gunicorn.glogging import Logger
 
-from shared.logs import configure_logging
+from shared.platform.logs import configure_logging
 
 
 class JsonLogger(Logger):

@@ -18,20 +18,20 @@ from cli.demo import demo
 from cli.payments import payments
 from cli.processes import beat, serve, up, worker
 from cli.runs import run
-from shared import migrations
-from shared.api_keys import create_api_key, revoke_api_key
-from shared.db import unit_of_work
-from shared.errors import DomainError
-from shared.logs import configure_logging
+from shared.access.api_keys import create_api_key, revoke_api_key
+from shared.access.organizations import create_organization
 from shared.models import PROVIDERS, ROLES
-from shared.organizations import create_organization
-from shared.provider_accounts import (
+from shared.platform import migrations
+from shared.platform.db import unit_of_work
+from shared.platform.errors import DomainError
+from shared.platform.logs import configure_logging
+from shared.platform.settings import load_settings
+from shared.providers.accounts import (
     add_provider_account,
     add_signing_secret,
     remove_signing_secret,
     webhook_path,
 )
-from shared.settings import load_settings
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of text."

@@ -15,10 +15,10 @@ from typing import IO, Any
 
 import click
 
-from shared.db import unit_of_work
-from shared.errors import DomainError
-from shared.organizations import get_organization
-from shared.payments import MAX_BATCH, ItemError, PaymentIn, upsert_payments
+from shared.access.organizations import get_organization
+from shared.payments.imports import MAX_BATCH, ItemError, PaymentIn, upsert_payments
+from shared.platform.db import unit_of_work
+from shared.platform.errors import DomainError
 
 FORMATS = ("csv", "jsonl")
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}

@@ -11,9 +11,9 @@ import time
 import click
 
 from cli.services import ensure_services
-from shared import migrations
-from shared.settings import get_settings
-from worker.queues import QUEUES
+from shared.platform import migrations
+from shared.platform.settings import get_settings
+from shared.platform.tasks import QUEUES
 
 PYTHON = sys.executable
 
@@ -27,7 +27,7 @@ def gunicorn_argv(
     """The gunicorn command line serving the Flask app.
 
     gevent workers by default: each process serves many requests at once, so the ones
-    waiting on a commit share it (``shared.group_commit``; docs/decisions.md). ``threads``
+    waiting on a commit share it (``shared.platform.group_commit``; docs/decisions.md). ``threads``
     above 1 means gthread workers, as before. Its own log lines are JSON
     (``cli.gunicorn_logging``); the app writes the access log. Its hooks are in
     ``cli.gunicorn_hooks``.

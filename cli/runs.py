@@ -9,10 +9,10 @@ from typing import IO
 
 import click
 
-from shared.db import unit_of_work
-from shared.errors import DomainError
 from shared.models import ReconciliationRun
-from shared.runs import ACTIVE, get_run, trigger_run
+from shared.platform.db import unit_of_work
+from shared.platform.errors import DomainError
+from shared.runs.lifecycle import ACTIVE, get_run, trigger_run
 
 POLL_SECONDS = 1.0
 PROGRESS_SECONDS = 10.0

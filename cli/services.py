@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, get_settings
+from shared.platform.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, get_settings
 
 STATE_DIR = Path(".recon")
 EMBEDDED_DATABASE = "recon"

@@ -3,9 +3,9 @@
 from alembic import context
 from sqlalchemy import pool
 
-from shared.db import make_engine
 from shared.models import Base
-from shared.settings import get_settings
+from shared.platform.db import make_engine
+from shared.platform.settings import get_settings
 
 config = context.config
 url = config.attributes.get("database_url") or get_settings().database_url

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.ids import SQL_NEW_ID, new_id
+from shared.platform.ids import SQL_NEW_ID, new_id
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -67,7 +67,7 @@ DISCREPANCY_TYPES = (
 )
 SEVERITIES = ("high", "medium", "low")
 DISCREPANCY_STATUSES = ("open", "acknowledged", "resolved")
-# The equality filters of the triage list (shared/triage.py), carried by its indexes.
+# The equality filters of the triage list (shared/triage/workflow.py), carried by its indexes.
 DISCREPANCY_LIST_FILTERS = ("status", "type", "severity", "currency", "assignee", "run_id")
 ACTIONS = (
     "opened",
@@ -92,7 +92,7 @@ def currency_check() -> CheckConstraint:
 
 
 def uuid_pk() -> Mapped[uuid.UUID]:
-    """A time-ordered UUID primary key (shared.ids), made by the application or, for
+    """A time-ordered UUID primary key (shared.platform.ids), made by the application or, for
     bulk SQL, by PostgreSQL."""
     return mapped_column(
         UUID(as_uuid=True),
@@ -352,7 +352,7 @@ class ProviderRecord(Base):
     dispute_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    # The merge state behind ``status`` and ``amount_refunded_minor`` (shared/records.py).
+    # The merge state behind ``status`` and ``amount_refunded_minor`` (shared/matching/records.py).
     payment_status: Mapped[str | None] = mapped_column(String(16))
     status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     refunds: Mapped[dict[str, int]] = mapped_column(

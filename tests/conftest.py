@@ -60,7 +60,7 @@ os.environ["DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["REDIS_URL"] = TEST_REDIS_URL
 os.environ.setdefault("LOG_LEVEL", "INFO")
 # Wrong daily tokens from the test client's 127.0.0.1 would add up across tests (and runs)
-# within the window; tests/test_daily_token.py sets the limit it tests.
+# within the window; tests/access/test_daily_token.py sets the limit it tests.
 os.environ.setdefault("DAILY_TOKEN_MAX_FAILURES", "1000")
 
 
@@ -87,7 +87,7 @@ def drop_database(name: str) -> None:
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     """The migrated test database of this xdist worker, and the process-wide engine on it."""
-    from shared import db, migrations
+    from shared.platform import db, migrations
 
     recreate_database(TEST_DATABASE)
     migrations.upgrade(database_url=TEST_DATABASE_URL)
@@ -111,10 +111,10 @@ def redis_client() -> Iterator[redis.Redis]:
 def session(engine: Engine) -> Iterator[Session]:
     """A session inside an outer transaction that is rolled back after the test.
 
-    ``shared.db.unit_of_work`` binds to the same connection, so code under test commits
+    ``shared.platform.db.unit_of_work`` binds to the same connection, so code under test commits
     into savepoints and every test starts from an empty database.
     """
-    from shared.db import SessionFactory
+    from shared.platform.db import SessionFactory
 
     connection = engine.connect()
     outer = connection.begin()
@@ -162,7 +162,7 @@ class WorkerProcess:
         environment: dict[str, str] | None = None,
     ) -> None:
         from cli.processes import worker_argv
-        from worker.queues import QUEUES
+        from shared.platform.tasks import QUEUES
 
         self.log_path = log_path
         self._log = log_path.open("w")
@@ -263,7 +263,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 @pytest.fixture
 def override_settings(monkeypatch):
     """Set environment variables for the settings of this test only (secrets registered)."""
-    from shared.settings import get_settings
+    from shared.platform.settings import get_settings
     from tests.support.log_leaks import register_secret
 
     def override(**variables: str) -> None:

@@ -13,13 +13,12 @@ from celery.signals import (
     worker_process_init,
     worker_process_shutdown,
 )
-from kombu import Queue
 
-from shared import metrics
-from shared.db import dispose_engine
-from shared.logs import configure_logging
-from shared.settings import get_settings
-from worker.queues import QUEUES, TASK_ROUTES
+from shared.platform import metrics
+from shared.platform.db import dispose_engine
+from shared.platform.logs import configure_logging
+from shared.platform.settings import get_settings
+from shared.platform.tasks import routing_configuration
 from worker.schedule import BEAT_SCHEDULE
 
 # The longest task is a period run; a Redis broker redelivers any unacknowledged message
@@ -34,11 +33,7 @@ def create_celery() -> Celery:
     settings = get_settings()
     app = Celery("recon", broker=settings.redis_url, include=["worker.tasks"])
     app.conf.update(
-        task_queues=[Queue(name) for name in QUEUES],
-        task_default_queue="maintenance",
-        task_create_missing_queues=False,
-        task_routes=TASK_ROUTES,
-        task_serializer="json",
+        **routing_configuration(),
         accept_content=["json"],
         result_serializer="json",
         task_ignore_result=True,
@@ -93,7 +88,7 @@ def _flush_metrics(**_: object) -> None:
 
 @task_prerun.connect
 def _bind_task_context(task_id: str, task: Task, **_: object) -> None:
-    """Every line a task logs names it, and the request that queued it (shared.dispatch)."""
+    """Every line a task logs names it, and the request that queued it (``platform.dispatch``)."""
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(task_id=task_id, task=task.name)
     request_id = getattr(task.request, "request_id", None)

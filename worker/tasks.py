@@ -8,22 +8,22 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError
 
-from shared.db import is_transient, unit_of_work
-from shared.dispatch import queue_depth
-from shared.grace import sweep_expired_grace_periods
-from shared.health import check_database
-from shared.ingestion import WEBHOOK_QUEUE, sweep_pending_events
-from shared.logs import get_logger
-from shared.metrics import observe_run_duration
-from shared.processing import (
+from shared.ingest.events import WEBHOOK_QUEUE, sweep_pending_events
+from shared.ingest.processing import (
     IN_FLIGHT,
     mark_event_failed,
     process_pending_events,
     process_provider_event,
 )
-from shared.reconcile import reconcile_payment
-from shared.runs import execute_run, fail_run, mail_run_report, trigger_daily_runs
-from shared.settings import get_settings
+from shared.matching.engine import reconcile_payment
+from shared.matching.grace import sweep_expired_grace_periods
+from shared.platform.db import is_transient, unit_of_work
+from shared.platform.dispatch import queue_depth
+from shared.platform.health import check_database
+from shared.platform.logs import get_logger
+from shared.platform.metrics import observe_run_duration
+from shared.platform.settings import get_settings
+from shared.runs.lifecycle import execute_run, fail_run, mail_run_report, trigger_daily_runs
 from worker.celery_app import RUN_TIME_LIMIT_SECONDS, celery_app
 
 SWEEP_BATCH = 500

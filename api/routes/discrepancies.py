@@ -28,11 +28,10 @@ from api.schemas import (
     NoteIn,
     ResolveIn,
 )
-from shared.api_keys import TRIAGE_ROLES, Caller
-from shared.db import unit_of_work
-from shared.errors import BadRequest
-from shared.money import format_minor
-from shared.triage import (
+from shared.access.api_keys import TRIAGE_ROLES, Caller
+from shared.platform.db import unit_of_work
+from shared.platform.errors import BadRequest
+from shared.triage.workflow import (
     DiscrepancyView,
     acknowledge,
     add_note,
@@ -42,6 +41,7 @@ from shared.triage import (
     list_discrepancies,
     resolve,
 )
+from shared.values.money import format_minor
 
 blueprint = Blueprint("discrepancies", __name__)
 

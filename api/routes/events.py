@@ -11,8 +11,8 @@ from api.endpoint import endpoint
 from api.openapi import documented
 from api.requests import parse_query
 from api.schemas import EventListQuery, WebhookEventOut, WebhookEventPage
-from shared.api_keys import TRIAGE_ROLES, Caller
-from shared.ingestion import list_events, replay_event
+from shared.access.api_keys import TRIAGE_ROLES, Caller
+from shared.ingest.events import list_events, replay_event
 
 blueprint = Blueprint("events", __name__)
 

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from api.openapi import documented
 from api.problems import problem
-from shared.health import readiness
+from shared.platform.health import readiness
 
 blueprint = Blueprint("health", __name__)
 STATUS_SCHEMA = {

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the whole deployment (``shared.metrics``)."""
+"""Prometheus metrics of the whole deployment (``shared.platform.metrics``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from flask import Blueprint, Response, request
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from api.openapi import documented
-from shared.errors import Unauthenticated
-from shared.metrics import render_metrics
-from shared.settings import get_settings
+from shared.ingest.events import oldest_pending_event_age
+from shared.platform.errors import Unauthenticated
+from shared.platform.metrics import render_metrics
+from shared.platform.settings import get_settings
 
 blueprint = Blueprint("metrics", __name__)
 BEARER_PREFIX = "Bearer "
@@ -31,4 +32,4 @@ def metrics() -> Response:
         sent = request.headers.get("Authorization", "")
         if not hmac.compare_digest(sent.encode(), expected.encode()):
             raise Unauthenticated("send Authorization: Bearer <METRICS_TOKEN>")
-    return Response(render_metrics(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+    return Response(render_metrics(oldest_pending_event_age), content_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -9,8 +9,8 @@ from api.endpoint import endpoint
 from api.openapi import documented
 from api.requests import parse_json_body
 from api.schemas import PaymentBatchIn, PaymentImportResult
-from shared.api_keys import TRIAGE_ROLES, Caller
-from shared.payments import upsert_payments
+from shared.access.api_keys import TRIAGE_ROLES, Caller
+from shared.payments.imports import upsert_payments
 
 blueprint = Blueprint("payments", __name__)
 

@@ -12,10 +12,10 @@ from api.endpoint import endpoint
 from api.openapi import Header, documented
 from api.requests import parse_json_body, parse_query
 from api.run_schemas import DailyRuns, ReportQuery, RunListQuery, RunOut, RunPage, RunTrigger
-from shared.api_keys import TRIAGE_ROLES, Caller
-from shared.daily_token import TOKEN_HEADER, check_daily_token
-from shared.errors import Conflict
-from shared.runs import get_run, list_runs, trigger_daily_runs, trigger_run
+from shared.access.api_keys import TRIAGE_ROLES, Caller
+from shared.access.daily_token import TOKEN_HEADER, check_daily_token
+from shared.platform.errors import Conflict
+from shared.runs.lifecycle import get_run, list_runs, trigger_daily_runs, trigger_run
 
 blueprint = Blueprint("runs", __name__)
 
@@ -94,7 +94,7 @@ def daily(session: Session) -> Response:
 
     ``x-reconciliation-token`` is compared in constant time with
     RECONCILIATION_DAILY_TOKEN: missing or wrong → 401, not configured → 503, too many
-    wrong ones from this client → 429 (shared/daily_token.py). A second call the same
+    wrong ones from this client → 429 (shared/access/daily_token.py). A second call the same
     day starts nothing new and lists the runs that exist.
     """
     check_daily_token(sent=request.headers.get(TOKEN_HEADER), client=request.remote_addr or "")

@@ -13,9 +13,9 @@ from api.problems import problem_slug
 from api.requests import require_json
 from api.responses import json_response
 from api.schemas import WebhookReceipt
-from shared.errors import DomainError
-from shared.ingestion import IngestResult, ingest_webhook
-from shared.metrics import record_webhook
+from shared.ingest.events import IngestResult, ingest_webhook
+from shared.platform.errors import DomainError
+from shared.platform.metrics import record_webhook
 from shared.providers.adyen import ACCEPTED
 
 blueprint = Blueprint("webhooks", __name__)

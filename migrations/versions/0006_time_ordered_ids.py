@@ -9,7 +9,7 @@ of milliseconds since the epoch, the version, random bits, the variant) instead 
 ``gen_random_uuid()``'s version 4. Rows written one after the other get ids in the same
 order, so their primary keys, and the indexes of the columns that name them, are written
 near their right edge (docs/decisions.md, "Time-ordered row ids"). The application makes
-the same ids (``shared.ids.new_id``). PostgreSQL 15 has no ``uuidv7()`` (18 has), hence
+the same ids (``shared.platform.ids.new_id``). PostgreSQL 15 has no ``uuidv7()`` (18 has), hence
 the function; it is plain SQL, so the planner inlines it into each statement. Its
 random bits come from ``random()``: ids are not secrets, and ``gen_random_uuid()``'s
 bits from the kernel's generator cost about twice as much per row. Existing ids stay.

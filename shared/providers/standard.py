@@ -24,18 +24,18 @@ from pydantic import (
     field_validator,
 )
 
-from shared.errors import ValidationFailed, describe_validation_errors
-from shared.money import normalise_currency
+from shared.platform.errors import ValidationFailed, describe_validation_errors
 from shared.providers import VerifiedEvent
-from shared.text import check_identifier
-from shared.timestamps import check_plausible
-from shared.webhook_input import (
+from shared.providers.webhook_input import (
     InvalidSignature,
     any_signature_matches,
     check_timestamp,
     parse_json_object,
     parse_timestamp,
 )
+from shared.values.money import normalise_currency
+from shared.values.text import check_identifier
+from shared.values.timestamps import check_plausible
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format marker, not a secret
 MIN_KEY_BYTES = 24

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from shared.errors import ValidationFailed
+from shared.platform.errors import ValidationFailed
 from shared.providers import VerifiedEvent
-from shared.webhook_input import (
+from shared.providers.webhook_input import (
     InvalidSignature,
     MalformedPayload,
     any_signature_matches,

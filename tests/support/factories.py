@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from shared.access.organizations import create_organization
 from shared.models import (
     Organization,
     Payment,
@@ -15,8 +16,7 @@ from shared.models import (
     ReconciliationActionLog,
     ReconciliationDiscrepancy,
 )
-from shared.organizations import create_organization
-from shared.provider_accounts import add_provider_account
+from shared.providers.accounts import add_provider_account
 from tests.support.signing import ADYEN_KEY, STANDARD_SECRET, STRIPE_SECRET
 
 SECRETS = {"stripe": STRIPE_SECRET, "adyen": ADYEN_KEY, "standard": STANDARD_SECRET}

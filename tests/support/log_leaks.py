@@ -2,7 +2,7 @@
 
 A pytest plugin (tests/conftest.py registers it):
 - In-process: a root logging handler, installed for the whole session, appends every
-  record (structlog's too: :func:`shared.logs.configure_logging` routes it through the
+  record (structlog's too: :func:`shared.platform.logs.configure_logging` routes it through the
   standard library) as one line, prefixed with the running test's id, to ``captured.log``
   in this worker's session temp directory. :func:`record_output` adds what a helper
   captured from a subprocess (``run_cli``) the same way.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.api_keys import KEY_PREFIX
+from shared.access.api_keys import KEY_PREFIX
 
 CAPTURED = "captured.log"
 MIN_SECRET_LENGTH = 8  # shorter values would match innocent text
@@ -170,7 +170,7 @@ def record_output(label: str, text: str) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def captured_log_lines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaptureFile]:
     """Capture every in-process log line of the session under its temp directory."""
-    from shared.logs import configure_logging
+    from shared.platform.logs import configure_logging
 
     directory = tmp_path_factory.getbasetemp()
     capture = CaptureFile(directory / CAPTURED)

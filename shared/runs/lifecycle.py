@@ -1,0 +1,254 @@
+"""Reconciliation runs: triggering (one active run per organisation and period), executing,
+and the daily schedule in each organisation's own time zone."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.access.organizations import get_organization
+from shared.matching.engine import match_settings
+from shared.models import Organization, ReconciliationRun
+from shared.platform.dispatch import send_after_commit
+from shared.platform.errors import NotFound, ValidationFailed
+from shared.platform.ids import new_id
+from shared.platform.logs import get_logger
+from shared.platform.mail import MailNotSent, send_report
+from shared.platform.metrics import observe_run_duration
+from shared.platform.pagination import Page, decode_cursor, page_of
+from shared.platform.settings import get_settings
+from shared.platform.tasks import RUN_PERIOD
+from shared.runs.period import reconcile_period
+from shared.runs.reports import build_report, render_markdown
+from shared.values.timestamps import check_plausible_day
+
+MAX_PERIOD_DAYS = 366
+ACTIVE = ("queued", "running")
+DAILY_TRIGGERS = ("schedule", "daily_endpoint")
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Triggered:
+    """A run and whether this trigger created it (False: the active or finished run)."""
+
+    run: ReconciliationRun
+    created: bool
+
+
+def period_bounds(org: Organization, start: date, end: date) -> tuple[datetime, datetime]:
+    """The UTC instants [start 00:00, end+1 00:00) of the period in the organisation's zone."""
+    zone = ZoneInfo(org.timezone)
+    first = datetime.combine(start, time.min, zone).astimezone(UTC)
+    after = datetime.combine(end + timedelta(days=1), time.min, zone).astimezone(UTC)
+    return first, after
+
+
+def _check_period(start: date, end: date) -> None:
+    if start > end:
+        raise ValidationFailed("period_start must not be after period_end")
+    if (end - start).days + 1 > MAX_PERIOD_DAYS:
+        raise ValidationFailed(f"a period spans at most {MAX_PERIOD_DAYS} days")
+    check_plausible_day(start, field="period_start")
+    check_plausible_day(end, field="period_end")
+
+
+def trigger_run(
+    *,
+    session: Session,
+    org_id: uuid.UUID,
+    period_start: date,
+    period_end: date,
+    triggered_by: str,
+    is_verification_run: bool = False,
+) -> Triggered:
+    """Queue a run of the period, or answer the one already queued or running for it."""
+    _check_period(period_start, period_end)
+    org = get_organization(session=session, org_id=org_id)
+    auto_fix = get_settings().reconciliation_auto_fix if org.auto_fix is None else org.auto_fix
+    run_id = session.scalar(
+        insert(ReconciliationRun)
+        .values(
+            id=new_id(),
+            org_id=org_id,
+            period_start=period_start,
+            period_end=period_end,
+            status="queued",
+            triggered_by=triggered_by,
+            is_verification_run=is_verification_run,
+            auto_fix_enabled=auto_fix,
+        )
+        .on_conflict_do_nothing(
+            index_elements=["org_id", "period_start", "period_end"],
+            index_where=text("status IN ('queued', 'running')"),
+        )
+        .returning(ReconciliationRun.id)
+    )
+    if run_id is None:
+        active = session.scalars(
+            select(ReconciliationRun).where(
+                ReconciliationRun.org_id == org_id,
+                ReconciliationRun.period_start == period_start,
+                ReconciliationRun.period_end == period_end,
+                ReconciliationRun.status.in_(ACTIVE),
+            )
+        ).one()
+        return Triggered(active, created=False)
+    send_after_commit(session, RUN_PERIOD, [str(run_id)])
+    log.info("run.queued", run_id=str(run_id), org_id=str(org_id), triggered_by=triggered_by)
+    return Triggered(session.get(ReconciliationRun, run_id), created=True)
+
+
+def yesterday_in(org: Organization, now: datetime) -> date:
+    """The organisation's yesterday at ``now``, in its own time zone."""
+    return now.astimezone(ZoneInfo(org.timezone)).date() - timedelta(days=1)
+
+
+def trigger_daily_runs(
+    *, session: Session, now: datetime, triggered_by: str, only_due: bool = False
+) -> list[Triggered]:
+    """Yesterday's run for every active organisation; a day already run starts nothing.
+
+    Paused organisations (and everything while RECONCILIATION_PAUSED) are skipped and
+    logged. An organisation whose yesterday already has a run that did not fail keeps it.
+    ``only_due`` limits it to organisations whose local ``daily_hour`` is now (beat).
+    """
+    if get_settings().reconciliation_paused:
+        log.info("runs.daily_skipped", reason="RECONCILIATION_PAUSED")
+        return []
+    results = []
+    for org in session.scalars(select(Organization).order_by(Organization.created_at)):
+        if only_due and now.astimezone(ZoneInfo(org.timezone)).hour != org.daily_hour:
+            continue
+        if org.paused:
+            log.info("runs.daily_skipped", org_id=str(org.id), reason="organisation paused")
+            continue
+        day = yesterday_in(org, now)
+        existing = session.scalars(
+            select(ReconciliationRun)
+            .where(
+                ReconciliationRun.org_id == org.id,
+                ReconciliationRun.period_start == day,
+                ReconciliationRun.period_end == day,
+                ReconciliationRun.status != "failed",
+            )
+            .order_by(ReconciliationRun.created_at.desc())
+        ).first()
+        if existing is not None:
+            results.append(Triggered(existing, created=False))
+            continue
+        results.append(
+            trigger_run(
+                session=session,
+                org_id=org.id,
+                period_start=day,
+                period_end=day,
+                triggered_by=triggered_by,
+            )
+        )
+    return results
+
+
+def execute_run(*, session: Session, run_id: uuid.UUID, now: datetime | None = None) -> str:
+    """Run a queued run to completion (idempotent: a finished run is left alone)."""
+    run = session.get(ReconciliationRun, run_id, with_for_update=True)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    if run.status not in ACTIVE:
+        return run.status
+    began = monotonic()
+    now = now or datetime.now(UTC)
+    org = get_organization(session=session, org_id=run.org_id)
+    run.status = "running"
+    run.started_at = now
+    start, end = period_bounds(org, run.period_start, run.period_end)
+    settings = match_settings(session=session, org_id=run.org_id)
+    result = reconcile_period(
+        session=session,
+        run_id=run.id,
+        org_id=run.org_id,
+        start=start,
+        end=end,
+        settings=settings,
+        now=now,
+        verify_open=run.is_verification_run and run.auto_fix_enabled,
+    )
+    run.payments_checked = result.payments_checked
+    run.provider_records_checked = result.provider_records_checked
+    run.matched = result.matched
+    run.discrepancies_opened = result.opened
+    run.discrepancies_auto_resolved = result.auto_resolved
+    run.finished_at = datetime.now(UTC)
+    run.report_json = build_report(
+        session=session, run=run, org_name=org.name, start=start, end=end,
+        found=result.found, matched=result.matched, items=result.items,
+    )  # fmt: skip
+    run.report_markdown = render_markdown(run.report_json)
+    run.status = "completed"
+    log.info("run.completed", run_id=str(run.id), opened=result.opened, items=result.items)
+    observe_run_duration(monotonic() - began, run.status, session=session)
+    return run.status
+
+
+def fail_run(*, session: Session, run_id: uuid.UUID, error: BaseException) -> None:
+    """Mark a run failed with its error (after its own transaction rolled back)."""
+    run = session.get(ReconciliationRun, run_id, with_for_update=True)
+    if run is None or run.status not in ACTIVE:
+        return
+    run.status = "failed"
+    run.finished_at = datetime.now(UTC)
+    run.error = f"{type(error).__name__}: {error}"[:2000]
+
+
+def get_run(*, session: Session, org_id: uuid.UUID, run_id: uuid.UUID) -> ReconciliationRun:
+    """The organisation's run, or NotFound."""
+    run = session.get(ReconciliationRun, run_id)
+    if run is None or run.org_id != org_id:
+        raise NotFound(f"run {run_id} does not exist")
+    return run
+
+
+def list_runs(
+    *, session: Session, org_id: uuid.UUID, cursor: str | None, limit: int
+) -> Page[ReconciliationRun]:
+    """The organisation's runs, newest first."""
+    query = select(ReconciliationRun).where(ReconciliationRun.org_id == org_id)
+    if cursor is not None:
+        created_at, run_id = decode_cursor(cursor, (datetime, uuid.UUID))
+        query = query.where(
+            tuple_(ReconciliationRun.created_at, ReconciliationRun.id) < tuple_(created_at, run_id)
+        )
+    query = query.order_by(ReconciliationRun.created_at.desc(), ReconciliationRun.id.desc())
+    rows = list(session.scalars(query.limit(limit + 1)))
+    return page_of(rows, limit, lambda run: (run.created_at, run.id))
+
+
+def mail_run_report(*, session: Session, run_id: uuid.UUID) -> bool:
+    """Mail a completed run's Markdown report when ADMIN_EMAIL and SMTP_* are set.
+
+    A mail that cannot be sent is logged and reported as False: the run itself stays
+    completed, and its report stays available through the API.
+    """
+    run = session.get(ReconciliationRun, run_id)
+    if run is None or run.status != "completed" or not get_settings().mail_enabled:
+        return False
+    org = get_organization(session=session, org_id=run.org_id)
+    found = sum(run.report_json["discrepancies_by_type"].values())
+    subject = (
+        f"Reconciliation {org.name} {run.period_start}"
+        + (f" to {run.period_end}" if run.period_end != run.period_start else "")
+        + f": {found} discrepancies, {run.report_json['matched_percent']:.2f} % matched"
+    )
+    try:
+        return send_report(subject=subject, markdown=run.report_markdown)
+    except MailNotSent:
+        log.warning("run.report_not_mailed", run_id=str(run.id))
+        return False

@@ -1,0 +1,487 @@
+"""The period run: a whole organisation's period re-checked in the database, set-based.
+
+Binding. The period's unmatched records are matched with SQL joins over the period (plus
+a look-around window for records near its edges) in the matching order of
+shared/matching/rules.py, and recorded on the records as the incremental path does.
+
+Judging. One statement splits the period's payments in two. A payment with exactly one
+record that agrees with it on currency, amount, refunded amount and status, and that has
+no possible same-customer duplicate, cannot give any finding (docs/decisions.md, "Period
+runs and reports", has the argument and tests/runs/test_period.py pins it to the rules): that
+statement writes its ``matched`` item itself (INSERT … SELECT). Every other payment of
+the period — a candidate — is streamed to Python with its records (a server-side cursor,
+Core rows, no ORM objects) and judged by the same pure functions as the incremental path,
+as are the period's unmatched records. Their items are written with COPY and their
+findings opened in batches; the findings are also kept in a temporary table, where the
+report's totals and a verification run's auto-resolution read them. Nothing holds the
+period in memory.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from itertools import groupby
+from typing import Any
+
+from sqlalchemy import column, exists, select, table, text
+from sqlalchemy.orm import Session
+
+from shared.matching.engine import UNRESOLVED, auto_resolve, open_discrepancies
+from shared.matching.rules import (
+    Finding,
+    MatchSettings,
+    PaymentFacts,
+    RecordFacts,
+    item_outcome,
+    judge_customer_duplicate,
+    judge_group,
+    judge_unmatched_record,
+    primary_record,
+)
+from shared.models import Payment, ProviderRecord, ReconciliationDiscrepancy
+from shared.platform.ids import SQL_NEW_ID, new_id
+
+PAGE = 1_000  # candidate groups (or unmatched records) judged and written per batch
+LOOK_AROUND = timedelta(days=1)
+# For the run's transaction: its hash joins over the whole period fit in memory instead
+# of spilling to batches on disk (docs/decisions.md has the figures).
+WORK_MEM = "64MB"
+ITEM_COLUMNS = (
+    "id", "org_id", "run_id", "payment_id", "provider_record_id", "outcome", "match_method",
+    "amount_difference_minor",
+)  # fmt: skip
+FINDING_COLUMNS = (
+    "type", "payment_id", "provider_record_id", "amount_minor", "currency", "difference_minor",
+)  # fmt: skip
+PAYMENT_FIELDS = tuple(f.name for f in fields(PaymentFacts))
+RECORD_FIELDS = tuple(f.name for f in fields(RecordFacts))
+
+
+@dataclass(frozen=True)
+class FoundTotal:
+    """A run's findings of one type in one currency: how many, and the money at stake."""
+
+    type: str
+    currency: str
+    count: int
+    amount_minor: int  # the findings' amounts, summed
+    difference_minor: int  # their absolute differences (AmountMismatch), summed
+
+
+@dataclass
+class PeriodResult:
+    """What a period run checked and found (every finding, opened now or before)."""
+
+    payments_checked: int = 0
+    provider_records_checked: int = 0
+    matched: int = 0
+    items: int = 0
+    opened: int = 0
+    auto_resolved: int = 0
+    found: list[FoundTotal] = field(default_factory=list)
+
+
+# --- Binding ----------------------------------------------------------------------------
+
+# By reference, in the matching order; the join column is a constant of this module.
+_BIND_BY_REFERENCE = """
+UPDATE provider_records AS r
+SET payment_id = p.id, match_method = '{method}', matched_at = :now
+FROM payments AS p
+WHERE r.org_id = :org AND p.org_id = :org AND r.payment_id IS NULL
+  AND p.provider = r.provider AND {join}
+  AND p.occurred_at >= :start AND p.occurred_at < :end
+  AND r.occurred_at >= :start - :around AND r.occurred_at < :end + :around
+"""
+BIND_BY_REFERENCES = [
+    text(_BIND_BY_REFERENCE.format(method=method, join=join))
+    for method, join in (
+        ("provider_reference", "p.provider_reference = r.provider_reference"),
+        ("merchant_reference", "p.external_id = r.merchant_reference"),
+    )
+]
+
+# The heuristic accepts a pair only when each side has exactly one candidate: among the
+# unmatched records near the period and every unmatched payment of the organisation.
+BIND_BY_HEURISTIC = text("""
+WITH candidates AS (
+  SELECT p.id AS payment_id, r.id AS record_id, p.occurred_at AS paid_at
+  FROM provider_records AS r
+  JOIN payments AS p
+    ON p.org_id = r.org_id AND p.provider = r.provider AND p.currency = r.currency
+   AND p.amount_minor = r.amount_minor
+   AND p.occurred_at BETWEEN r.occurred_at - :window AND r.occurred_at + :window
+  WHERE r.org_id = :org AND r.payment_id IS NULL
+    AND r.occurred_at >= :start - :around AND r.occurred_at < :end + :around
+    AND NOT EXISTS (SELECT 1 FROM provider_records AS b WHERE b.payment_id = p.id)
+), counted AS (
+  SELECT payment_id, record_id, paid_at,
+         count(*) OVER (PARTITION BY payment_id) AS records_for_payment,
+         count(*) OVER (PARTITION BY record_id) AS payments_for_record
+  FROM candidates
+)
+UPDATE provider_records AS r
+SET payment_id = c.payment_id, match_method = 'heuristic', matched_at = :now
+FROM counted AS c
+WHERE r.id = c.record_id AND c.records_for_payment = 1 AND c.payments_for_record = 1
+  AND c.paid_at >= :start AND c.paid_at < :end
+""")
+
+
+def bind_period(
+    *,
+    session: Session,
+    org_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    settings: MatchSettings,
+    now: datetime,
+) -> None:
+    """Match the period's unmatched records: provider reference, merchant reference, heuristic."""
+    params = {"org": org_id, "start": start, "end": end, "around": LOOK_AROUND, "now": now}
+    for statement in BIND_BY_REFERENCES:
+        session.execute(statement, params)
+    session.execute(BIND_BY_HEURISTIC, params | {"window": settings.heuristic_window})
+
+
+# --- Splitting the period: pairs that cannot differ, and candidates ------------------------
+
+# The run's working tables (dropped when it ends): the payments Python judges, and every
+# finding of the run.
+_CREATE_CANDIDATES = text(
+    "CREATE TEMPORARY TABLE period_candidates (payment_id uuid PRIMARY KEY) ON COMMIT DROP"
+)
+_CREATE_FINDINGS = text(
+    "CREATE TEMPORARY TABLE period_findings (type text NOT NULL, payment_id uuid, "
+    "provider_record_id uuid, amount_minor bigint NOT NULL, currency text NOT NULL, "
+    "difference_minor bigint) ON COMMIT DROP"
+)
+_DROP_WORK_TABLES = text("DROP TABLE pg_temp.period_candidates, pg_temp.period_findings")
+_FINDINGS = table("period_findings", *(column(name) for name in FINDING_COLUMNS), schema="pg_temp")
+
+# The records ``{other}`` that could make record ``{record}`` a same-customer duplicate:
+# same customer, currency and amount, at most the duplicate window before it. Status,
+# order and binding are left to judge_customer_duplicate, which decides.
+_MAY_REPEAT = (
+    "{other}.org_id = {record}.org_id AND {other}.customer_ref = {record}.customer_ref "
+    "AND {other}.currency = {record}.currency AND {other}.amount_minor = {record}.amount_minor "
+    "AND {other}.id <> {record}.id "
+    "AND {other}.occurred_at BETWEEN {record}.occurred_at - :duplicate_window "
+    "AND {record}.occurred_at"
+)
+
+# The SQL pre-filter. A pair is clean when the payment has exactly this one record, the
+# two agree on currency, amount, refunded amount and status (an unknown amount is not
+# equal), and no other record could make the record a same-customer duplicate. Clean
+# pairs get their ``matched`` item here, in payment order (so the items' payment index
+# is written in order too); every other payment of the period — one with no record
+# among them — becomes a candidate. Why no clean pair can give a finding:
+# docs/decisions.md.
+SPLIT_PERIOD = text(f"""
+WITH pairs AS MATERIALIZED (
+  SELECT p.id AS payment_id, r.id, r.match_method, r.org_id, r.customer_ref,
+         r.currency, r.amount_minor, r.occurred_at,
+         (r.currency = p.currency AND r.amount_minor = p.amount_minor
+          AND r.amount_refunded_minor = p.amount_refunded_minor AND r.status = p.status) AS same
+  FROM payments AS p LEFT JOIN provider_records AS r ON r.payment_id = p.id
+  WHERE p.org_id = :org AND p.occurred_at >= :start AND p.occurred_at < :end
+), clean AS (
+  INSERT INTO reconciliation_items
+    (id, org_id, run_id, payment_id, provider_record_id, outcome, match_method)
+  SELECT {SQL_NEW_ID}, :org, :run, payment_id, id, 'matched', match_method
+  FROM (
+    SELECT c.payment_id, c.id, c.match_method FROM pairs AS c
+    WHERE c.same
+      AND NOT EXISTS (
+        SELECT 1 FROM provider_records AS o WHERE o.payment_id = c.payment_id AND o.id <> c.id)
+      AND NOT EXISTS (
+        SELECT 1 FROM provider_records AS e WHERE {_MAY_REPEAT.format(other="e", record="c")})
+    ORDER BY c.payment_id
+  ) AS ordered
+  RETURNING payment_id
+), candidates AS (
+  INSERT INTO pg_temp.period_candidates (payment_id)
+  SELECT DISTINCT c.payment_id FROM pairs AS c
+  WHERE NOT EXISTS (SELECT 1 FROM clean WHERE clean.payment_id = c.payment_id)
+  RETURNING payment_id
+)
+SELECT (SELECT count(*) FROM clean) AS clean, (SELECT count(*) FROM candidates) AS candidates
+""")  # noqa: S608 - constant SQL fragments
+
+
+def split_period(
+    *,
+    session: Session,
+    run_id: uuid.UUID,
+    org_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    settings: MatchSettings,
+) -> tuple[int, int]:
+    """Write the ``matched`` items of the period's clean pairs; (clean pairs, candidates).
+
+    Every other payment of the period goes to the temporary table ``period_candidates``.
+    """
+    session.execute(_CREATE_CANDIDATES)
+    counts = session.execute(
+        SPLIT_PERIOD,
+        {
+            "org": org_id,
+            "run": run_id,
+            "start": start,
+            "end": end,
+            "duplicate_window": settings.duplicate_window,
+        },
+    ).one()
+    return counts.clean, counts.candidates
+
+
+# --- Streaming what Python judges ----------------------------------------------------------
+
+_PAYMENT_SELECT = ", ".join(f"p.{name}" for name in PAYMENT_FIELDS)
+_RECORD_SELECT = ", ".join(f"r.{name} AS r_{name}" for name in RECORD_FIELDS)
+CANDIDATE_GROUPS = text(
+    f"SELECT {_PAYMENT_SELECT}, {_RECORD_SELECT} "  # noqa: S608 - constant column lists
+    "FROM pg_temp.period_candidates AS c JOIN payments AS p ON p.id = c.payment_id "
+    "LEFT JOIN provider_records AS r ON r.payment_id = p.id ORDER BY p.id"
+)
+# In no particular order: ordered by id, the planner walks the primary key over every
+# record the run has just bound (11 s instead of 0.4 s at 1,000,000 records).
+UNMATCHED_RECORDS = text(
+    f"SELECT {_RECORD_SELECT} FROM provider_records AS r "  # noqa: S608
+    "WHERE r.org_id = :org AND r.payment_id IS NULL "
+    "AND r.occurred_at >= :start AND r.occurred_at < :end"
+)
+# For each of these records, the others that could make it a same-customer duplicate.
+CUSTOMER_SIBLINGS = text(
+    f"SELECT s.id AS subject_id, {_RECORD_SELECT} "  # noqa: S608
+    "FROM provider_records AS s JOIN provider_records AS r "
+    f"ON {_MAY_REPEAT.format(other='r', record='s')} WHERE s.id = ANY(CAST(:ids AS uuid[]))"
+)
+
+
+def _record(row: Any, offset: int) -> RecordFacts | None:
+    values = tuple(row)[offset:]
+    return None if values[0] is None else RecordFacts(*values)
+
+
+def _stream(session: Session, statement: Any, params: dict[str, Any] | None = None) -> Any:
+    """Rows of ``statement`` from a server-side cursor, PAGE at a time."""
+    return session.execute(statement, params or {}, execution_options={"yield_per": PAGE})
+
+
+def _candidate_groups(session: Session) -> Iterator[list[tuple[PaymentFacts, list[RecordFacts]]]]:
+    """The candidates with their records, PAGE payments at a time."""
+    width = len(PAYMENT_FIELDS)
+    batch = []
+    rows = _stream(session, CANDIDATE_GROUPS)
+    for _, group in groupby(rows, key=lambda row: row[0]):
+        group = list(group)
+        payment = PaymentFacts(*tuple(group[0])[:width])
+        records = [record for row in group if (record := _record(row, width)) is not None]
+        batch.append((payment, records))
+        if len(batch) == PAGE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _unmatched_records(
+    session: Session, org_id: uuid.UUID, start: datetime, end: datetime
+) -> Iterator[list[RecordFacts]]:
+    """The period's records matched to no payment, PAGE at a time."""
+    rows = _stream(session, UNMATCHED_RECORDS, {"org": org_id, "start": start, "end": end})
+    for page in rows.partitions(PAGE):  # without a size, one partition holds every row
+        yield [_record(row, 0) for row in page]
+
+
+def _customer_siblings(
+    session: Session, records: Iterable[RecordFacts], window: timedelta
+) -> dict[uuid.UUID, list[RecordFacts]]:
+    ids = [r.id for r in records if r.customer_ref is not None and r.amount_minor is not None]
+    siblings: dict[uuid.UUID, list[RecordFacts]] = defaultdict(list)
+    if ids:
+        for row in session.execute(CUSTOMER_SIBLINGS, {"ids": ids, "duplicate_window": window}):
+            siblings[row.subject_id].append(_record(row, 1))
+    return siblings
+
+
+# --- Writing ------------------------------------------------------------------------------
+
+
+def _copy(session: Session, table_name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    if not rows:
+        return
+    raw = session.connection().connection.driver_connection
+    statement = f"COPY {table_name} ({', '.join(columns)}) FROM STDIN"
+    with raw.cursor().copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+@dataclass
+class _Batch:
+    """One batch of judged groups: its items and findings, written together."""
+
+    org_id: uuid.UUID
+    run_id: uuid.UUID
+    items: list[tuple] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def item(self, payment_id, record_id, outcome, method=None, difference=None) -> None:
+        self.items.append(
+            (new_id(), self.org_id, self.run_id, payment_id, record_id, outcome, method,
+             difference)
+        )  # fmt: skip
+
+    def write(self, session: Session, now: datetime, evidence: dict[str, Any]) -> int:
+        """Write the items, open the findings, keep them for the report; the number opened."""
+        _copy(session, "reconciliation_items", ITEM_COLUMNS, self.items)
+        _copy(
+            session,
+            "pg_temp.period_findings",
+            FINDING_COLUMNS,
+            [
+                (f.type, f.payment_id, f.provider_record_id, f.amount_minor, f.currency,
+                 f.difference_minor)
+                for f in self.findings
+            ],
+        )  # fmt: skip
+        return open_discrepancies(
+            session=session,
+            org_id=self.org_id,
+            findings=self.findings,
+            now=now,
+            evidence=evidence,
+            run_id=self.run_id,
+        )
+
+
+# --- The run --------------------------------------------------------------------------------
+
+
+def reconcile_period(
+    *,
+    session: Session,
+    run_id: uuid.UUID,
+    org_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    settings: MatchSettings,
+    now: datetime,
+    verify_open: bool = False,
+) -> PeriodResult:
+    """Re-check one organisation's period [start, end); every finding is opened or kept.
+
+    With ``verify_open`` (a verification run with auto-fix), unresolved discrepancies of
+    the period that the run no longer finds are resolved as ``system``.
+    """
+    result = PeriodResult()
+    evidence = {"run_id": str(run_id)}
+    session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    bind_period(session=session, org_id=org_id, start=start, end=end, settings=settings, now=now)
+    clean, _ = split_period(
+        session=session, run_id=run_id, org_id=org_id, start=start, end=end, settings=settings
+    )
+    result.payments_checked = result.provider_records_checked = clean
+    result.matched = result.items = clean
+    session.execute(_CREATE_FINDINGS)
+    for groups in _candidate_groups(session):
+        batch = _Batch(org_id, run_id)
+        siblings = _customer_siblings(
+            session, (r for _, records in groups for r in records), settings.duplicate_window
+        )
+        for payment, records in groups:
+            findings = judge_group(payment, records, settings, now)
+            for record in records:
+                findings += judge_customer_duplicate(record, siblings[record.id], settings)
+            result.payments_checked += 1
+            result.provider_records_checked += len(records)
+            batch.findings += findings
+            if records:
+                primary = primary_record(records)
+                outcome = item_outcome(findings)
+                result.matched += outcome == "matched"
+                difference = next(
+                    (f.difference_minor for f in findings if f.type == "AmountMismatch"), None
+                )
+                batch.item(payment.id, primary.id, outcome, primary.match_method, difference)
+            elif findings:
+                batch.item(payment.id, None, "missing_provider")
+        result.items += len(batch.items)
+        result.opened += batch.write(session, now, evidence)
+    for records in _unmatched_records(session, org_id, start, end):
+        batch = _Batch(org_id, run_id)
+        siblings = _customer_siblings(session, records, settings.duplicate_window)
+        for record in records:
+            findings = judge_unmatched_record(record, settings, now)
+            findings += judge_customer_duplicate(record, siblings[record.id], settings)
+            result.provider_records_checked += 1
+            batch.findings += findings
+            if any(f.type == "MissingInternalRecord" for f in findings):
+                batch.item(None, record.id, "missing_internal")
+        result.items += len(batch.items)
+        result.opened += batch.write(session, now, evidence)
+    result.found = _found_totals(session)
+    if verify_open:
+        result.auto_resolved = _resolve_cleared(session, org_id, start, end, now, evidence)
+    session.execute(_DROP_WORK_TABLES)
+    return result
+
+
+_FOUND_TOTALS = text(
+    "SELECT type, currency, count(*) AS count, sum(amount_minor) AS amount_minor, "
+    "coalesce(sum(abs(difference_minor)), 0) AS difference_minor "
+    "FROM pg_temp.period_findings GROUP BY type, currency ORDER BY type, currency"
+)
+
+
+def _found_totals(session: Session) -> list[FoundTotal]:
+    return [
+        FoundTotal(
+            row.type, row.currency, row.count, int(row.amount_minor), int(row.difference_minor)
+        )
+        for row in session.execute(_FOUND_TOTALS)
+    ]
+
+
+def _resolve_cleared(
+    session: Session,
+    org_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    evidence: dict[str, Any],
+) -> int:
+    """Resolve the period's unresolved discrepancies that this run did not find."""
+    discrepancy = ReconciliationDiscrepancy
+    in_period = discrepancy.payment_id.in_(
+        select(Payment.id).where(
+            Payment.org_id == org_id, Payment.occurred_at >= start, Payment.occurred_at < end
+        )
+    ) | discrepancy.provider_record_id.in_(
+        select(ProviderRecord.id).where(
+            ProviderRecord.org_id == org_id,
+            ProviderRecord.occurred_at >= start,
+            ProviderRecord.occurred_at < end,
+        )
+    )
+    found = exists().where(
+        _FINDINGS.c.type == discrepancy.type,
+        _FINDINGS.c.payment_id.is_not_distinct_from(discrepancy.payment_id),
+        _FINDINGS.c.provider_record_id.is_not_distinct_from(discrepancy.provider_record_id),
+    )
+    cleared = session.scalars(
+        select(discrepancy)
+        .where(discrepancy.org_id == org_id, discrepancy.status.in_(UNRESOLVED), in_period, ~found)
+        .order_by(discrepancy.id)
+        .with_for_update()
+    ).all()
+    for row in cleared:
+        auto_resolve(session=session, discrepancy=row, now=now, evidence=evidence)
+    return len(cleared)

@@ -1,0 +1,162 @@
+"""Run reports: the same figures as JSON (stored, served) and as Markdown (read, mailed)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.matching.rules import SETTLED, SEVERITY
+from shared.models import SEVERITIES, Payment, ProviderRecord, ReconciliationRun
+from shared.runs.period import FoundTotal
+from shared.values.money import format_minor
+
+DISCREPANCY_TYPES = tuple(SEVERITY)
+
+
+def _totals(session: Session, model, org_id: uuid.UUID, start: datetime, end: datetime) -> dict:
+    """{"succeeded"|"refunded": {CUR: {"count", "amount_minor"}}} of a table for the period,
+    in one pass over its rows."""
+    settled = model.status.in_(SETTLED)
+    refunded = model.amount_refunded_minor > 0
+    totals: dict[str, dict[str, dict[str, int]]] = {"succeeded": {}, "refunded": {}}
+    for currency, settled_count, settled_amount, refunded_count, refunded_amount in session.execute(
+        select(
+            model.currency,
+            func.count().filter(settled),
+            func.sum(model.amount_minor).filter(settled),
+            func.count().filter(refunded),
+            func.sum(model.amount_refunded_minor).filter(refunded),
+        )
+        .where(model.org_id == org_id, model.occurred_at >= start, model.occurred_at < end)
+        .group_by(model.currency)
+    ):
+        if settled_count:
+            totals["succeeded"][currency] = {
+                "count": settled_count,
+                "amount_minor": int(settled_amount or 0),
+            }
+        if refunded_count:
+            totals["refunded"][currency] = {
+                "count": refunded_count,
+                "amount_minor": int(refunded_amount),
+            }
+    return totals
+
+
+def build_report(
+    *,
+    session: Session,
+    run: ReconciliationRun,
+    org_name: str,
+    start: datetime,
+    end: datetime,
+    found: list[FoundTotal],
+    matched: int,
+    items: int,
+) -> dict[str, Any]:
+    """The report of a finished run (DESIGN.md, "Report"): every finding of its period,
+    from the run's totals by type and currency."""
+    by_type: Counter[str] = Counter()
+    by_severity: Counter[str] = Counter()
+    mismatch: dict[str, int] = defaultdict(int)
+    unmatched: dict[str, dict[str, int]] = {
+        "internal": defaultdict(int),
+        "provider": defaultdict(int),
+    }
+    for total in found:
+        by_type[total.type] += total.count
+        by_severity[SEVERITY[total.type]] += total.count
+        if total.type == "AmountMismatch":
+            mismatch[total.currency] += total.difference_minor
+        elif total.type == "MissingProviderRecord":
+            unmatched["internal"][total.currency] += total.amount_minor
+        elif total.type == "MissingInternalRecord":
+            unmatched["provider"][total.currency] += total.amount_minor
+    finished = run.finished_at
+    return {
+        "matched_percent": round(100 * matched / items, 2) if items else 100.0,
+        "discrepancies_by_type": {kind: by_type.get(kind, 0) for kind in DISCREPANCY_TYPES},
+        "discrepancies_by_severity": {level: by_severity.get(level, 0) for level in SEVERITIES},
+        "mismatch_amount_by_currency": dict(sorted(mismatch.items())),
+        "unmatched_amount_by_currency": {
+            side: dict(sorted(amounts.items())) for side, amounts in unmatched.items()
+        },
+        "totals": {
+            "internal": _totals(session, Payment, run.org_id, start, end),
+            "provider": _totals(session, ProviderRecord, run.org_id, start, end),
+        },
+        "run": {
+            "id": str(run.id),
+            "org_id": str(run.org_id),
+            "organisation": org_name,
+            "period_start": run.period_start.isoformat(),
+            "period_end": run.period_end.isoformat(),
+            "triggered_by": run.triggered_by,
+            "is_verification_run": run.is_verification_run,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": finished.isoformat() if finished else None,
+            "duration_seconds": (
+                round((finished - run.started_at).total_seconds(), 3)
+                if finished and run.started_at
+                else None
+            ),
+            "counts": {"items": items, "matched": matched},
+        },
+    }
+
+
+def _money_table(title: str, amounts: dict[str, int]) -> list[str]:
+    lines = [f"**{title}**", "", "| currency | amount |", "| --- | ---: |"]
+    lines += [f"| {cur} | {format_minor(value, cur)} |" for cur, value in amounts.items()]
+    if not amounts:
+        lines.append("| — | 0 |")
+    return [*lines, ""]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown tables; amounts formatted with each currency's exponent."""
+    run = report["run"]
+    mismatch = report["mismatch_amount_by_currency"]
+    unmatched = report["unmatched_amount_by_currency"]
+    lines = [
+        f"# Reconciliation report — {run['organisation']}",
+        "",
+        f"Period **{run['period_start']} → {run['period_end']}** · triggered by "
+        f"{run['triggered_by']} · finished {run['finished_at']} "
+        f"({run['duration_seconds']} s)",
+        "",
+        f"**Matched: {report['matched_percent']:.2f} %** of {run['counts']['items']} items",
+        "",
+        "## Discrepancies by type",
+        "",
+        "| type | count |",
+        "| --- | ---: |",
+        *[f"| {kind} | {count} |" for kind, count in report["discrepancies_by_type"].items()],
+        "",
+        "## Discrepancies by severity",
+        "",
+        "| severity | count |",
+        "| --- | ---: |",
+        *[f"| {level} | {count} |" for level, count in report["discrepancies_by_severity"].items()],
+        "",
+        "## Amounts at stake",
+        "",
+        *_money_table("Amount mismatches (sum of differences)", mismatch),
+        *_money_table("Internal payments with no provider record", unmatched["internal"]),
+        *_money_table("Provider records with no internal payment", unmatched["provider"]),
+        "## Period totals",
+        "",
+        "| side | kind | currency | count | amount |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]  # fmt: skip
+    for side, kinds in report["totals"].items():
+        for kind, currencies in kinds.items():
+            for currency, figures in sorted(currencies.items()):
+                amount = format_minor(figures["amount_minor"], currency)
+                lines.append(f"| {side} | {kind} | {currency} | {figures['count']} | {amount} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,41 @@
+"""Money: integer minor units plus an ISO 4217 code; exponents from the maintained table."""
+
+from __future__ import annotations
+
+from iso4217 import Currency
+
+from shared.platform.errors import ValidationFailed
+
+
+class UnknownCurrency(ValidationFailed, ValueError):
+    """Not an ISO 4217 currency with a minor unit (a ValueError too, for pydantic)."""
+
+
+def normalise_currency(code: str) -> str:
+    """Upper-case ``code`` and check it is an active ISO 4217 currency with minor units."""
+    upper = code.strip().upper()
+    try:
+        currency = Currency(upper)
+    except ValueError:
+        raise UnknownCurrency("not an ISO 4217 currency code") from None
+    if currency.exponent is None:
+        raise UnknownCurrency(f"currency {upper} has no minor unit and cannot be reconciled")
+    return upper
+
+
+def currency_exponent(code: str) -> int:
+    """Number of decimals of ``code`` (JPY 0, USD 2, KWD 3), from the ISO 4217 table."""
+    exponent = Currency(code.upper()).exponent
+    if exponent is None:
+        raise ValidationFailed(f"currency {code} has no minor unit")
+    return exponent
+
+
+def format_minor(amount_minor: int, currency: str) -> str:
+    """Human form of an amount for reports and CSV: ``(123456, "USD")`` → ``1,234.56``."""
+    exponent = currency_exponent(currency)
+    sign = "-" if amount_minor < 0 else ""
+    whole, fraction = divmod(abs(amount_minor), 10**exponent)
+    if exponent == 0:
+        return f"{sign}{whole:,}"
+    return f"{sign}{whole:,}.{fraction:0{exponent}d}"

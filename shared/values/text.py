@@ -1,0 +1,44 @@
+"""What text the service stores from outside: no control characters.
+
+Identifiers (external ids, references, assignees) are one line; free text (notes,
+reasons) may also hold line breaks and tabs. Every other control character (C0, DEL,
+C1) and the bidirectional overrides are refused: they rewrite terminals and CSV viewers
+(``ESC [2J``), hide text, or reorder what a reviewer reads. PostgreSQL cannot store NUL.
+"""
+
+from __future__ import annotations
+
+import re
+
+from shared.platform.errors import ValidationFailed
+
+_BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+_IDENTIFIER_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+_FREE_TEXT_REFUSED = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+
+
+class UnstorableText(ValidationFailed, ValueError):
+    """Text holding a refused character (a ValueError too, for pydantic)."""
+
+
+def _check(value: str, refused: re.Pattern[str], field: str | None, what: str) -> str:
+    if refused.search(value):
+        what = "the NUL character" if "\x00" in value else what
+        rule = f"must not contain {what}"
+        raise UnstorableText(f"{field} {rule}" if field else rule)
+    return value
+
+
+def check_identifier(value: str, *, field: str | None = None) -> str:
+    """``value`` unchanged if it is one line without control characters, else refused.
+
+    The message starts with ``field`` when given (pydantic adds the field itself).
+    """
+    return _check(value, _IDENTIFIER_REFUSED, field, "control characters or line breaks")
+
+
+def check_free_text(value: str, *, field: str | None = None) -> str:
+    """``value`` unchanged if its only control characters are line breaks and tabs."""
+    return _check(
+        value, _FREE_TEXT_REFUSED, field, "control characters other than line breaks and tabs"
+    )

@@ -1,0 +1,54 @@
+"""The instants a payment, a provider event or a run period may plausibly carry.
+
+A payment cannot have happened before card processors kept electronic records this
+service can reconcile, nor (beyond clock skew) in the future. Outside that window a
+value is a unit error (milliseconds sent as seconds) or hostile, and accepting it would
+do harm: a provider record stamped in the year 5000 would never accept a newer event.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from shared.platform.errors import ValidationFailed
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SKEW = timedelta(days=1)
+
+
+class ImplausibleTime(ValidationFailed, ValueError):
+    """An instant outside the plausible window (a ValueError too, for pydantic)."""
+
+
+def latest(now: datetime | None = None) -> datetime:
+    """The latest plausible instant at ``now``: clock skew into the future is tolerated."""
+    return (now or datetime.now(UTC)) + FUTURE_SKEW
+
+
+def _refuse(field: str | None, rule: str) -> ImplausibleTime:
+    return ImplausibleTime(f"{field} {rule}" if field else rule)
+
+
+def check_plausible(
+    moment: datetime, *, field: str | None = None, now: datetime | None = None
+) -> datetime:
+    """``moment`` unchanged if it lies from EARLIEST to ``now`` + FUTURE_SKEW, else refused.
+
+    The message starts with ``field`` when given (pydantic adds the field itself).
+    """
+    if moment < EARLIEST:
+        raise _refuse(field, f"must not be before {EARLIEST.date().isoformat()}")
+    if moment > latest(now):
+        raise _refuse(field, "must not be in the future")
+    return moment
+
+
+def check_plausible_day(
+    day: date, *, field: str | None = None, now: datetime | None = None
+) -> date:
+    """``day`` unchanged if some instant of it is plausible (in any time zone), else refused."""
+    if day < EARLIEST.date():
+        raise _refuse(field, f"must not be before {EARLIEST.date().isoformat()}")
+    if day > latest(now).date():
+        raise _refuse(field, "must not be in the future")
+    return day

@@ -1,0 +1,209 @@
+"""Every route that requires a key refuses the wrong ones, generated from the URL map.
+
+A route joins this matrix by being declared with ``endpoint(roles=…)``, so a new route
+cannot skip authentication without this test noticing its absence from the set below.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import func
+
+from api.app import create_app
+from shared.access.api_keys import create_api_key
+from shared.models import ReconciliationRun
+from tests.support.checksums import database_checksum
+from tests.support.factories import (
+    make_account,
+    make_discrepancy,
+    make_event,
+    make_org,
+)
+
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+# Routes under /billing that authenticate otherwise, each for a stated reason.
+KEYLESS_BILLING_ROUTES = {
+    "/billing/reconciliation/runs/daily",  # x-reconciliation-token, for the scheduler
+}
+
+APP = create_app()
+RULES = {rule.rule: rule for rule in APP.url_map.iter_rules()}
+
+
+def required_roles(rule) -> tuple[str, ...] | None:
+    return getattr(APP.view_functions[rule.endpoint], "required_roles", None)
+
+
+def protected_routes() -> list[tuple[str, str]]:
+    """(method, rule) of every rule whose view declares the roles it requires."""
+    return sorted(
+        (method, rule.rule)
+        for rule in APP.url_map.iter_rules()
+        if required_roles(rule) is not None
+        for method in (rule.methods or set()) - IGNORED_METHODS
+    )
+
+
+PROTECTED = protected_routes()
+
+
+def concrete_path(rule: str) -> str:
+    """The rule with every ``<converter:name>`` replaced by a random UUID."""
+    values = {argument: str(uuid.uuid4()) for argument in RULES[rule].arguments}
+    return RULES[rule].build(values, append_unknown=False)[1]
+
+
+def test_every_billing_route_requires_a_key_unless_listed_as_keyless():
+    unprotected = {
+        rule.rule
+        for rule in APP.url_map.iter_rules()
+        if rule.rule.startswith("/billing/") and required_roles(rule) is None
+    }
+    assert unprotected <= KEYLESS_BILLING_ROUTES
+
+
+def test_the_protected_set_includes_the_known_routes():
+    protected = set(PROTECTED)
+    discrepancy = "/billing/reconciliation/discrepancies/<uuid:discrepancy_id>"
+    assert {
+        ("GET", "/billing/reconciliation/discrepancies"),
+        ("GET", discrepancy),
+        ("PATCH", f"{discrepancy}/acknowledge"),
+        ("PATCH", f"{discrepancy}/assign"),
+        ("POST", f"{discrepancy}/notes"),
+        ("PATCH", f"{discrepancy}/resolve"),
+        ("GET", "/billing/webhooks/events"),
+        ("POST", "/billing/payments"),
+    } <= protected
+
+
+@pytest.fixture
+def keys(session):
+    org = make_org(session)
+    viewer = create_api_key(session=session, org_id=org.id, role="viewer").secret
+    revoked = create_api_key(session=session, org_id=org.id, role="owner")
+    revoked.api_key.revoked_at = datetime.now(UTC)
+    session.flush()
+    return {"viewer": viewer, "revoked": revoked.secret}
+
+
+@pytest.mark.parametrize(("method", "rule"), PROTECTED)
+def test_every_protected_route_refuses_missing_bad_revoked_and_viewer_keys(
+    client, keys, method, rule
+):
+    path = concrete_path(rule)
+    cases = {
+        "missing": ({}, 401),
+        "malformed": ({"Authorization": "Basic dXNlcjpwYXNz"}, 401),
+        "unknown": ({"Authorization": "Bearer rk_" + "x" * 43}, 401),
+        "revoked": ({"Authorization": f"Bearer {keys['revoked']}"}, 401),
+        "viewer": ({"Authorization": f"Bearer {keys['viewer']}"}, 403),
+    }
+    for name, (headers, expected) in cases.items():
+        response = client.open(path, method=method, headers=headers, json={})
+        assert response.status_code == expected, (name, method, rule)
+        assert response.mimetype == "application/problem+json", (name, method, rule)
+        if expected == 401:
+            assert response.headers["WWW-Authenticate"].startswith("Bearer"), (name, rule)
+
+
+# --- malformed credentials and other organisations' objects ------------------------------
+
+# Each is refused whatever key it carries: ``{key}`` is a valid owner key, so only the
+# header's form is wrong.
+MALFORMED_AUTHORIZATION = {
+    "no-scheme": "{key}",
+    "basic": "Basic {key}",
+    "token-scheme": "Token {key}",
+    "bearer-alone": "Bearer",
+    "bearer-and-space": "Bearer ",
+    "two-spaces-unknown-key": "Bearer  rk_" + "y" * 43,
+    "key-then-text": "Bearer {key} extra",
+    "two-keys": "Bearer {key}, Bearer {key}",
+    "non-ascii": "Bearer rk_\u00e9\u00e8\u00ea\u00eb",
+    "ten-kilobytes": "Bearer rk_" + "k" * 10_240,
+    "sql": "Bearer rk_' OR '1'='1",
+}
+
+
+@pytest.fixture
+def owner_key(session):
+    org = make_org(session)
+    issued = create_api_key(session=session, org_id=org.id, role="owner")
+    issued.api_key.last_used_at = func.now()  # so authenticating writes nothing either
+    session.flush()
+    return issued.secret
+
+
+@pytest.mark.parametrize(("method", "rule"), PROTECTED)
+def test_every_protected_route_refuses_malformed_authorization_and_changes_nothing(
+    client, session, owner_key, method, rule
+):
+    path = concrete_path(rule)
+    before = database_checksum(session)
+    for name, template in MALFORMED_AUTHORIZATION.items():
+        headers = {"Authorization": template.format(key=owner_key)}
+        response = client.open(path, method=method, headers=headers, json={})
+        assert response.status_code == 401, (name, method, rule)
+        assert response.mimetype == "application/problem+json", (name, method, rule)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer"), (name, rule)
+        assert response.json["detail"], (name, rule)
+    assert database_checksum(session) == before
+
+
+@pytest.mark.parametrize("authorization", ["bearer {key}", "BEARER {key}", "Bearer  {key}"])
+def test_the_bearer_scheme_is_case_insensitive_and_allows_more_than_one_space(
+    client, owner_key, authorization
+):
+    """RFC 6750: ``"Bearer" 1*SP b64token``, and RFC 9110: schemes are case-insensitive."""
+    headers = {"Authorization": authorization.format(key=owner_key)}
+    assert client.get("/billing/reconciliation/runs", headers=headers).status_code == 200
+
+
+@pytest.fixture
+def foreign_objects(session) -> dict[str, uuid.UUID]:
+    """One object of each kind a route names by id, all in an organisation not the caller's."""
+    org = make_org(session)
+    account = make_account(session, org)
+    event = make_event(session, account)
+    discrepancy = make_discrepancy(session, org)
+    run = ReconciliationRun(
+        org_id=org.id,
+        period_start=date(2026, 11, 1),
+        period_end=date(2026, 11, 1),
+        status="completed",
+        triggered_by="api",
+        report_json={},
+        report_markdown="",
+    )
+    session.add(run)
+    session.flush()
+    return {"discrepancy_id": discrepancy.id, "run_id": run.id, "event_id": event.id}
+
+
+# A body each action would accept, so that only the object's organisation is wrong.
+VALID_BODIES = {
+    "assign": {"assignee": "mallory"},
+    "notes": {"note": "seen"},
+    "resolve": {"resolution": "other", "reason": "not ours"},
+}
+ROUTES_WITH_IDS = [(method, rule) for method, rule in PROTECTED if RULES[rule].arguments]
+
+
+@pytest.mark.parametrize(("method", "rule"), ROUTES_WITH_IDS)
+def test_another_organisations_object_is_404_on_every_route_and_nothing_changes(
+    client, session, owner_key, foreign_objects, method, rule
+):
+    values = {argument: str(foreign_objects[argument]) for argument in RULES[rule].arguments}
+    path = RULES[rule].build(values, append_unknown=False)[1]
+    before = database_checksum(session)
+    body = VALID_BODIES.get(rule.rsplit("/", 1)[-1])
+    response = client.open(
+        path, method=method, headers={"Authorization": f"Bearer {owner_key}"}, json=body
+    )
+    assert response.status_code == 404, (method, rule, response.json)
+    assert response.mimetype == "application/problem+json"
+    assert database_checksum(session) == before

@@ -1,0 +1,160 @@
+"""The schema: Alembic is complete, reversible, and the action log is append-only."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.models import (
+    Base,
+    Organization,
+    Payment,
+    ReconciliationActionLog,
+    ReconciliationDiscrepancy,
+)
+from shared.platform import migrations
+from shared.platform.db import make_engine
+from tests.conftest import WORKER_ID, database_url_named, drop_database, recreate_database
+
+
+@pytest.fixture
+def scratch_database() -> Iterator[tuple[str, Engine]]:
+    """An empty database of its own, for tests that move the schema up and down."""
+    name = f"recon_scratch_{WORKER_ID}"
+    recreate_database(name)
+    url = database_url_named(name)
+    engine = make_engine(url)
+    yield url, engine
+    engine.dispose()
+    drop_database(name)
+
+
+def schema_differences(engine: Engine) -> list:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+
+def test_upgrade_head_on_an_empty_database_creates_every_table(scratch_database):
+    url, engine = scratch_database
+    migrations.upgrade(database_url=url)
+    tables = set(inspect(engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+
+
+def test_autogenerate_finds_no_difference_between_models_and_migrations(scratch_database):
+    url, engine = scratch_database
+    migrations.upgrade(database_url=url)
+    assert schema_differences(engine) == []
+
+
+def test_downgrade_to_base_removes_everything_and_upgrade_works_again(scratch_database):
+    url, engine = scratch_database
+    migrations.upgrade(database_url=url)
+    migrations.downgrade("base", database_url=url)
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    with engine.connect() as connection:
+        functions = connection.scalar(
+            text("SELECT count(*) FROM pg_proc WHERE proname = 'reject_action_log_change'")
+        )
+    assert functions == 0
+    migrations.upgrade(database_url=url)
+    assert schema_differences(engine) == []
+
+
+def make_discrepancy(session: Session, **overrides) -> ReconciliationDiscrepancy:
+    organization = Organization(name="Acme")
+    session.add(organization)
+    session.flush()
+    payment = Payment(
+        org_id=organization.id,
+        external_id=f"inv-{uuid.uuid4()}",
+        provider="stripe",
+        amount_minor=1000,
+        currency="EUR",
+        status="succeeded",
+        occurred_at=text("now()"),
+    )
+    session.add(payment)
+    session.flush()
+    values = {
+        "org_id": organization.id,
+        "type": "MissingProviderRecord",
+        "severity": "medium",
+        "payment_id": payment.id,
+        "amount_minor": 1000,
+        "currency": "EUR",
+    } | overrides
+    discrepancy = ReconciliationDiscrepancy(**values)
+    session.add(discrepancy)
+    session.flush()
+    return discrepancy
+
+
+def add_log(session: Session, discrepancy: ReconciliationDiscrepancy) -> ReconciliationActionLog:
+    entry = ReconciliationActionLog(
+        org_id=discrepancy.org_id,
+        discrepancy_id=discrepancy.id,
+        action="opened",
+        actor="system",
+        payload={"reason": "test"},
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE reconciliation_action_logs SET actor = 'mallory' WHERE id = :id",
+        "DELETE FROM reconciliation_action_logs WHERE id = :id",
+    ],
+)
+def test_action_log_refuses_update_and_delete(session, statement):
+    entry = add_log(session, make_discrepancy(session))
+    with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
+        session.execute(text(statement), {"id": entry.id})
+    assert (
+        session.scalar(
+            text("SELECT actor FROM reconciliation_action_logs WHERE id = :id"), {"id": entry.id}
+        )
+        == "system"
+    )
+
+
+def test_one_unresolved_discrepancy_per_org_type_and_subjects(session):
+    first = make_discrepancy(session)
+    duplicate = ReconciliationDiscrepancy(
+        org_id=first.org_id,
+        type=first.type,
+        severity="medium",
+        payment_id=first.payment_id,
+        amount_minor=1000,
+        currency="EUR",
+    )
+    with pytest.raises(IntegrityError, match="one_unresolved"), session.begin_nested():
+        session.add(duplicate)
+        session.flush()
+
+
+def test_a_resolved_discrepancy_does_not_block_a_new_one(session):
+    first = make_discrepancy(session, status="resolved")
+    recurrence = ReconciliationDiscrepancy(
+        org_id=first.org_id,
+        type=first.type,
+        severity="medium",
+        payment_id=first.payment_id,
+        amount_minor=1000,
+        currency="EUR",
+    )
+    session.add(recurrence)
+    session.flush()
+    assert recurrence.status == "open"
