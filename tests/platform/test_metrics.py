@@ -16,10 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
+from shared.ingest.events import OLDEST_PENDING_AGE
 from shared.platform import metrics
 from shared.platform.db import unit_of_work
 from shared.platform.dispatch import send_now
-from shared.platform.metrics import FAMILIES, OLDEST_PENDING_AGE, record_events
+from shared.platform.metrics import FAMILIES, record_events
 from shared.platform.tasks import RUN_PERIOD
 from shared.runs.lifecycle import execute_run, trigger_run
 from tests.conftest import TEST_REDIS_URL, WORKER_NUMBER, redis_url_numbered, wait_until
