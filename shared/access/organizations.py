@@ -39,3 +39,11 @@ def get_organization(*, session: Session, org_id: uuid.UUID) -> Organization:
     if organization is None:
         raise NotFound(f"organisation {org_id} does not exist")
     return organization
+
+
+def auto_fix_enabled(organization: Organization) -> bool:
+    """Whether discrepancies whose condition no longer holds are resolved automatically:
+    the organisation's own choice, else RECONCILIATION_AUTO_FIX."""
+    if organization.auto_fix is None:
+        return get_settings().reconciliation_auto_fix
+    return organization.auto_fix

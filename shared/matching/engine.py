@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -34,6 +34,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from shared.access.organizations import auto_fix_enabled
+from shared.discrepancies.lifecycle import DiscrepancyChanges, DiscrepancyRow
 from shared.matching.records import (
     RecordState,
     derived_status,
@@ -59,31 +61,22 @@ from shared.models import (
     Organization,
     Payment,
     ProviderRecord,
-    ReconciliationActionLog,
-    ReconciliationDiscrepancy,
 )
+from shared.platform.bulk import array_parameters, column_arrays, expire_rewritten
 from shared.platform.errors import ValidationFailed
 from shared.platform.ids import new_id
-from shared.platform.metrics import record_discrepancies_opened
-from shared.platform.settings import get_settings
 from shared.providers import RecordUpdate
-
-SYSTEM = "system"
-UNRESOLVED = ("open", "acknowledged")
-AUTO_RESOLUTION = "auto_resolved"
-AUTO_RESOLUTION_REASON = "the condition no longer holds"
 
 
 def match_settings(*, session: Session, org_id: uuid.UUID) -> MatchSettings:
     """The organisation's matching settings (auto-fix defaults to RECONCILIATION_AUTO_FIX)."""
     org = session.get(Organization, org_id)
-    auto_fix = get_settings().reconciliation_auto_fix if org.auto_fix is None else org.auto_fix
     return MatchSettings(
         grace_period=timedelta(seconds=org.grace_period_seconds),
         amount_tolerance_minor=org.amount_tolerance_minor,
         heuristic_window=timedelta(seconds=org.heuristic_window_seconds),
         duplicate_window=timedelta(seconds=org.duplicate_window_seconds),
-        auto_fix=auto_fix,
+        auto_fix=auto_fix_enabled(org),
     )
 
 
@@ -280,23 +273,6 @@ def _write_state(record: RecordRow, state: RecordState, now: datetime) -> None:
     record.folded = True
 
 
-@dataclass(eq=False, slots=True)
-class DiscrepancyRow:
-    """An unresolved discrepancy a batch read, or one it opened (``finding`` set)."""
-
-    id: uuid.UUID
-    org_id: uuid.UUID
-    type: str
-    payment_id: uuid.UUID | None
-    provider_record_id: uuid.UUID | None
-    finding: Finding | None = None
-    resolved: bool = False
-
-    @property
-    def key(self) -> tuple[str, uuid.UUID | None, uuid.UUID | None]:
-        return (self.type, self.payment_id, self.provider_record_id)
-
-
 @dataclass(frozen=True)
 class Verdict:
     """What one evaluation found, and which discrepancies it is answerable for."""
@@ -306,23 +282,9 @@ class Verdict:
     record_ids: list[uuid.UUID]
 
 
-def opened_payload(finding: Finding, evidence: dict[str, Any]) -> dict[str, Any]:
-    """The action-log payload of a discrepancy opened for ``finding``."""
-    return {"finding": finding.evidence, "source": evidence}
-
-
-def auto_resolved_payload(evidence: dict[str, Any]) -> dict[str, Any]:
-    """The action-log payload of a discrepancy resolved because it no longer holds."""
-    return {"reason": "condition no longer holds", "evidence": evidence}
-
-
 # --- Statements -----------------------------------------------------------------------
 # Keys travel as parallel arrays, so each statement's text is the same whatever the batch
 # size: SQLAlchemy compiles it once and psycopg prepares it on the server.
-
-
-def _arrays(columns: Mapping[str, str]) -> str:
-    return ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns.items())
 
 
 _REFERENCES = {"ref_org": "uuid", "ref_provider": "text", "ref": "text"}
@@ -332,16 +294,16 @@ _PAYMENT_SELECT = ", ".join(f"p.{name}" for name in PAYMENT_COLUMNS)
 
 _STORED_KEYS = text(
     "SELECT r.org_id, r.provider, r.merchant_reference, r.payment_id FROM provider_records r "  # noqa: S608
-    f"JOIN unnest({_arrays(_REFERENCES)}) AS k(org_id, provider, reference) "
+    f"JOIN unnest({array_parameters(_REFERENCES)}) AS k(org_id, provider, reference) "
     "ON r.org_id = k.org_id AND r.provider = k.provider AND r.provider_reference = k.reference"
 )
 _LOAD_PAYMENTS = text(
     f"SELECT {_PAYMENT_SELECT} FROM payments p WHERE p.id IN ("  # noqa: S608
     "SELECT p.id FROM payments p "
-    f"JOIN unnest({_arrays(_REFERENCES)}) AS k(org_id, provider, reference) "
+    f"JOIN unnest({array_parameters(_REFERENCES)}) AS k(org_id, provider, reference) "
     "ON p.org_id = k.org_id AND p.provider = k.provider AND p.provider_reference = k.reference "
     "UNION ALL SELECT p.id FROM payments p "
-    f"JOIN unnest({_arrays(_EXTERNALS)}) AS k(org_id, provider, external_id) "
+    f"JOIN unnest({array_parameters(_EXTERNALS)}) AS k(org_id, provider, external_id) "
     "ON p.org_id = k.org_id AND p.external_id = k.external_id AND p.provider = k.provider "
     "UNION ALL SELECT unnest(CAST(:ids AS uuid[])))"
 )
@@ -350,10 +312,10 @@ _LOAD_PAYMENTS = text(
 _LOCK_RECORDS = text(
     f"SELECT {_RECORD_SELECT} FROM provider_records r WHERE r.id IN ("  # noqa: S608
     "SELECT r.id FROM provider_records r "
-    f"JOIN unnest({_arrays(_REFERENCES)}) AS k(org_id, provider, reference) "
+    f"JOIN unnest({array_parameters(_REFERENCES)}) AS k(org_id, provider, reference) "
     "ON r.org_id = k.org_id AND r.provider = k.provider AND r.provider_reference = k.reference "
     "UNION ALL SELECT r.id FROM provider_records r "
-    f"JOIN unnest({_arrays(_EXTERNALS)}) AS k(org_id, provider, merchant_reference) "
+    f"JOIN unnest({array_parameters(_EXTERNALS)}) AS k(org_id, provider, merchant_reference) "
     "ON r.org_id = k.org_id AND r.merchant_reference = k.merchant_reference "
     "AND r.provider = k.provider AND r.merchant_reference IS NOT NULL "
     "UNION ALL SELECT r.id FROM provider_records r "
@@ -389,14 +351,14 @@ _RECORDS_NEAR = text(
 )
 _INSERT_RECORDS = text(
     f"INSERT INTO provider_records ({', '.join(RECORD_COLUMNS)}) "  # noqa: S608
-    f"SELECT * FROM unnest({_arrays(RECORD_COLUMNS)})"
+    f"SELECT * FROM unnest({array_parameters(RECORD_COLUMNS)})"
 )
 
 
 def _update_records(columns: Sequence[str]) -> Any:
     """``UPDATE provider_records`` of these columns from one array per column."""
     assignments = ", ".join(f"{name} = v.{name}" for name in columns)
-    arrays = _arrays({"id": "uuid"} | {name: RECORD_COLUMNS[name] for name in columns})
+    arrays = array_parameters({"id": "uuid"} | {name: RECORD_COLUMNS[name] for name in columns})
     return text(
         f"UPDATE provider_records AS r SET {assignments} "  # noqa: S608
         f"FROM unnest({arrays}) AS v(id, {', '.join(columns)}) WHERE r.id = v.id"
@@ -405,40 +367,6 @@ def _update_records(columns: Sequence[str]) -> Any:
 
 _UPDATE_RECORDS = _update_records(STATE_COLUMNS)
 _UPDATE_BINDINGS = _update_records(BINDING_COLUMNS)
-_DISCREPANCY_COLUMNS = {
-    "id": "uuid",
-    "org_id": "uuid",
-    "type": "text",
-    "severity": "text",
-    "status": "text",
-    "payment_id": "uuid",
-    "provider_record_id": "uuid",
-    "amount_minor": "bigint",
-    "currency": "text",
-    "difference_minor": "bigint",
-    "opened_at": "timestamptz",
-    "resolution": "text",
-    "resolution_reason": "text",
-    "resolved_at": "timestamptz",
-    "version": "integer",
-}
-_INSERT_DISCREPANCIES = text(
-    f"INSERT INTO reconciliation_discrepancies ({', '.join(_DISCREPANCY_COLUMNS)}) "  # noqa: S608
-    f"SELECT * FROM unnest({_arrays(_DISCREPANCY_COLUMNS)}) "
-    "ON CONFLICT (org_id, type, payment_id, provider_record_id) WHERE status <> 'resolved' "
-    "DO NOTHING RETURNING id"
-)
-_RESOLVE_DISCREPANCIES = text(
-    "UPDATE reconciliation_discrepancies SET status = 'resolved', resolution = :resolution, "
-    "resolution_reason = :reason, resolved_at = :now, version = version + 1 "
-    "WHERE id = ANY(CAST(:ids AS uuid[]))"
-)
-_LOG_COLUMNS = {"org_id": "uuid", "discrepancy_id": "uuid", "action": "text", "payload": "jsonb"}
-_INSERT_LOGS = text(
-    "INSERT INTO reconciliation_action_logs (org_id, discrepancy_id, action, actor, payload) "  # noqa: S608
-    f"SELECT org_id, discrepancy_id, action, '{SYSTEM}', payload "
-    f"FROM unnest({_arrays(_LOG_COLUMNS)}) AS v({', '.join(_LOG_COLUMNS)})"
-)
 _ITEM_COLUMNS = {
     "org_id": "uuid",
     "payment_id": "uuid",
@@ -449,7 +377,7 @@ _ITEM_COLUMNS = {
 }
 _INSERT_ITEMS = text(
     f"INSERT INTO reconciliation_items ({', '.join(_ITEM_COLUMNS)}) "  # noqa: S608
-    f"SELECT * FROM unnest({_arrays(_ITEM_COLUMNS)})"
+    f"SELECT * FROM unnest({array_parameters(_ITEM_COLUMNS)})"
 )
 
 RecordKey = tuple[uuid.UUID, str, str]  # (org, provider, provider reference or external id)
@@ -458,10 +386,6 @@ RecordKey = tuple[uuid.UUID, str, str]  # (org, provider, provider reference or 
 def _key_arrays(keys: Iterable[RecordKey], names: Mapping[str, str]) -> dict[str, list]:
     keys = list(keys)
     return {name: [key[index] for key in keys] for index, name in enumerate(names)}
-
-
-def _column_arrays(rows: Sequence[Sequence[Any]], names: Iterable[str]) -> dict[str, list]:
-    return {name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 # --- The batch ------------------------------------------------------------------------
@@ -503,9 +427,7 @@ class MatchBatch:
         self._unresolved_by_payment: defaultdict[uuid.UUID, set[DiscrepancyRow]] = defaultdict(set)
         self._unresolved_by_record: defaultdict[uuid.UUID, set[DiscrepancyRow]] = defaultdict(set)
         # What to write.
-        self._opened: list[DiscrepancyRow] = []
-        self._resolved: list[DiscrepancyRow] = []
-        self._log: list[tuple[DiscrepancyRow, str, dict[str, Any]]] = []
+        self.discrepancies = DiscrepancyChanges()
         self._items: list[tuple[Any, ...]] = []
 
     # --- reading ----------------------------------------------------------------------
@@ -1054,27 +976,14 @@ class MatchBatch:
                     self._resolve(discrepancy, evidence)
 
     def _open(self, org_id: uuid.UUID, finding: Finding, evidence: dict[str, Any]) -> None:
-        discrepancy = DiscrepancyRow(
-            new_id(),
-            org_id,
-            finding.type,
-            finding.payment_id,
-            finding.provider_record_id,
-            finding=finding,
-        )
-        self._index_unresolved(discrepancy)
-        self._opened.append(discrepancy)
-        self._log.append((discrepancy, "opened", opened_payload(finding, evidence)))
+        self._index_unresolved(self.discrepancies.open(org_id, finding, evidence))
 
     def _resolve(self, discrepancy: DiscrepancyRow, evidence: dict[str, Any]) -> None:
         if discrepancy.payment_id is not None:
             self._unresolved_by_payment[discrepancy.payment_id].discard(discrepancy)
         else:
             self._unresolved_by_record[discrepancy.provider_record_id].discard(discrepancy)
-        discrepancy.resolved = True
-        if discrepancy.finding is None:
-            self._resolved.append(discrepancy)
-        self._log.append((discrepancy, AUTO_RESOLUTION, auto_resolved_payload(evidence)))
+        self.discrepancies.auto_resolve(discrepancy, evidence)
 
     def _add_item(
         self,
@@ -1123,14 +1032,10 @@ class MatchBatch:
             self._execute(_UPDATE_RECORDS, folded, ("id", *STATE_COLUMNS))
         if rebound:
             self._execute(_UPDATE_BINDINGS, rebound, ("id", *BINDING_COLUMNS))
-        written = self._write_discrepancies()
+        self.discrepancies.write(self.session, self.now)
         if self._items:
-            self.session.execute(_INSERT_ITEMS, _column_arrays(self._items, _ITEM_COLUMNS))
-        opened = Counter(d.type for d in self._opened if d.id in written)
-        for discrepancy_type, count in opened.items():
-            record_discrepancies_opened(discrepancy_type, count, session=self.session)
-        _expire(self.session, ProviderRecord, [r.id for r in [*folded, *rebound]])
-        _expire(self.session, ReconciliationDiscrepancy, [d.id for d in self._resolved])
+            self.session.execute(_INSERT_ITEMS, column_arrays(self._items, _ITEM_COLUMNS))
+        expire_rewritten(self.session, ProviderRecord, [r.id for r in [*folded, *rebound]])
 
     def _execute(self, statement: Any, records: list[RecordRow], columns: Iterable[str]) -> None:
         columns = tuple(columns)
@@ -1141,146 +1046,7 @@ class MatchBatch:
             ]
             for record in records
         ]
-        self.session.execute(statement, _column_arrays(rows, columns))
-
-    def _write_discrepancies(self) -> set[uuid.UUID]:
-        """Resolve, then insert (a key resolved and found again opens anew); the ids written."""
-        written: set[uuid.UUID] = set()
-        if self._resolved:
-            self.session.execute(
-                _RESOLVE_DISCREPANCIES,
-                {
-                    "ids": [d.id for d in self._resolved],
-                    "resolution": AUTO_RESOLUTION,
-                    "reason": AUTO_RESOLUTION_REASON,
-                    "now": self.now,
-                },
-            )
-            written |= {d.id for d in self._resolved}
-        if self._opened:
-            rows = [
-                (
-                    d.id,
-                    d.org_id,
-                    d.type,
-                    d.finding.severity,
-                    "resolved" if d.resolved else "open",
-                    d.payment_id,
-                    d.provider_record_id,
-                    d.finding.amount_minor,
-                    d.finding.currency,
-                    d.finding.difference_minor,
-                    self.now,
-                    AUTO_RESOLUTION if d.resolved else None,
-                    AUTO_RESOLUTION_REASON if d.resolved else None,
-                    self.now if d.resolved else None,
-                    2 if d.resolved else 1,
-                )
-                for d in self._opened
-            ]
-            written |= set(
-                self.session.scalars(
-                    _INSERT_DISCREPANCIES, _column_arrays(rows, _DISCREPANCY_COLUMNS)
-                )
-            )
-        log = [
-            (d.org_id, d.id, action, json.dumps(payload))
-            for d, action, payload in self._log
-            if d.id in written
-        ]
-        if log:
-            self.session.execute(_INSERT_LOGS, _column_arrays(log, _LOG_COLUMNS))
-        return written
-
-
-def _expire(session: Session, model: type, ids: Iterable[uuid.UUID]) -> None:
-    """Expire the caller's ORM copies of rows this module rewrote with Core statements."""
-    for row_id in ids:
-        instance = session.identity_map.get(session.identity_key(model, row_id))
-        if instance is not None:
-            session.expire(instance)
-
-
-# --- Opening and resolving for the period run ----------------------------------------
-
-
-_OPEN_COLUMNS = {
-    "id": "uuid",
-    "type": "text",
-    "severity": "text",
-    "payment_id": "uuid",
-    "provider_record_id": "uuid",
-    "amount_minor": "bigint",
-    "currency": "text",
-    "difference_minor": "bigint",
-}
-_OPEN_DISCREPANCIES = text(
-    "INSERT INTO reconciliation_discrepancies "  # noqa: S608
-    f"(org_id, run_id, status, opened_at, {', '.join(_OPEN_COLUMNS)}) "
-    f"SELECT :org_id, :run_id, 'open', :now, * FROM unnest({_arrays(_OPEN_COLUMNS)}) "
-    "ON CONFLICT (org_id, type, payment_id, provider_record_id) WHERE status <> 'resolved' "
-    "DO NOTHING RETURNING id"
-)
-
-
-def open_discrepancies(
-    *,
-    session: Session,
-    org_id: uuid.UUID,
-    findings: Sequence[Finding],
-    now: datetime,
-    evidence: dict[str, Any],
-    run_id: uuid.UUID | None = None,
-) -> int:
-    """Open a discrepancy for each finding that has no unresolved one yet, with its
-    ``opened`` action-log entry: one multi-row statement each. Returns how many opened."""
-    if not findings:
-        return 0
-    by_id = {new_id(): finding for finding in findings}
-    rows = [
-        (key, f.type, f.severity, f.payment_id, f.provider_record_id, f.amount_minor, f.currency,
-         f.difference_minor)
-        for key, f in by_id.items()
-    ]  # fmt: skip
-    opened = list(
-        session.scalars(
-            _OPEN_DISCREPANCIES,
-            {"org_id": org_id, "run_id": run_id, "now": now} | _column_arrays(rows, _OPEN_COLUMNS),
-        )
-    )
-    if not opened:
-        return 0
-    log = [
-        (org_id, key, "opened", json.dumps(opened_payload(by_id[key], evidence))) for key in opened
-    ]
-    session.execute(_INSERT_LOGS, _column_arrays(log, _LOG_COLUMNS))
-    for discrepancy_type, count in Counter(by_id[key].type for key in opened).items():
-        record_discrepancies_opened(discrepancy_type, count, session=session)
-    return len(opened)
-
-
-def auto_resolve(
-    *,
-    session: Session,
-    discrepancy: ReconciliationDiscrepancy,
-    now: datetime,
-    evidence: dict[str, Any],
-) -> None:
-    """Resolve as ``system`` a discrepancy whose condition no longer holds, naming why."""
-    discrepancy.status = "resolved"
-    discrepancy.resolution = AUTO_RESOLUTION
-    discrepancy.resolution_reason = AUTO_RESOLUTION_REASON
-    discrepancy.resolved_at = now
-    discrepancy.version += 1
-    session.add(
-        ReconciliationActionLog(
-            org_id=discrepancy.org_id,
-            discrepancy_id=discrepancy.id,
-            action=AUTO_RESOLUTION,
-            actor=SYSTEM,
-            payload=auto_resolved_payload(evidence),
-        )
-    )
+        self.session.execute(statement, column_arrays(rows, columns))
 
 
 # --- Entry points for one record or payment -------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.access.organizations import get_organization
+from shared.access.organizations import auto_fix_enabled, get_organization
 from shared.matching.engine import match_settings
 from shared.models import Organization, ReconciliationRun
 from shared.platform.dispatch import send_after_commit
@@ -73,7 +73,6 @@ def trigger_run(
     """Queue a run of the period, or answer the one already queued or running for it."""
     _check_period(period_start, period_end)
     org = get_organization(session=session, org_id=org_id)
-    auto_fix = get_settings().reconciliation_auto_fix if org.auto_fix is None else org.auto_fix
     run_id = session.scalar(
         insert(ReconciliationRun)
         .values(
@@ -84,7 +83,7 @@ def trigger_run(
             status="queued",
             triggered_by=triggered_by,
             is_verification_run=is_verification_run,
-            auto_fix_enabled=auto_fix,
+            auto_fix_enabled=auto_fix_enabled(org),
         )
         .on_conflict_do_nothing(
             index_elements=["org_id", "period_start", "period_end"],

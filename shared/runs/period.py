@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import column, exists, select, table, text
 from sqlalchemy.orm import Session
 
-from shared.matching.engine import UNRESOLVED, auto_resolve, open_discrepancies
+from shared.discrepancies.lifecycle import UNRESOLVED, auto_resolve, open_discrepancies
 from shared.matching.rules import (
     Finding,
     MatchSettings,

@@ -1,0 +1,31 @@
+"""Set-based statements over parallel arrays: one statement text whatever the row count.
+
+Rows travel as one array parameter per column (``unnest(CAST(:a AS uuid[]), …)``), so
+SQLAlchemy compiles each statement once and psycopg prepares it on the server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+
+def array_parameters(columns: Mapping[str, str]) -> str:
+    """``CAST(:name AS type[])`` for each column, comma-separated, for an ``unnest(…)``."""
+    return ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns.items())
+
+
+def column_arrays(rows: Sequence[Sequence[Any]], names: Iterable[str]) -> dict[str, list]:
+    """The rows turned into one list per column, keyed by the column names in order."""
+    return {name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
+
+
+def expire_rewritten(session: Session, model: type, ids: Iterable[uuid.UUID]) -> None:
+    """Expire the session's ORM copies of rows a Core statement rewrote behind its back."""
+    for row_id in ids:
+        instance = session.identity_map.get(session.identity_key(model, row_id))
+        if instance is not None:
+            session.expire(instance)
