@@ -60,7 +60,7 @@ class RunCounts(BaseModel):
 
 
 class RunOut(BaseModel):
-    """A reconciliation run (DESIGN.md, "run")."""
+    """A reconciliation run (docs/design.md, "Runs")."""
 
     model_config = ConfigDict(from_attributes=True)
 

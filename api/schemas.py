@@ -197,7 +197,7 @@ class ProviderRecordSummaryOut(BaseModel):
 
 
 class DiscrepancyOut(BaseModel):
-    """A discrepancy (DESIGN.md resource shape); ``difference_minor`` for AmountMismatch."""
+    """A discrepancy (the resource shape of docs/design.md); ``difference_minor`` for AmountMismatch."""
 
     model_config = ConfigDict(from_attributes=True)
 

@@ -19,7 +19,7 @@ from shared.platform.metrics import record_webhook
 from shared.providers.adyen import ACCEPTED
 
 blueprint = Blueprint("webhooks", __name__)
-# The provider's own JSON, verified byte for byte against its signature (DESIGN.md).
+# The provider's own JSON, verified byte for byte against its signature.
 PROVIDER_EVENT = {"type": "object", "description": "The provider's event, unchanged."}
 
 

@@ -59,7 +59,7 @@ def build_report(
     matched: int,
     items: int,
 ) -> dict[str, Any]:
-    """The report of a finished run (DESIGN.md, "Report"): every finding of its period,
+    """The report of a finished run (docs/design.md, "Report"): every finding of its period,
     from the run's totals by type and currency."""
     by_type: Counter[str] = Counter()
     by_severity: Counter[str] = Counter()

@@ -1,4 +1,4 @@
-"""Provider events normalised into RecordUpdates: every mapping of DESIGN.md, per provider."""
+"""Provider events normalised into RecordUpdates: every mapping of docs/design.md, per provider."""
 
 from __future__ import annotations
 
