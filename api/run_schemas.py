@@ -78,26 +78,9 @@ class RunOut(BaseModel):
 
     @classmethod
     def of(cls, run) -> RunOut:
-        """The resource of a run row."""
-        return cls(
-            id=run.id,
-            status=run.status,
-            period_start=run.period_start,
-            period_end=run.period_end,
-            triggered_by=run.triggered_by,
-            is_verification_run=run.is_verification_run,
-            auto_fix_enabled=run.auto_fix_enabled,
-            counts=RunCounts(
-                payments_checked=run.payments_checked,
-                provider_records_checked=run.provider_records_checked,
-                matched=run.matched,
-                discrepancies_opened=run.discrepancies_opened,
-                discrepancies_auto_resolved=run.discrepancies_auto_resolved,
-            ),
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            error=run.error,
-        )
+        """The resource of a run row; its counts are columns of the same row."""
+        fields = {name: getattr(run, name) for name in cls.model_fields if name != "counts"}
+        return cls(**fields, counts=RunCounts.model_validate(run, from_attributes=True))
 
 
 class RunPage(BaseModel):

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.models import DISCREPANCY_STATUSES, DISCREPANCY_TYPES, EVENT_STATES, SEVERITIES
 from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.triage.workflow import (
     MAX_ADJUSTMENT_REFERENCE_LENGTH,
@@ -32,7 +33,7 @@ class Strict(BaseModel):
 class EventListQuery(Strict):
     """Filters of ``GET /billing/webhooks/events``."""
 
-    state: Literal["pending", "processed", "failed"] | None = None
+    state: Literal[EVENT_STATES] | None = None  # type: ignore[valid-type]
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
@@ -110,19 +111,9 @@ class DiscrepancyListQuery(Strict):
     offset; ``min_amount`` is in minor units (pair it with ``currency``).
     """
 
-    status: Literal["open", "acknowledged", "resolved"] | None = None
-    type: (
-        Literal[
-            "MissingInternalRecord",
-            "MissingProviderRecord",
-            "AmountMismatch",
-            "CurrencyMismatch",
-            "StatusMismatch",
-            "DuplicateChargeSuspected",
-        ]
-        | None
-    ) = None
-    severity: Literal["high", "medium", "low"] | None = None
+    status: Literal[DISCREPANCY_STATUSES] | None = None  # type: ignore[valid-type]
+    type: Literal[DISCREPANCY_TYPES] | None = None  # type: ignore[valid-type]
+    severity: Literal[SEVERITIES] | None = None  # type: ignore[valid-type]
     assignee: (
         Annotated[
             str,

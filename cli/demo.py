@@ -31,7 +31,7 @@ from sqlalchemy import update
 
 from cli.demo_client import ApiClient, WebhookSender
 from cli.demo_data import DemoData, build_demo_data
-from cli.processes import Stack
+from cli.processes import Stack, foreground
 from cli.services import ensure_services, port_open
 from shared.access.api_keys import create_api_key
 from shared.access.organizations import create_organization
@@ -299,7 +299,7 @@ def demo(port: int, once: bool) -> None:
     organisation = create_demo_organisation()
     with stdout_to_stderr():
         stack = Stack(services.environment(), port)
-    try:
+    with foreground(stack):
         checks = wait_until_ready(base_url)
         click.echo(f"\n{'organisation:':<18}{organisation.org_id} (Demo Ltd)")
         click.echo(f"{'owner key:':<18}{organisation.key}")
@@ -312,9 +312,4 @@ def demo(port: int, once: bool) -> None:
         if once or os.environ.get("DEMO_ONCE") == "1":
             return
         click.echo("API, worker and beat keep running: Ctrl-C to stop")
-        while stack.poll() is None:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        click.echo("stopping...")
-    finally:
-        stack.stop()
+        stack.wait()

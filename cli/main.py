@@ -177,26 +177,34 @@ def provider_add(
     )
 
 
-@provider.command("add-secret")
-@click.argument("account_id", type=click.UUID)
-@click.option("--secret", required=True, help="The new signing secret.")
-@domain_errors
-def provider_add_secret(account_id: uuid.UUID, secret: str) -> None:
-    """Accept a second signing secret during rotation (both verify until one is removed)."""
-    with unit_of_work() as session:
-        account = add_signing_secret(session=session, account_id=account_id, secret=secret)
-    click.echo(f"{account.id}: {len(account.signing_secrets)} active secrets")
+def secret_rotation_command(
+    name: str, change: Callable[..., Any], secret_help: str, summary: str
+) -> None:
+    """Register ``recon provider <name> ACCOUNT_ID --secret S``: ``change`` the account's
+    signing secrets and print how many are active."""
+
+    @provider.command(name, help=summary)
+    @click.argument("account_id", type=click.UUID)
+    @click.option("--secret", required=True, help=secret_help)
+    @domain_errors
+    def command(account_id: uuid.UUID, secret: str) -> None:
+        with unit_of_work() as session:
+            account = change(session=session, account_id=account_id, secret=secret)
+        click.echo(f"{account.id}: {len(account.signing_secrets)} active secrets")
 
 
-@provider.command("remove-secret")
-@click.argument("account_id", type=click.UUID)
-@click.option("--secret", required=True, help="The signing secret to retire.")
-@domain_errors
-def provider_remove_secret(account_id: uuid.UUID, secret: str) -> None:
-    """Stop accepting an old signing secret (the last one cannot be removed)."""
-    with unit_of_work() as session:
-        account = remove_signing_secret(session=session, account_id=account_id, secret=secret)
-    click.echo(f"{account.id}: {len(account.signing_secrets)} active secrets")
+secret_rotation_command(
+    "add-secret",
+    add_signing_secret,
+    "The new signing secret.",
+    "Accept a second signing secret during rotation (both verify until one is removed).",
+)
+secret_rotation_command(
+    "remove-secret",
+    remove_signing_secret,
+    "The signing secret to retire.",
+    "Stop accepting an old signing secret (the last one cannot be removed).",
+)
 
 
 for command in (serve, worker, beat, up, demo, payments, run):

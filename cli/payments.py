@@ -8,6 +8,7 @@ import json
 import re
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,20 +39,13 @@ class Row:
     error: str | None = None
 
 
-@dataclass
-class Totals:
-    """Running counts of one import."""
+# The running counts of one import (a Counter of these names), in the summary's order.
+TOTALS = ("created", "updated", "unchanged", "rejected")
 
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
 
-    def summary(self) -> str:
-        return (
-            f"created {self.created}, updated {self.updated}, "
-            f"unchanged {self.unchanged}, rejected {self.rejected}"
-        )
+def summary(totals: Counter[str]) -> str:
+    """``created 3, updated 0, unchanged 1, rejected 2``."""
+    return ", ".join(f"{name} {totals[name]}" for name in TOTALS)
 
 
 def infer_format(path: Path) -> str:
@@ -194,7 +188,7 @@ class Importer:
     def __init__(self, org_id: uuid.UUID, progress: Progress) -> None:
         self.org_id = org_id
         self.progress = progress
-        self.totals = Totals()
+        self.totals: Counter[str] = Counter()
         self.first_line: dict[str, int] = {}
         # Rows of the current batch, each with the reason it is refused before sending.
         self.batch: list[tuple[Row, str | None]] = []
@@ -228,14 +222,14 @@ class Importer:
                 result = upsert_payments(
                     session=session, org_id=self.org_id, items=[row.item for row in sendable]
                 )
-            self.totals.created += result.created
-            self.totals.updated += result.updated
-            self.totals.unchanged += result.unchanged
+            self.totals.update(
+                created=result.created, updated=result.updated, unchanged=result.unchanged
+            )
             refused += [
                 (sendable[rejected.index].line, describe(rejected.errors))
                 for rejected in result.rejected
             ]
-        self.totals.rejected += len(refused)
+        self.totals["rejected"] += len(refused)
         if refused:
             self.progress.clear_line()
         for line, reason in sorted(refused):
@@ -299,8 +293,8 @@ def import_payments(file: Path, org_id: uuid.UUID, file_format: str | None) -> N
         except click.ClickException as error:
             stopped = error.message
     # The summary counts what was committed, also when the import stopped half-way.
-    click.echo(importer.totals.summary())
+    click.echo(summary(importer.totals))
     if stopped is not None:
         raise click.ClickException(f"import stopped: {stopped}")
-    if importer.totals.rejected:
+    if importer.totals["rejected"]:
         click.get_current_context().exit(1)

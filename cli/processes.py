@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -137,6 +139,22 @@ class Stack:
             except subprocess.TimeoutExpired:
                 child.kill()
 
+    def wait(self) -> None:
+        """Return when the first child stops."""
+        while self.poll() is None:
+            time.sleep(0.5)
+
+
+@contextmanager
+def foreground(stack: Stack) -> Iterator[Stack]:
+    """Stop every child of ``stack`` on leaving; Ctrl-C inside ends quietly ("stopping...")."""
+    try:
+        yield stack
+    except KeyboardInterrupt:
+        click.echo("stopping...")
+    finally:
+        stack.stop()
+
 
 @click.command()
 @click.option("--port", default=8000, show_default=True, help="Port of the API.")
@@ -149,12 +167,6 @@ def up(port: int) -> None:
     services = ensure_services()
     click.echo(f"database: {services.database_url}\nredis:    {services.redis_url}")
     migrations.upgrade()
-    stack = Stack(services.environment(), port)
-    click.echo(f"API on http://127.0.0.1:{port} (Ctrl-C to stop)")
-    try:
-        while stack.poll() is None:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        click.echo("stopping...")
-    finally:
-        stack.stop()
+    with foreground(Stack(services.environment(), port)) as stack:
+        click.echo(f"API on http://127.0.0.1:{port} (Ctrl-C to stop)")
+        stack.wait()

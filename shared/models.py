@@ -86,9 +86,29 @@ def one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({listed})"
 
 
+def provider_check() -> CheckConstraint:
+    """The ``provider`` column names a provider the service knows."""
+    return CheckConstraint(one_of("provider", PROVIDERS), name="provider_known")
+
+
 def currency_check() -> CheckConstraint:
     """Currency codes are three upper-case letters (ISO 4217 form)."""
     return CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso")
+
+
+def payment_checks() -> tuple[CheckConstraint, ...]:
+    """What holds for a payment on either side: a known provider and payment status, and
+    an ISO 4217 currency."""
+    return (
+        provider_check(),
+        CheckConstraint(one_of("status", PAYMENT_STATUSES), name="status_known"),
+        currency_check(),
+    )
+
+
+def heuristic_index(name: str, **options: Any) -> Index:
+    """The index the heuristic match searches: same provider, currency and amount, by time."""
+    return Index(name, "org_id", "provider", "currency", "amount_minor", "occurred_at", **options)
 
 
 def uuid_pk() -> Mapped[uuid.UUID]:
@@ -104,6 +124,11 @@ def uuid_pk() -> Mapped[uuid.UUID]:
 
 def created_at() -> Mapped[datetime]:
     """Creation time, set by the database."""
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def updated_at() -> Mapped[datetime]:
+    """Time of the last change: set by the database on insert, by the writer on update."""
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
@@ -179,7 +204,7 @@ class ProviderAccount(Base):
 
     __tablename__ = "provider_accounts"
     __table_args__ = (
-        CheckConstraint(one_of("provider", PROVIDERS), name="provider_known"),
+        provider_check(),
         CheckConstraint("cardinality(signing_secrets) >= 1", name="has_secret"),
         Index("ix_provider_accounts_org_id", "org_id"),
     )
@@ -205,9 +230,7 @@ class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (
         UniqueConstraint("org_id", "external_id"),
-        CheckConstraint(one_of("provider", PROVIDERS), name="provider_known"),
-        CheckConstraint(one_of("status", PAYMENT_STATUSES), name="status_known"),
-        currency_check(),
+        *payment_checks(),
         CheckConstraint("amount_minor >= 0", name="amount_non_negative"),
         CheckConstraint("amount_refunded_minor >= 0", name="refunded_non_negative"),
         Index(
@@ -219,14 +242,7 @@ class Payment(Base):
         ),
         Index("ix_payments_org_occurred", "org_id", "occurred_at"),
         Index("ix_payments_created_at", "created_at"),
-        Index(
-            "ix_payments_heuristic",
-            "org_id",
-            "provider",
-            "currency",
-            "amount_minor",
-            "occurred_at",
-        ),
+        heuristic_index("ix_payments_heuristic"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -243,9 +259,7 @@ class Payment(Base):
     customer_ref: Mapped[str | None] = mapped_column(Text)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_at: Mapped[datetime] = created_at()
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = updated_at()
 
 
 class ProviderEvent(Base):
@@ -255,7 +269,7 @@ class ProviderEvent(Base):
     __table_args__ = (
         UniqueConstraint("provider_account_id", "provider_event_id"),
         CheckConstraint(one_of("state", EVENT_STATES), name="state_known"),
-        CheckConstraint(one_of("provider", PROVIDERS), name="provider_known"),
+        provider_check(),
         Index(
             "ix_provider_events_pending",
             "received_at",
@@ -290,9 +304,7 @@ class ProviderRecord(Base):
     __tablename__ = "provider_records"
     __table_args__ = (
         UniqueConstraint("org_id", "provider", "provider_reference"),
-        CheckConstraint(one_of("provider", PROVIDERS), name="provider_known"),
-        CheckConstraint(one_of("status", PAYMENT_STATUSES), name="status_known"),
-        currency_check(),
+        *payment_checks(),
         Index(
             "ix_provider_records_merchant_reference",
             "org_id",
@@ -324,14 +336,8 @@ class ProviderRecord(Base):
             name="match_method_known",
         ),
         # The heuristic looks among unbound records only (migration 0007).
-        Index(
-            "ix_provider_records_heuristic",
-            "org_id",
-            "provider",
-            "currency",
-            "amount_minor",
-            "occurred_at",
-            postgresql_where=text("payment_id IS NULL"),
+        heuristic_index(
+            "ix_provider_records_heuristic", postgresql_where=text("payment_id IS NULL")
         ),
     )
 
@@ -368,9 +374,7 @@ class ProviderRecord(Base):
     match_method: Mapped[str | None] = mapped_column(String(24))
     matched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at()
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = updated_at()
 
 
 class ReconciliationRun(Base):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,7 @@ from shared.platform.dispatch import send_after_commit, send_messages, task_mess
 from shared.platform.errors import NotFound
 from shared.platform.group_commit import GroupCommit
 from shared.platform.logs import current_request_id, get_logger
-from shared.platform.pagination import Page, decode_cursor, page_of
+from shared.platform.pagination import Page, newest_first
 from shared.platform.settings import get_settings
 from shared.platform.tasks import PROCESS_EVENT
 from shared.providers import VerifiedEvent
@@ -339,14 +339,8 @@ def list_events(
     query = select(ProviderEvent).where(ProviderEvent.org_id == org_id)
     if state is not None:
         query = query.where(ProviderEvent.state == state)
-    if cursor is not None:
-        received_at, event_id = decode_cursor(cursor, (datetime, uuid.UUID))
-        query = query.where(
-            tuple_(ProviderEvent.received_at, ProviderEvent.id) < tuple_(received_at, event_id)
-        )
-    query = query.order_by(ProviderEvent.received_at.desc(), ProviderEvent.id.desc())
-    rows = list(session.scalars(query.limit(limit + 1)))
-    return page_of(rows, limit, lambda event: (event.received_at, event.id))
+    newest = (ProviderEvent.received_at, ProviderEvent.id)
+    return newest_first(query, newest, session=session, cursor=cursor, limit=limit)
 
 
 def replay_event(*, session: Session, org_id: uuid.UUID, event_id: uuid.UUID) -> ProviderEvent:

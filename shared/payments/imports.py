@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,9 +29,9 @@ from shared.platform.dispatch import send_after_commit
 from shared.platform.errors import ValidationFailed, describe_validation_errors
 from shared.platform.logs import get_logger
 from shared.platform.tasks import MATCH_PAYMENT
-from shared.values.money import normalise_currency
+from shared.values.money import CurrencyCode
 from shared.values.text import check_identifier
-from shared.values.timestamps import check_plausible
+from shared.values.timestamps import PlausibleUtcInstant
 
 MAX_BATCH = 1_000
 MAX_AMOUNT_MINOR = 10**15
@@ -77,21 +75,16 @@ class PaymentIn(BaseModel):
     provider: Literal[PROVIDERS]  # type: ignore[valid-type]
     provider_reference: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
     amount_minor: StrictInt = Field(ge=0, le=MAX_AMOUNT_MINOR)
-    currency: str
+    currency: CurrencyCode
     status: Literal[PAYMENT_STATUSES]  # type: ignore[valid-type]
     amount_refunded_minor: StrictInt = Field(default=0, ge=0, le=MAX_AMOUNT_MINOR)
     customer_ref: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
-    occurred_at: AwareDatetime
+    occurred_at: PlausibleUtcInstant
 
     @field_validator("external_id", "provider_reference", "customer_ref")
     @classmethod
     def _text(cls, value: str | None) -> str | None:
         return None if value is None else _storable_text(value)
-
-    @field_validator("currency")
-    @classmethod
-    def _currency(cls, value: str) -> str:
-        return normalise_currency(value)
 
     @field_validator("amount_refunded_minor")
     @classmethod
@@ -100,22 +93,6 @@ class PaymentIn(BaseModel):
         if amount is not None and value > amount:
             raise ValueError("must not exceed amount_minor")
         return value
-
-    @field_validator("occurred_at", mode="before")
-    @classmethod
-    def _timestamp_text(cls, value: Any) -> Any:
-        # Lax pydantic would read a number as Unix seconds; an import should say what it means.
-        if isinstance(value, int | float):
-            raise ValueError("must be an ISO 8601 date-time with a UTC offset")
-        return value
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _in_utc(cls, value: datetime) -> datetime:
-        try:
-            return check_plausible(value.astimezone(UTC))
-        except OverflowError:
-            raise ValueError("is outside the supported range of dates") from None
 
 
 @dataclass(frozen=True)

@@ -15,78 +15,65 @@ class DomainError(Exception):
     type_slug = "bad-request"
     headers: dict[str, str] = {}  # noqa: RUF012 - read-only class data
 
+    def __init_subclass__(
+        cls, *, status: int | None = None, title: str | None = None, type_slug: str | None = None
+    ) -> None:
+        """A subclass names its problem in its class line (``status=404, title=…``)."""
+        super().__init_subclass__()
+        for name, value in (("status", status), ("title", title), ("type_slug", type_slug)):
+            if value is not None:
+                setattr(cls, name, value)
+
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
 
 
-class ValidationFailed(DomainError):
+class ValidationFailed(
+    DomainError, status=422, title="Validation failed", type_slug="validation-failed"
+):
     """Input that parses but breaks a rule."""
-
-    status = 422
-    title = "Validation failed"
-    type_slug = "validation-failed"
 
 
 class BadRequest(DomainError):
     """Input that cannot be read (malformed JSON, bad signature, stale timestamp)."""
 
 
-class Unauthenticated(DomainError):
+class Unauthenticated(
+    DomainError, status=401, title="Unauthenticated", type_slug="unauthenticated"
+):
     """No credential, or one that is unknown or revoked."""
 
-    status = 401
-    title = "Unauthenticated"
-    type_slug = "unauthenticated"
     headers = {"WWW-Authenticate": 'Bearer realm="recon"'}  # noqa: RUF012
 
 
-class Forbidden(DomainError):
+class Forbidden(DomainError, status=403, title="Forbidden", type_slug="forbidden"):
     """A valid credential whose role may not do this."""
 
-    status = 403
-    title = "Forbidden"
-    type_slug = "forbidden"
 
-
-class NotFound(DomainError):
+class NotFound(DomainError, status=404, title="Not found", type_slug="not-found"):
     """No such object in the caller's organisation."""
 
-    status = 404
-    title = "Not found"
-    type_slug = "not-found"
 
-
-class Conflict(DomainError):
+class Conflict(DomainError, status=409, title="Conflict", type_slug="conflict"):
     """The request clashes with the current state of the object."""
 
-    status = 409
-    title = "Conflict"
-    type_slug = "conflict"
 
-
-class InvalidTransition(Conflict):
+class InvalidTransition(Conflict, title="Invalid transition", type_slug="invalid-transition"):
     """A triage action not allowed from the object's current status."""
 
-    title = "Invalid transition"
-    type_slug = "invalid-transition"
 
-
-class PreconditionFailed(DomainError):
+class PreconditionFailed(
+    DomainError, status=412, title="Precondition failed", type_slug="precondition-failed"
+):
     """A stale ``If-Match`` version."""
 
-    status = 412
-    title = "Precondition failed"
-    type_slug = "precondition-failed"
 
-
-class ServiceUnavailable(DomainError):
+class ServiceUnavailable(
+    DomainError, status=503, title="Service unavailable", type_slug="service-unavailable"
+):
     """A dependency (database, broker) or a required setting is missing right now."""
-
-    status = 503
-    title = "Service unavailable"
-    type_slug = "service-unavailable"
 
 
 def describe_validation_errors(error: ValidationError) -> list[dict[str, str]]:

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
 from shared.platform.errors import BadRequest
 
 T = TypeVar("T")
@@ -79,3 +82,22 @@ def page_of(rows: list[T], limit: int, key: Any) -> Page[T]:
         rows = rows[:limit]
         return Page(items=rows, next_cursor=encode_cursor(*key(rows[-1])))
     return Page(items=rows, next_cursor=None)
+
+
+def newest_first(
+    query: Select,
+    order: tuple[InstrumentedAttribute, InstrumentedAttribute],
+    *,
+    session: Session,
+    cursor: str | None,
+    limit: int,
+) -> Page[Any]:
+    """The page of ``query``'s rows after ``cursor``, latest first by ``order``: a time
+    column, then the id that breaks its ties."""
+    moment, row_id = order
+    if cursor is not None:
+        after = decode_cursor(cursor, (datetime, uuid.UUID))
+        query = query.where(tuple_(moment, row_id) < tuple_(*after))
+    query = query.order_by(moment.desc(), row_id.desc())
+    rows = list(session.scalars(query.limit(limit + 1)))
+    return page_of(rows, limit, lambda row: (getattr(row, moment.key), getattr(row, row_id.key)))

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/recon"
@@ -18,6 +19,17 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DRIVER_SCHEME = re.compile(r"^postgres(?:ql)?(?:\+\w+)?://")
+
+
+def psycopg_url(url: str) -> str:
+    """``url`` with its scheme set to ``postgresql+psycopg``, whatever driver it named."""
+    if not _DRIVER_SCHEME.match(url):
+        raise ValueError("must start with postgresql:// (or postgres://)")
+    return _DRIVER_SCHEME.sub("postgresql+psycopg://", url, count=1)
+
+
+# A PostgreSQL URL setting, stored with the psycopg 3 driver whatever driver it named.
+PostgresUrl = Annotated[str, AfterValidator(psycopg_url)]
 
 
 class ConfigError(SystemExit):
@@ -32,7 +44,7 @@ class Settings(BaseSettings):
         env_file=None, extra="ignore", frozen=True, env_ignore_empty=True
     )
 
-    database_url: str = Field(
+    database_url: PostgresUrl = Field(
         default=DEFAULT_DATABASE_URL,
         description="PostgreSQL URL; whatever the scheme's driver, psycopg 3 is used.",
     )
@@ -79,11 +91,6 @@ class Settings(BaseSettings):
         default=None, description="Bearer token GET /metrics requires (open while unset)."
     )
 
-    @field_validator("database_url")
-    @classmethod
-    def _use_psycopg3(cls, value: str) -> str:
-        return psycopg_url(value)
-
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
@@ -116,13 +123,6 @@ class Settings(BaseSettings):
     def mail_enabled(self) -> bool:
         """True when run reports are to be mailed (ADMIN_EMAIL and SMTP_HOST are both set)."""
         return bool(self.admin_email and self.smtp_host)
-
-
-def psycopg_url(url: str) -> str:
-    """``url`` with its scheme set to ``postgresql+psycopg``, whatever driver it named."""
-    if not _DRIVER_SCHEME.match(url):
-        raise ValueError("must start with postgresql:// (or postgres://)")
-    return _DRIVER_SCHEME.sub("postgresql+psycopg://", url, count=1)
 
 
 def validate_timezone(name: str) -> str:

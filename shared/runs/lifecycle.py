@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from shared.platform.ids import new_id
 from shared.platform.logs import get_logger
 from shared.platform.mail import MailNotSent, send_report
 from shared.platform.metrics import observe_run_duration
-from shared.platform.pagination import Page, decode_cursor, page_of
+from shared.platform.pagination import Page, newest_first
 from shared.platform.settings import get_settings
 from shared.platform.tasks import RUN_PERIOD
 from shared.runs.period import reconcile_period
@@ -31,7 +31,6 @@ from shared.values.timestamps import check_plausible_day
 
 MAX_PERIOD_DAYS = 366
 ACTIVE = ("queued", "running")
-DAILY_TRIGGERS = ("schedule", "daily_endpoint")
 
 log = get_logger(__name__)
 
@@ -220,14 +219,8 @@ def list_runs(
 ) -> Page[ReconciliationRun]:
     """The organisation's runs, newest first."""
     query = select(ReconciliationRun).where(ReconciliationRun.org_id == org_id)
-    if cursor is not None:
-        created_at, run_id = decode_cursor(cursor, (datetime, uuid.UUID))
-        query = query.where(
-            tuple_(ReconciliationRun.created_at, ReconciliationRun.id) < tuple_(created_at, run_id)
-        )
-    query = query.order_by(ReconciliationRun.created_at.desc(), ReconciliationRun.id.desc())
-    rows = list(session.scalars(query.limit(limit + 1)))
-    return page_of(rows, limit, lambda run: (run.created_at, run.id))
+    newest = (ReconciliationRun.created_at, ReconciliationRun.id)
+    return newest_first(query, newest, session=session, cursor=cursor, limit=limit)
 
 
 def mail_run_report(*, session: Session, run_id: uuid.UUID) -> bool:

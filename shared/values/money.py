@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from iso4217 import Currency
+from pydantic import AfterValidator
 
 from shared.platform.errors import ValidationFailed
 
@@ -21,6 +24,10 @@ def normalise_currency(code: str) -> str:
     if currency.exponent is None:
         raise UnknownCurrency(f"currency {upper} has no minor unit and cannot be reconciled")
     return upper
+
+
+# A pydantic field holding a currency code: stored as :func:`normalise_currency` returns it.
+CurrencyCode = Annotated[str, AfterValidator(normalise_currency)]
 
 
 def currency_exponent(code: str) -> int:

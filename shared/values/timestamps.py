@@ -9,6 +9,9 @@ do harm: a provider record stamped in the year 5000 would never accept a newer e
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from shared.platform.errors import ValidationFailed
 
@@ -52,3 +55,25 @@ def check_plausible_day(
     if day > latest(now).date():
         raise _refuse(field, "must not be in the future")
     return day
+
+
+def refuse_unix_number(value: object) -> object:
+    """``value`` unchanged unless it is a number, which is refused: lax pydantic would read
+    it as Unix seconds or milliseconds, guessing which, where the sender should say."""
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 date-time with a UTC offset")
+    return value
+
+
+def plausible_in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC if :func:`check_plausible` accepts it, else a ``ValueError``."""
+    try:
+        return check_plausible(moment.astimezone(UTC))
+    except OverflowError:
+        raise ValueError("is outside the supported range of dates") from None
+
+
+# A pydantic field holding an ISO 8601 date-time with an offset, never a Unix number.
+IsoInstant = Annotated[AwareDatetime, BeforeValidator(refuse_unix_number)]
+# The same, plausible (see check_plausible) and stored in UTC.
+PlausibleUtcInstant = Annotated[IsoInstant, AfterValidator(plausible_in_utc)]
