@@ -54,6 +54,33 @@ CITED_PATH = re.compile(r"`((?:[\w.-]+/)+(?:[\w-]+\.[\w.]+)?)`")
 # [text](target) where the target is a relative path, optionally with an #anchor.
 LINKED_PATH = re.compile(r"\]\((?!https?:|mailto:|#)([^)#\s]+)(?:#[^)]*)?\)")
 BINARY_SUFFIXES = frozenset({".png", ".jpg", ".gif", ".ico", ".whl", ".gz"})
+# A doc page cited with a quoted title after it, in a comment or docstring (maybe wrapped).
+CITED_SECTION = re.compile(r'docs/(\w+\.md)[,;]?\s*\(?"([^"]+)"')
+# A heading, or the bold title a decision paragraph opens with.
+SECTION_TITLE = re.compile(r"^(?:#+\s*(.+)|\*\*(.+?)\*\*)")
+
+
+def tracked_texts() -> list[tuple[Path, str]]:
+    """(path, text) of every tracked text file."""
+    texts = []
+    for path in tracked_files():
+        if path.suffix in BINARY_SUFFIXES or not path.is_file():
+            continue
+        try:
+            texts.append((path, path.read_text()))
+        except UnicodeDecodeError:
+            continue
+    return texts
+
+
+def section_titles(document: Path) -> list[str]:
+    """Headings and bold paragraph titles of ``document``, lower case, one space apart."""
+    titles = []
+    for line in document.read_text().splitlines():
+        match = SECTION_TITLE.match(line)
+        if match:
+            titles.append(" ".join((match.group(1) or match.group(2)).lower().split()))
+    return titles
 
 
 def tracked_files() -> list[Path]:
@@ -87,18 +114,27 @@ def cited_paths(document: str) -> list[tuple[int, str]]:
 
 
 def test_no_file_cites_the_outside_brief():
-    citing = []
-    for path in tracked_files():
-        if path.suffix in BINARY_SUFFIXES or not path.is_file():
-            continue
-        try:
-            text = path.read_text()
-        except UnicodeDecodeError:
-            continue
-        for number, line in enumerate(text.splitlines(), start=1):
-            if OUTSIDE_BRIEF in line:
-                citing.append(f"{path.relative_to(REPO_ROOT)}:{number}")
+    citing = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for path, text in tracked_texts()
+        for number, line in enumerate(text.splitlines(), start=1)
+        if OUTSIDE_BRIEF in line
+    ]
     assert citing == []
+
+
+def test_every_cited_section_of_the_docs_exists():
+    # Code cites a decision or a part of the design by its title; renaming one must not
+    # leave the citation pointing nowhere.
+    titles = {path.name: section_titles(path) for path in (REPO_ROOT / "docs").glob("*.md")}
+    dangling = []
+    for path, text in tracked_texts():
+        for match in CITED_SECTION.finditer(" ".join(text.split())):
+            document, title = match.groups()
+            wanted = title.lower()
+            if not any(wanted in known for known in titles.get(document, [])):
+                dangling.append(f"{path.relative_to(REPO_ROOT)}: {document}, {title!r}")
+    assert dangling == []
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
