@@ -6,11 +6,12 @@ import base64
 import json
 import uuid
 
+from celery import Celery
 from kombu import Queue
 
 from shared.platform.dispatch import queue_of, send_messages, send_now, task_message
-from shared.platform.tasks import PROCESS_EVENT
-from worker.celery_app import celery_app
+from shared.platform.tasks import PROCESS_EVENT, routing_configuration
+from tests.conftest import TEST_REDIS_URL
 
 
 def test_messages_carry_celery_protocol_2_in_kombus_redis_envelope():
@@ -74,9 +75,13 @@ def fields_of(payload: bytes, queue: str) -> dict[tuple[str, ...], object]:
 def test_our_envelope_is_field_by_field_what_send_task_publishes(redis_client):
     """Pins the hand-built message to the installed Celery and kombu: an upgrade that
     changes the envelope or the protocol fails here (bench/dispatch.py says what it buys)."""
-    celery_app.loader.import_default_modules()
+    # What the core would publish through Celery: an app with the service's routing and no
+    # tasks (were the worker's tasks registered, Celery 5.7 would add their time limits,
+    # which the worker applies anyway).
+    app = Celery("recon", broker=TEST_REDIS_URL, set_as_current=False)
+    app.conf.update(routing_configuration())
     capture = f"envelope-{uuid.uuid4().hex}"  # a queue no worker consumes
-    celery_app.send_task(PROCESS_EVENT, args=["abc"], queue=Queue(capture))
+    app.send_task(PROCESS_EVENT, args=["abc"], queue=Queue(capture))
     theirs = redis_client.rpop(capture)
     ours, _, _ = task_message(PROCESS_EVENT, ["abc"], request_id=None)
     assert fields_of(ours, queue_of(PROCESS_EVENT)) == fields_of(theirs, capture)

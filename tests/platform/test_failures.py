@@ -6,7 +6,7 @@ import logging
 
 import pytest
 from celery import Celery
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from shared.models import Organization
@@ -21,16 +21,10 @@ from shared.platform.failures import (
     failure_reason,
     retry_delay,
 )
+from tests.platform.test_db import database_error
 
 DEADLOCK = "DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40P01'; END $$"
 INDEX_ROW_TOO_BIG = "DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '54000'; END $$"
-
-
-def database_error(session, sql: str) -> DBAPIError:
-    """The error PostgreSQL really raises for ``sql`` (inside a savepoint)."""
-    with pytest.raises(DBAPIError) as caught, session.begin_nested():
-        session.execute(text(sql))
-    return caught.value
 
 
 def raising(error: BaseException):
