@@ -219,7 +219,7 @@ def _match_together(
     outcomes: dict[uuid.UUID, Outcome] = {}
     work: list[tuple[StoredEvent, list[RecordUpdate]]] = []
     for event in events:
-        options = _read_account_options(session, event.provider_account_id)
+        options = _account_options(session, event.provider_account_id)
         try:
             normalised = normalise_event(
                 event.provider,
@@ -329,17 +329,17 @@ class AccountOptions:
     manual_capture: bool
 
 
-_account_options: TimedCache[uuid.UUID, AccountOptions] = TimedCache(SETTINGS_CACHE_SECONDS)
+_account_options_cache: TimedCache[uuid.UUID, AccountOptions] = TimedCache(SETTINGS_CACHE_SECONDS)
 _match_settings_cache: TimedCache[uuid.UUID, MatchSettings] = TimedCache(SETTINGS_CACHE_SECONDS)
 
 
 def forget_cached_settings() -> None:
     """Empty this process's caches of account options and matching settings."""
-    _account_options.clear()
+    _account_options_cache.clear()
     _match_settings_cache.clear()
 
 
-def _read_account_options(session: Session, account_id: uuid.UUID) -> AccountOptions:
+def _account_options(session: Session, account_id: uuid.UUID) -> AccountOptions:
     """The account's options, read at most every SETTINGS_CACHE_SECONDS per process."""
 
     def read() -> AccountOptions:
@@ -350,7 +350,7 @@ def _read_account_options(session: Session, account_id: uuid.UUID) -> AccountOpt
         ).one()
         return AccountOptions(*row)
 
-    return _account_options.get(account_id, read)
+    return _account_options_cache.get(account_id, read)
 
 
 def _match_settings(session: Session, org_id: uuid.UUID) -> MatchSettings:

@@ -391,7 +391,7 @@ def test_matching_settings_are_read_once_per_process_for_a_few_seconds(session, 
             process_provider_event(session=session, event_id=stored.id)
         assert sorted(reads) == ["account", "organization"]
         later = time.monotonic() + processing.SETTINGS_CACHE_SECONDS
-        for cache in (processing._account_options, processing._match_settings_cache):
+        for cache in (processing._account_options_cache, processing._match_settings_cache):
             monkeypatch.setattr(cache, "clock", lambda: later)
         [stored] = stored_events(session, account, [intent(9)])
         process_provider_event(session=session, event_id=stored.id)
