@@ -1,6 +1,6 @@
 """The matching rules: pure functions over plain values, no Session, no I/O.
 
-The incremental path (shared/matching/engine.py) and the period run call these same
+The incremental path (shared/matching/judging.py) and the period run call these same
 functions, so both reach the same verdict on the same data.
 
 Matching order: provider reference exact; else merchant reference = the payment's
@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from shared.matching.record_fields import RecordFacts
 
 SEVERITY = {
     "MissingInternalRecord": "high",
@@ -57,26 +59,6 @@ class PaymentFacts:
     occurred_at: datetime
     created_at: datetime
     updated_at: datetime
-
-
-@dataclass(frozen=True)
-class RecordFacts:
-    """A provider record, as the rules see it (``amount_minor`` None: not yet known)."""
-
-    id: uuid.UUID
-    provider: str
-    provider_reference: str
-    merchant_reference: str | None
-    amount_minor: int | None
-    currency: str
-    status: str
-    amount_refunded_minor: int
-    customer_ref: str | None
-    occurred_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    payment_id: uuid.UUID | None = None
-    match_method: str | None = None
 
 
 @dataclass(frozen=True)

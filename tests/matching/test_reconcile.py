@@ -268,7 +268,7 @@ def test_the_heuristic_index_holds_unbound_records_and_serves_the_heuristic(sess
     """Binding a record takes it out of the index rather than adding an entry; the
     heuristic's query for a payment's candidates asks for unbound records, so the partial
     index answers it."""
-    from shared.matching.engine import _RECORDS_NEAR
+    from shared.matching.statements import RECORDS_NEAR as _RECORDS_NEAR
 
     predicate = session.scalar(
         text(
