@@ -65,20 +65,18 @@ FOLDED_FIELDS = (
 _FOLD_TIMES = ("last_event_at", "status_at", "dispute_at")
 # What one event may state about the object (besides its reference and time).
 STATED_FIELDS = tuple(name for name in FOLDED_FIELDS[1:] if name not in _FOLD_TIMES)
-# What the rules compare, in the order the period run selects them.
+# What the rules read: every column in table order but the owner, the fold's inner state and
+# the dispute (the rules judge the derived status and refunded total), then the binding's
+# payment and method. This order is the period run's select list.
+_UNJUDGED = (
+    "org_id",
+    *(name for name in FOLDED_FIELDS if name in _FOLD_TIMES or name.startswith("dispute_")),
+    "payment_status",
+    "refunds",
+    "reported_refunded_minor",
+)
 FACT_FIELDS = (
-    "id",
-    "provider",
-    "provider_reference",
-    "merchant_reference",
-    "amount_minor",
-    "currency",
-    "status",
-    "amount_refunded_minor",
-    "customer_ref",
-    "occurred_at",
-    "created_at",
-    "updated_at",
+    *(name for name in RECORD_COLUMNS if name not in (*_UNJUDGED, *BINDING_COLUMNS)),
     "payment_id",
     "match_method",
 )

@@ -84,6 +84,24 @@ class Finding:
         return (self.type, self.payment_id, self.provider_record_id)
 
 
+def _record_finding(
+    kind: str,
+    record: RecordFacts,
+    evidence: dict[str, Any],
+    *,
+    payment_id: uuid.UUID | None = None,
+) -> Finding:
+    """A finding about a record, in its currency (amount 0 while the amount is not known)."""
+    return Finding(
+        kind,
+        payment_id,
+        record.id,
+        record.amount_minor if record.amount_minor is not None else 0,
+        record.currency,
+        evidence=evidence,
+    )
+
+
 def reference_method(payment: PaymentFacts, record: RecordFacts) -> str | None:
     """How ``record`` matches ``payment`` by reference, or None."""
     if payment.provider != record.provider:
@@ -227,13 +245,11 @@ def judge_group(
     for record in records:
         if record.id != primary.id and record.status in CHARGED:
             findings.append(
-                Finding(
+                _record_finding(
                     "DuplicateChargeSuspected",
-                    payment.id,
-                    record.id,
-                    record.amount_minor if record.amount_minor is not None else 0,
-                    record.currency,
-                    evidence={"first_record_id": str(primary.id), "rule": "same_payment"},
+                    record,
+                    {"first_record_id": str(primary.id), "rule": "same_payment"},
+                    payment_id=payment.id,
                 )
             )
     return findings
@@ -245,13 +261,10 @@ def judge_unmatched_record(
     """MissingInternalRecord for a settled record with no payment after the grace period."""
     if record.status in SETTLED and _grace_over(record.created_at, now, settings):
         return [
-            Finding(
+            _record_finding(
                 "MissingInternalRecord",
-                None,
-                record.id,
-                record.amount_minor if record.amount_minor is not None else 0,
-                record.currency,
-                evidence={
+                record,
+                {
                     "provider_reference": record.provider_reference,
                     "merchant_reference": record.merchant_reference,
                     "status": record.status,
@@ -284,13 +297,10 @@ def judge_customer_duplicate(
             and (record.payment_id is None or other.payment_id != record.payment_id)
         ):
             return [
-                Finding(
+                _record_finding(
                     "DuplicateChargeSuspected",
-                    None,
-                    record.id,
-                    record.amount_minor if record.amount_minor is not None else 0,
-                    record.currency,
-                    evidence={"first_record_id": str(other.id), "rule": "same_customer"},
+                    record,
+                    {"first_record_id": str(other.id), "rule": "same_customer"},
                 )
             ]
     return []

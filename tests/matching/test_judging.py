@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -17,36 +17,18 @@ from shared.matching.judging import (
     judge_payment,
     judge_record,
 )
-from shared.matching.rules import Finding, MatchSettings, PaymentFacts
+from shared.matching.rules import Finding, MatchSettings
+from tests.matching.test_matching import NOW, OLD, payment
 from tests.matching.test_record_fields import row
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-OLD = NOW - timedelta(days=1)
 SETTINGS = MatchSettings()
 ORG = uuid.uuid4()
-
-
-def payment(**values) -> PaymentFacts:
-    defaults = {
-        "id": uuid.uuid4(),
-        "external_id": "inv_1",
-        "provider": "stripe",
-        "provider_reference": "pi_1",
-        "amount_minor": 2500,
-        "currency": "EUR",
-        "status": "succeeded",
-        "amount_refunded_minor": 0,
-        "customer_ref": "cus_1",
-        "occurred_at": OLD,
-        "created_at": OLD,
-        "updated_at": OLD,
-    }
-    return PaymentFacts(**(defaults | values))
 
 
 def record(**values):
     defaults = {
         "org_id": ORG,
+        "amount_minor": 1000,
         "status": "succeeded",
         "amount_refunded_minor": 0,
         "refunds": {},
@@ -78,7 +60,7 @@ def test_a_matched_pair_that_agrees_finds_nothing_and_records_a_matched_item():
 
 
 def test_an_amount_mismatch_is_found_and_its_difference_recorded_on_the_item():
-    paid = payment(amount_minor=2000)
+    paid = payment(amount_minor=500)
     matched = record(payment_id=paid.id, match_method="merchant_reference")
     verdict = judge_payment(paid, [matched], {}, SETTINGS, NOW)
     assert [f.type for f in verdict.findings] == ["AmountMismatch"]
@@ -125,7 +107,7 @@ def test_a_repeated_charge_of_the_customer_within_the_window_is_a_suspected_dupl
     "other",
     [
         {"occurred_at": OLD - timedelta(minutes=11)},  # outside the duplicate window
-        {"amount_minor": 2400},
+        {"amount_minor": 900},
         {"currency": "USD"},
     ],
 )
@@ -152,7 +134,7 @@ def test_judging_a_payment_reads_each_records_customer_records_from_what_was_rea
 
 
 def test_a_new_finding_opens_and_one_held_already_does_not():
-    paid = payment(amount_minor=2000)
+    paid = payment(amount_minor=500)
     matched = record(payment_id=paid.id, match_method="provider_reference")
     verdict = judge_payment(paid, [matched], {}, SETTINGS, NOW)
     to_open, to_resolve = discrepancy_changes(verdict, [], auto_fix=True)
