@@ -84,11 +84,6 @@ class MatchBatch:
         self.discrepancies = DiscrepancyChanges()
         self.items: list[tuple[Any, ...]] = []
 
-    @property
-    def records(self) -> dict[uuid.UUID, RecordRow]:
-        """The records the batch holds, by id."""
-        return self.rows.records
-
     # --- reading ------------------------------------------------------------------------
 
     def prepare_updates(self, changes: Sequence[tuple[uuid.UUID, str, RecordUpdate]]) -> None:
