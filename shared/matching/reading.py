@@ -161,10 +161,11 @@ class BatchReader:
         """The unresolved discrepancies (locked) an evaluation of this payment and these
         records is answerable for.
 
-        Kept as it behaves today: the payment's own discrepancies count only when they are
-        read by this call. Once read earlier in the batch (read_ahead reads those of every
-        payment it found), the payment drops out of the scope, so auto-fix does not
-        resolve them and the finding is opened again (DiscrepancyChanges skips it).
+        Kept as it behaves today (a known defect): the payment's own discrepancies count
+        only when this call reads them. Once read earlier in the batch (read_ahead reads
+        those of every payment it found), the payment drops out of the scope: auto-fix
+        does not resolve them, and a finding that still holds is opened again in memory,
+        which the insert's ON CONFLICT then skips. The records' discrepancies always count.
         """
         payments = {payment_id} - {None} - self._scoped_payments
         self._load_discrepancies(payments, set(record_ids))
