@@ -20,7 +20,7 @@ from shared.ingest.processing import (
     process_pending_events,
     process_provider_event,
 )
-from shared.matching.engine import MatchBatch
+from shared.matching import engine
 from shared.models import (
     Payment,
     ProviderEvent,
@@ -144,14 +144,14 @@ def test_a_poison_event_in_a_batch_fails_alone_and_its_writes_are_undone(session
     good, bad, long, crashing = stored_events(
         session, account, [intent(1), unreadable, too_long, intent(4)]
     )
-    write = MatchBatch.write
+    write = engine.write_changes
 
-    def crash_on_pi_4(batch: MatchBatch) -> None:
-        write(batch)
-        if any(r.provider_reference == "pi_4" for r in batch.records.values()):
+    def crash_on_pi_4(**changes) -> None:
+        write(**changes)
+        if any(r.provider_reference == "pi_4" for r in changes["rows"].records.values()):
             raise RuntimeError("bug about pi_4")  # once the batch's rows are written
 
-    monkeypatch.setattr(MatchBatch, "write", crash_on_pi_4)
+    monkeypatch.setattr(engine, "write_changes", crash_on_pi_4)
     assert process_pending_events(session=session, event_id=good.id) == "processed"
     session.expire_all()
     states = {e.id: (e.state, e.last_error) for e in session.scalars(select(ProviderEvent))}
