@@ -169,14 +169,14 @@ def test_a_poison_event_in_a_batch_fails_alone_and_its_writes_are_undone(session
 def crash_in_write(monkeypatch, reference: str, sql: str) -> None:
     """Make the batch's write raise what PostgreSQL raises for ``sql`` when it holds
     ``reference`` (after the batch's rows are written)."""
-    write = MatchBatch.write
+    write = engine.write_changes
 
-    def crashing(batch: MatchBatch) -> None:
-        write(batch)
-        if any(r.provider_reference == reference for r in batch.records.values()):
-            batch.session.execute(text(sql))
+    def crashing(**changes) -> None:
+        write(**changes)
+        if any(r.provider_reference == reference for r in changes["rows"].records.values()):
+            changes["session"].execute(text(sql))
 
-    monkeypatch.setattr(MatchBatch, "write", crashing)
+    monkeypatch.setattr(engine, "write_changes", crashing)
 
 
 def test_a_data_dependent_database_error_fails_only_its_event(session, monkeypatch):
