@@ -16,6 +16,7 @@ from celery.signals import (
 
 from shared.platform import metrics
 from shared.platform.db import dispose_engine
+from shared.platform.failures import PolicyTask
 from shared.platform.logs import configure_logging
 from shared.platform.settings import get_settings
 from shared.platform.tasks import routing_configuration
@@ -29,9 +30,10 @@ SHORT_TASK_TIME_LIMIT_SECONDS = 300
 
 
 def create_celery() -> Celery:
-    """A Celery app configured from the settings; tasks come from ``worker.tasks``."""
+    """A Celery app configured from the settings; tasks come from ``worker.tasks``, and
+    follow the failure policy (``shared/platform/failures.py``)."""
     settings = get_settings()
-    app = Celery("recon", broker=settings.redis_url, include=["worker.tasks"])
+    app = Celery("recon", broker=settings.redis_url, include=["worker.tasks"], task_cls=PolicyTask)
     app.conf.update(
         **routing_configuration(),
         accept_content=["json"],

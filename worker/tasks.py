@@ -1,40 +1,27 @@
-"""Celery tasks: thin wrappers that open a unit of work and call ``shared``."""
+"""Celery tasks: each parses its arguments and calls one function of ``shared``; what a
+failure does follows ``shared/platform/failures.py``."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import OperationalError
-
 from shared.ingest.events import WEBHOOK_QUEUE, sweep_pending_events
-from shared.ingest.processing import (
-    IN_FLIGHT,
-    mark_event_failed,
-    process_pending_events,
-    process_provider_event,
-)
+from shared.ingest.processing import process_queued_event
 from shared.matching.engine import reconcile_payment
 from shared.matching.grace import sweep_expired_grace_periods
-from shared.platform.db import is_transient, unit_of_work
+from shared.platform.db import unit_of_work
 from shared.platform.dispatch import queue_depth
 from shared.platform.health import check_database
-from shared.platform.logs import get_logger
-from shared.platform.metrics import observe_run_duration
 from shared.platform.settings import get_settings
-from shared.runs.lifecycle import execute_run, fail_run, mail_run_report, trigger_daily_runs
+from shared.platform.tasks import MATCH_PAYMENT, PROCESS_EVENT, RUN_PERIOD
+from shared.runs.lifecycle import execute_queued_run, trigger_daily_runs
 from worker.celery_app import RUN_TIME_LIMIT_SECONDS, celery_app
 
 SWEEP_BATCH = 500
-RETRY = {
-    "autoretry_for": (OperationalError,),
-    "retry_backoff": True,
-    "retry_backoff_max": 60,
-    "max_retries": 5,
-}
-
-log = get_logger(__name__)
+# Transient errors are retried (shared/platform/failures.py); the sweeps and the schedule
+# are not: beat sends them again.
+RETRIED = {"retries_transient_errors": True}
 
 
 @celery_app.task(name="worker.tasks.ping_database")
@@ -45,33 +32,17 @@ def ping_database() -> str:
     return "ok"
 
 
-@celery_app.task(name="worker.tasks.process_event", **RETRY)
+@celery_app.task(name=PROCESS_EVENT, **RETRIED)
 def process_event(event_id: str) -> str:
     """Normalise and match one stored provider event, with other pending ones (idempotent).
 
-    The event is processed in a batch with up to EVENT_BATCH - 1 other pending events; when
-    another task's batch holds it, this one waits for that batch's outcome (and processes
-    the event itself if that batch rolled back). A lost database connection is retried;
-    any other failure marks the event ``failed`` with its error, so a poison event is
-    visible and replayable and never loops.
+    A poison event ends ``failed`` with its reason, visible and replayable, and never loops
+    (``shared.ingest.processing.process_queued_event``).
     """
-    try:
-        with unit_of_work() as session:
-            state = process_pending_events(session=session, event_id=uuid.UUID(event_id))
-        if state == IN_FLIGHT:
-            with unit_of_work() as session:
-                state = process_provider_event(session=session, event_id=uuid.UUID(event_id))
-        return state
-    except Exception as error:  # a poison event must end failed, visibly, never loop
-        if is_transient(error):
-            raise
-        log.exception("event.crashed", event_id=event_id, error=type(error).__name__)
-        with unit_of_work() as session:
-            mark_event_failed(session=session, event_id=uuid.UUID(event_id), error=error)
-        return "failed"
+    return process_queued_event(uuid.UUID(event_id))
 
 
-@celery_app.task(name="worker.tasks.match_payment", **RETRY)
+@celery_app.task(name=MATCH_PAYMENT, **RETRIED)
 def match_payment(payment_id: str) -> None:
     """Match one internal payment that was created or changed (idempotent)."""
     with unit_of_work() as session:
@@ -95,7 +66,7 @@ def sweep_pending() -> int:
         )
 
 
-@celery_app.task(name="worker.tasks.sweep_grace_periods", **RETRY)
+@celery_app.task(name="worker.tasks.sweep_grace_periods", **RETRIED)
 def sweep_grace_periods() -> int:
     """Judge again records and payments whose grace period has just ended (Missing*)."""
     with unit_of_work() as session:
@@ -103,28 +74,14 @@ def sweep_grace_periods() -> int:
 
 
 @celery_app.task(
-    name="worker.tasks.run_period",
+    name=RUN_PERIOD,
     time_limit=RUN_TIME_LIMIT_SECONDS,
     soft_time_limit=RUN_TIME_LIMIT_SECONDS - 60,
-    **RETRY,
+    **RETRIED,
 )
 def run_period(run_id: str) -> str:
     """Execute one queued reconciliation run; a crash marks it failed with the error."""
-    began = time.monotonic()
-    try:
-        with unit_of_work() as session:
-            status = execute_run(session=session, run_id=uuid.UUID(run_id))
-    except Exception as error:  # a run that crashed must say so, not stay "running"
-        if is_transient(error):
-            raise
-        log.exception("run.crashed", run_id=run_id, error=type(error).__name__)
-        with unit_of_work() as session:
-            fail_run(session=session, run_id=uuid.UUID(run_id), error=error)
-        observe_run_duration(time.monotonic() - began, "failed")
-        return "failed"
-    with unit_of_work() as session:
-        mail_run_report(session=session, run_id=uuid.UUID(run_id))
-    return status
+    return execute_queued_run(uuid.UUID(run_id))
 
 
 @celery_app.task(name="worker.tasks.schedule_daily_runs")

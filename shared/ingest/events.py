@@ -12,7 +12,6 @@ each request is answered only once its own rows are committed.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from shared.models import ProviderAccount, ProviderEvent
+from shared.platform.cache import TimedCache
 from shared.platform.db import single_statement
 from shared.platform.dispatch import send_after_commit, send_messages, task_message
 from shared.platform.errors import NotFound
@@ -82,22 +82,12 @@ class WebhookAccount:
 
 
 ACCOUNT_CACHE_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class _CachedAccount:
-    read_at: float  # when the read began
-    account: WebhookAccount
-
-
-_account_cache: dict[uuid.UUID, _CachedAccount] = {}
-# Striped, so that unknown ids sent by anyone cannot grow a table of locks.
-_account_loads = [threading.Lock() for _ in range(64)]
+_accounts: TimedCache[uuid.UUID, WebhookAccount] = TimedCache(ACCOUNT_CACHE_SECONDS)
 
 
 def forget_cached_accounts() -> None:
     """Empty this process's account cache."""
-    _account_cache.clear()
+    _accounts.clear()
 
 
 def _read_account(account_id: uuid.UUID) -> WebhookAccount | None:
@@ -124,31 +114,7 @@ def load_webhook_account(
     :func:`verify_delivery`). Concurrent requests that miss the cache share one read
     (one connection), rather than each taking a connection at the same moment.
     """
-    asked_at = time.monotonic()
-
-    def usable(entry: _CachedAccount | None) -> bool:
-        # A read begun since this call began is good for ``fresh`` too (requests that
-        # waited for it share it); an older one only within the cache window.
-        if entry is None:
-            return False
-        return entry.read_at >= asked_at or (
-            not fresh and entry.read_at + ACCOUNT_CACHE_SECONDS > asked_at
-        )
-
-    entry = _account_cache.get(account_id)
-    if not usable(entry):
-        with _account_loads[hash(account_id) % len(_account_loads)]:
-            entry = _account_cache.get(account_id)
-            if not usable(entry):
-                read_at = time.monotonic()
-                found = _read_account(account_id)
-                # Unknown ids are not kept: anyone can send them.
-                entry = None if found is None else _CachedAccount(read_at, found)
-                if entry is None:
-                    _account_cache.pop(account_id, None)
-                else:
-                    _account_cache[account_id] = entry
-    account = None if entry is None else entry.account
+    account = _accounts.get(account_id, lambda: _read_account(account_id), fresh=fresh)
     if account is None or account.provider != provider:
         raise NotFound(f"no active {provider} webhook endpoint {account_id}")
     return account

@@ -8,17 +8,16 @@ therefore a wake-up rather than a unit of work: when a backlog builds up, the fi
 take it in batches, and the tasks of events already processed find nothing to do. Every
 event is still judged alone by the same rules, in claim order.
 
-A poison event ends ``failed`` alone: one that cannot be read is failed without touching
-the database; should anything else raise during a batch, the batch is undone to its
-savepoint and its events are processed again one by one, each in its own savepoint, and
-only the one that raises again is failed. Lost connections and deadlocks
-(``OperationalError``) are never caught here: the whole transaction rolls back, the events
-stay pending and the task retries.
+Failures follow :mod:`shared.platform.failures`. A poison event ends ``failed`` alone: one
+that cannot be read is failed without touching the database; should anything else raise
+during a batch, the batch is undone to its savepoint and its events are processed again
+one by one, each in its own savepoint, and only the one that raises again is failed.
+Transient errors (lost connections, deadlocks) are never caught here: the whole
+transaction rolls back, the events stay pending and the task retries.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -27,13 +26,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from shared.matching.engine import MatchBatch, match_settings
 from shared.matching.rules import MatchSettings
 from shared.models import ProviderAccount, ProviderEvent
+from shared.platform.cache import TimedCache
+from shared.platform.db import unit_of_work
 from shared.platform.errors import ValidationFailed
+from shared.platform.failures import (
+    MAX_REASON_LENGTH,
+    contain,
+    contain_in_savepoint,
+    failure_reason,
+)
 from shared.platform.logs import get_logger
 from shared.platform.metrics import record_events
 from shared.providers import Ignored, RecordUpdate
@@ -41,7 +47,6 @@ from shared.providers.normalise import normalise_event
 
 log = get_logger(__name__)
 
-MAX_ERROR_LENGTH = 2000
 EVENT_BATCH = 100
 # Another transaction holds the event: it is being processed by another batch.
 IN_FLIGHT = "in_flight"
@@ -186,25 +191,26 @@ def _outcomes(
     session: Session, events: Sequence[StoredEvent], now: datetime
 ) -> dict[uuid.UUID, Outcome]:
     if len(events) > 1:
-        try:
-            with session.begin_nested():
-                return _match_together(session, events, now)
-        except OperationalError:
-            raise
-        except Exception as error:  # one poison event must not fail the others: isolate it
-            log.exception("events.batch_crashed", count=len(events), error=type(error).__name__)
+        together = contain_in_savepoint(
+            session,
+            lambda: _match_together(session, events, now),
+            record_failure=lambda error: None,  # one poison event must not fail the others
+            crashed="events.batch_crashed",
+            count=len(events),
+        )
+        if together is not None:
+            return together
     return {event.id: _match_alone(session, event, now) for event in events}
 
 
 def _match_alone(session: Session, event: StoredEvent, now: datetime) -> Outcome:
-    try:
-        with session.begin_nested():
-            return _match_together(session, [event], now)[event.id]
-    except OperationalError:
-        raise
-    except Exception as error:  # a poison event must end failed, visibly, never loop
-        log.exception("event.crashed", event_id=str(event.id), error=type(error).__name__)
-        return Outcome("failed", error=f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH])
+    return contain_in_savepoint(
+        session,
+        lambda: _match_together(session, [event], now)[event.id],
+        record_failure=lambda error: Outcome("failed", error=failure_reason(error)),
+        crashed="event.crashed",
+        event_id=str(event.id),
+    )
 
 
 def _match_together(
@@ -223,7 +229,7 @@ def _match_together(
                 manual_capture=options.manual_capture,
             )
         except ValidationFailed as error:
-            outcomes[event.id] = Outcome("failed", error=error.detail[:MAX_ERROR_LENGTH])
+            outcomes[event.id] = Outcome("failed", error=error.detail[:MAX_REASON_LENGTH])
             continue
         if isinstance(normalised, Ignored):
             outcomes[event.id] = Outcome("processed", ignored_reason=normalised.reason)
@@ -243,7 +249,7 @@ def _match_together(
         try:
             batch.check_updates(event.org_id, event.provider, updates)
         except ValidationFailed as error:
-            outcomes[event.id] = Outcome("failed", error=error.detail[:MAX_ERROR_LENGTH])
+            outcomes[event.id] = Outcome("failed", error=error.detail[:MAX_REASON_LENGTH])
             continue
         evidence = {"event_id": str(event.id), "event_type": event.event_type}
         for update in updates:
@@ -273,6 +279,32 @@ def _expire_events(session: Session, events: Sequence[StoredEvent]) -> None:
             session.expire(instance)
 
 
+def process_queued_event(event_id: uuid.UUID) -> str:
+    """What the task of a stored event does: process it (with other pending ones); its state.
+
+    When another task's batch holds the event, this waits for that batch's outcome (and
+    processes the event itself if that batch rolled back). A transient error propagates
+    (the task retries); any other failure marks the event ``failed`` with its reason.
+    """
+
+    def process() -> str:
+        with unit_of_work() as session:
+            state = process_pending_events(session=session, event_id=event_id)
+        if state == IN_FLIGHT:
+            with unit_of_work() as session:
+                state = process_provider_event(session=session, event_id=event_id)
+        return state
+
+    def record_failure(error: BaseException) -> str:
+        with unit_of_work() as session:
+            mark_event_failed(session=session, event_id=event_id, error=error)
+        return "failed"
+
+    return contain(
+        process, record_failure=record_failure, crashed="event.crashed", event_id=str(event_id)
+    )
+
+
 def mark_event_failed(*, session: Session, event_id: uuid.UUID, error: BaseException) -> None:
     """Record that processing the event raised unexpectedly (a poison event never loops)."""
     event = session.scalars(
@@ -282,7 +314,7 @@ def mark_event_failed(*, session: Session, event_id: uuid.UUID, error: BaseExcep
         return
     event.attempts += 1
     event.state = "failed"
-    event.last_error = f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
+    event.last_error = failure_reason(error)
     record_events("failed", event.provider, session=session)
 
 
@@ -297,36 +329,30 @@ class AccountOptions:
     manual_capture: bool
 
 
-_account_cache: dict[uuid.UUID, tuple[float, AccountOptions]] = {}
-_settings_cache: dict[uuid.UUID, tuple[float, MatchSettings]] = {}
+_account_options_cache: TimedCache[uuid.UUID, AccountOptions] = TimedCache(SETTINGS_CACHE_SECONDS)
+_match_settings_cache: TimedCache[uuid.UUID, MatchSettings] = TimedCache(SETTINGS_CACHE_SECONDS)
 
 
 def forget_cached_settings() -> None:
     """Empty this process's caches of account options and matching settings."""
-    _account_cache.clear()
-    _settings_cache.clear()
+    _account_options_cache.clear()
+    _match_settings_cache.clear()
 
 
 def _account_options(session: Session, account_id: uuid.UUID) -> AccountOptions:
     """The account's options, read at most every SETTINGS_CACHE_SECONDS per process."""
-    cached = _account_cache.get(account_id)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    row = session.execute(
-        select(ProviderAccount.merchant_reference_key, ProviderAccount.manual_capture).where(
-            ProviderAccount.id == account_id
-        )
-    ).one()
-    options = AccountOptions(*row)
-    _account_cache[account_id] = (time.monotonic() + SETTINGS_CACHE_SECONDS, options)
-    return options
+
+    def read() -> AccountOptions:
+        row = session.execute(
+            select(ProviderAccount.merchant_reference_key, ProviderAccount.manual_capture).where(
+                ProviderAccount.id == account_id
+            )
+        ).one()
+        return AccountOptions(*row)
+
+    return _account_options_cache.get(account_id, read)
 
 
 def _match_settings(session: Session, org_id: uuid.UUID) -> MatchSettings:
     """The organisation's matching settings, read at most every SETTINGS_CACHE_SECONDS."""
-    cached = _settings_cache.get(org_id)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    settings = match_settings(session=session, org_id=org_id)
-    _settings_cache[org_id] = (time.monotonic() + SETTINGS_CACHE_SECONDS, settings)
-    return settings
+    return _match_settings_cache.get(org_id, lambda: match_settings(session=session, org_id=org_id))

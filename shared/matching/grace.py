@@ -14,14 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from shared.matching.engine import (
-    external_key,
-    lock_keys,
-    match_settings,
-    reconcile_payment_group,
-    reconcile_record,
-    reference_key,
-)
+from shared.matching.engine import match_settings, reconcile_payment_group, reconcile_record
+from shared.matching.locking import external_key, lock_keys, reference_key
 from shared.matching.rules import SETTLED
 from shared.models import Organization, Payment, ProviderRecord, ReconciliationDiscrepancy
 

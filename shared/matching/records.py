@@ -9,34 +9,13 @@ says how much was paid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 
-from shared.providers import RecordUpdate
+from shared.matching.record_fields import FOLDED_FIELDS, RecordState, RecordUpdate
 
 # On equal timestamps a status further along its lifecycle wins: a payment that
 # succeeded cannot be pending again, and a retry that succeeded beats the failure.
 STATUS_RANK = {"pending": 0, "failed": 1, "canceled": 1, "succeeded": 2}
-
-
-@dataclass(frozen=True)
-class RecordState:
-    """Everything the fold keeps about one provider object."""
-
-    provider_reference: str
-    currency: str
-    last_event_at: datetime
-    occurred_at: datetime
-    amount_minor: int | None = None
-    merchant_reference: str | None = None
-    customer_ref: str | None = None
-    payment_status: str | None = None
-    status_at: datetime | None = None
-    refunds: dict[str, int] = field(default_factory=dict)
-    reported_refunded_minor: int = 0
-    dispute_status: str | None = None
-    dispute_amount_minor: int | None = None
-    dispute_at: datetime | None = None
 
 
 def _newer(update: RecordUpdate, state: RecordState) -> bool:
@@ -69,11 +48,17 @@ def _merged_refunds(old: dict[str, int], new: dict[str, int]) -> dict[str, int]:
 
 def new_state(update: RecordUpdate, currency: str) -> RecordState:
     """The state of an object first seen in ``update`` (``currency`` if it states none)."""
+    nothing_known = dict.fromkeys(FOLDED_FIELDS)
     empty = RecordState(
-        provider_reference=update.provider_reference,
-        currency=update.currency or currency,
-        last_event_at=update.event_at,
-        occurred_at=update.occurred_at or update.event_at,
+        **nothing_known
+        | {
+            "provider_reference": update.provider_reference,
+            "currency": update.currency or currency,
+            "last_event_at": update.event_at,
+            "occurred_at": update.occurred_at or update.event_at,
+            "refunds": {},
+            "reported_refunded_minor": 0,
+        }
     )
     return merge_update(empty, update)
 

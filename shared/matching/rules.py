@@ -1,6 +1,6 @@
 """The matching rules: pure functions over plain values, no Session, no I/O.
 
-The incremental path (shared/matching/engine.py) and the period run call these same
+The incremental path (shared/matching/judging.py) and the period run call these same
 functions, so both reach the same verdict on the same data.
 
 Matching order: provider reference exact; else merchant reference = the payment's
@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from shared.matching.record_fields import RecordFacts
 
 SEVERITY = {
     "MissingInternalRecord": "high",
@@ -60,26 +62,6 @@ class PaymentFacts:
 
 
 @dataclass(frozen=True)
-class RecordFacts:
-    """A provider record, as the rules see it (``amount_minor`` None: not yet known)."""
-
-    id: uuid.UUID
-    provider: str
-    provider_reference: str
-    merchant_reference: str | None
-    amount_minor: int | None
-    currency: str
-    status: str
-    amount_refunded_minor: int
-    customer_ref: str | None
-    occurred_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    payment_id: uuid.UUID | None = None
-    match_method: str | None = None
-
-
-@dataclass(frozen=True)
 class Finding:
     """One discrepancy the rules say exists right now, with the evidence for it."""
 
@@ -100,6 +82,24 @@ class Finding:
     def key(self) -> tuple[str, uuid.UUID | None, uuid.UUID | None]:
         """What makes two findings the same discrepancy."""
         return (self.type, self.payment_id, self.provider_record_id)
+
+
+def _record_finding(
+    kind: str,
+    record: RecordFacts,
+    evidence: dict[str, Any],
+    *,
+    payment_id: uuid.UUID | None = None,
+) -> Finding:
+    """A finding about a record, in its currency (amount 0 while the amount is not known)."""
+    return Finding(
+        kind,
+        payment_id,
+        record.id,
+        record.amount_minor if record.amount_minor is not None else 0,
+        record.currency,
+        evidence=evidence,
+    )
 
 
 def reference_method(payment: PaymentFacts, record: RecordFacts) -> str | None:
@@ -245,13 +245,11 @@ def judge_group(
     for record in records:
         if record.id != primary.id and record.status in CHARGED:
             findings.append(
-                Finding(
+                _record_finding(
                     "DuplicateChargeSuspected",
-                    payment.id,
-                    record.id,
-                    record.amount_minor if record.amount_minor is not None else 0,
-                    record.currency,
-                    evidence={"first_record_id": str(primary.id), "rule": "same_payment"},
+                    record,
+                    {"first_record_id": str(primary.id), "rule": "same_payment"},
+                    payment_id=payment.id,
                 )
             )
     return findings
@@ -263,13 +261,10 @@ def judge_unmatched_record(
     """MissingInternalRecord for a settled record with no payment after the grace period."""
     if record.status in SETTLED and _grace_over(record.created_at, now, settings):
         return [
-            Finding(
+            _record_finding(
                 "MissingInternalRecord",
-                None,
-                record.id,
-                record.amount_minor if record.amount_minor is not None else 0,
-                record.currency,
-                evidence={
+                record,
+                {
                     "provider_reference": record.provider_reference,
                     "merchant_reference": record.merchant_reference,
                     "status": record.status,
@@ -302,13 +297,10 @@ def judge_customer_duplicate(
             and (record.payment_id is None or other.payment_id != record.payment_id)
         ):
             return [
-                Finding(
+                _record_finding(
                     "DuplicateChargeSuspected",
-                    None,
-                    record.id,
-                    record.amount_minor if record.amount_minor is not None else 0,
-                    record.currency,
-                    evidence={"first_record_id": str(other.id), "rule": "same_customer"},
+                    record,
+                    {"first_record_id": str(other.id), "rule": "same_customer"},
                 )
             ]
     return []

@@ -74,6 +74,7 @@ def task_message(
         argsrepr=repr(args),
         kwargsrepr="{}",
         origin=_origin(os.getpid()),
+        ignore_result=None,  # as send_task leaves it: the worker's setting decides
     )
     if request_id is not None:
         message.headers["request_id"] = request_id

@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 from shared.access.organizations import auto_fix_enabled, get_organization
 from shared.matching.engine import match_settings
 from shared.models import Organization, ReconciliationRun
+from shared.platform.db import unit_of_work
 from shared.platform.dispatch import send_after_commit
 from shared.platform.errors import NotFound, ValidationFailed
+from shared.platform.failures import contain, failure_reason
 from shared.platform.ids import new_id
 from shared.platform.logs import get_logger
 from shared.platform.mail import MailNotSent, send_report
@@ -196,6 +198,33 @@ def execute_run(*, session: Session, run_id: uuid.UUID, now: datetime | None = N
     return run.status
 
 
+def execute_queued_run(run_id: uuid.UUID) -> str:
+    """What the task of a queued run does: execute it, then mail its report; its status.
+
+    A transient error propagates (the task retries); any other failure marks the run
+    ``failed`` with its reason, rather than leaving it ``running``.
+    """
+    began = monotonic()
+
+    def execute() -> str:
+        with unit_of_work() as session:
+            return execute_run(session=session, run_id=run_id)
+
+    def record_failure(error: BaseException) -> str:
+        with unit_of_work() as session:
+            fail_run(session=session, run_id=run_id, error=error)
+        observe_run_duration(monotonic() - began, "failed")
+        return "failed"
+
+    status = contain(
+        execute, record_failure=record_failure, crashed="run.crashed", run_id=str(run_id)
+    )
+    if status == "completed":
+        with unit_of_work() as session:
+            mail_run_report(session=session, run_id=run_id)
+    return status
+
+
 def fail_run(*, session: Session, run_id: uuid.UUID, error: BaseException) -> None:
     """Mark a run failed with its error (after its own transaction rolled back)."""
     run = session.get(ReconciliationRun, run_id, with_for_update=True)
@@ -203,7 +232,7 @@ def fail_run(*, session: Session, run_id: uuid.UUID, error: BaseException) -> No
         return
     run.status = "failed"
     run.finished_at = datetime.now(UTC)
-    run.error = f"{type(error).__name__}: {error}"[:2000]
+    run.error = failure_reason(error)
 
 
 def get_run(*, session: Session, org_id: uuid.UUID, run_id: uuid.UUID) -> ReconciliationRun:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, select, text
+from sqlalchemy.exc import OperationalError
 
 from shared.ingest import processing
 from shared.ingest.processing import (
@@ -19,7 +20,7 @@ from shared.ingest.processing import (
     process_pending_events,
     process_provider_event,
 )
-from shared.matching.engine import MatchBatch
+from shared.matching import engine
 from shared.models import (
     Payment,
     ProviderEvent,
@@ -41,6 +42,8 @@ from tests.support.factories import (
 from worker.tasks import process_event
 
 NOW = datetime.now(UTC) - timedelta(minutes=5)
+DEADLOCK = "DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40P01'; END $$"
+INDEX_ROW_TOO_BIG = "DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '54000'; END $$"
 
 
 def scalar(engine, sql: str, **params):
@@ -141,14 +144,14 @@ def test_a_poison_event_in_a_batch_fails_alone_and_its_writes_are_undone(session
     good, bad, long, crashing = stored_events(
         session, account, [intent(1), unreadable, too_long, intent(4)]
     )
-    write = MatchBatch.write
+    write = engine.write_changes
 
-    def crash_on_pi_4(batch: MatchBatch) -> None:
-        write(batch)
-        if any(r.provider_reference == "pi_4" for r in batch.records.values()):
+    def crash_on_pi_4(**changes) -> None:
+        write(**changes)
+        if any(r.provider_reference == "pi_4" for r in changes["rows"].records.values()):
             raise RuntimeError("bug about pi_4")  # once the batch's rows are written
 
-    monkeypatch.setattr(MatchBatch, "write", crash_on_pi_4)
+    monkeypatch.setattr(engine, "write_changes", crash_on_pi_4)
     assert process_pending_events(session=session, event_id=good.id) == "processed"
     session.expire_all()
     states = {e.id: (e.state, e.last_error) for e in session.scalars(select(ProviderEvent))}
@@ -161,6 +164,58 @@ def test_a_poison_event_in_a_batch_fails_alone_and_its_writes_are_undone(session
     assert references == ["pi_1"]  # nothing of the failed events was kept
     [item] = session.scalars(select(ReconciliationItem)).all()
     assert item.outcome == "matched"
+
+
+def crash_in_write(monkeypatch, reference: str, sql: str) -> None:
+    """Make the batch's write raise what PostgreSQL raises for ``sql`` when it holds
+    ``reference`` (after the batch's rows are written)."""
+    write = engine.write_changes
+
+    def crashing(**changes) -> None:
+        write(**changes)
+        if any(r.provider_reference == reference for r in changes["rows"].records.values()):
+            changes["session"].execute(text(sql))
+
+    monkeypatch.setattr(engine, "write_changes", crashing)
+
+
+def test_a_data_dependent_database_error_fails_only_its_event(session, monkeypatch):
+    org = make_org(session)
+    account = make_account(session, org)
+    first, poison, last = stored_events(session, account, [intent(1), intent(2), intent(3)])
+    crash_in_write(monkeypatch, "pi_2", INDEX_ROW_TOO_BIG)
+    assert process_pending_events(session=session, event_id=first.id) == "processed"
+    session.expire_all()
+    states = {e.id: (e.state, e.last_error) for e in session.scalars(select(ProviderEvent))}
+    assert states[first.id] == states[last.id] == ("processed", None)
+    assert states[poison.id][0] == "failed"
+    assert states[poison.id][1].startswith("OperationalError")
+    references = session.scalars(select(ProviderRecord.provider_reference)).all()
+    assert sorted(references) == ["pi_1", "pi_3"]
+
+
+def test_a_transient_error_in_a_batch_rolls_it_all_back_for_the_retry(committed, monkeypatch):
+    ids = committed_events([intent(1), intent(2), intent(3)])
+    crash_in_write(monkeypatch, "pi_2", DEADLOCK)
+    with pytest.raises(OperationalError):
+        process_event(str(ids[0]))
+    assert scalar(committed, "SELECT count(*) FROM provider_events WHERE state = 'pending'") == 3
+    assert scalar(committed, "SELECT sum(attempts) FROM provider_events") == 0
+    assert scalar(committed, "SELECT count(*) FROM provider_records") == 0
+
+
+def test_a_task_whose_processing_crashes_fails_its_event_with_the_reason(committed, monkeypatch):
+    [event_id] = committed_events([intent(1)])
+
+    def crash(**_):
+        raise RuntimeError("bug outside the batch")
+
+    monkeypatch.setattr(processing, "process_pending_events", crash)
+    assert process_event(str(event_id)) == "failed"
+    assert scalar(committed, "SELECT state FROM provider_events") == "failed"
+    assert scalar(committed, "SELECT last_error FROM provider_events") == (
+        "RuntimeError: bug outside the batch"
+    )
 
 
 def test_concurrent_batches_take_shared_keys_in_one_order(committed):
@@ -336,7 +391,8 @@ def test_matching_settings_are_read_once_per_process_for_a_few_seconds(session, 
             process_provider_event(session=session, event_id=stored.id)
         assert sorted(reads) == ["account", "organization"]
         later = time.monotonic() + processing.SETTINGS_CACHE_SECONDS
-        monkeypatch.setattr(processing.time, "monotonic", lambda: later)
+        for cache in (processing._account_options_cache, processing._match_settings_cache):
+            monkeypatch.setattr(cache, "clock", lambda: later)
         [stored] = stored_events(session, account, [intent(9)])
         process_provider_event(session=session, event_id=stored.id)
         assert sorted(reads) == ["account", "account", "organization", "organization"]

@@ -291,7 +291,7 @@ def test_an_unknown_account_is_not_cached(committed, monkeypatch):
             ingestion.load_webhook_account(provider="stripe", account_id=unknown)
 
     assert reads == [unknown, unknown]
-    assert unknown not in ingestion._account_cache
+    assert unknown not in ingestion._accounts
 
 
 def worker_class(argv: list[str]) -> str:

@@ -332,7 +332,7 @@ def test_a_new_secret_works_at_once_and_a_removed_one_stops_within_the_cache_win
     session.flush()
     body, headers = stripe_request(stripe_event(), secret=rotated)
     assert post(client, "stripe", accounts.stripe.id, body, headers).status_code == 200
-    monkeypatch.setattr(ingestion, "ACCOUNT_CACHE_SECONDS", 0.0)
+    monkeypatch.setattr(ingestion._accounts, "seconds", 0.0)
     ingestion.forget_cached_accounts()
     body, headers = stripe_request(stripe_event(), secret=STRIPE_SECRET)
     assert_problem(post(client, "stripe", accounts.stripe.id, body, headers), 400)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
@@ -343,3 +344,56 @@ def test_what_the_real_worker_records_reaches_the_scrape(
     opened = "recon_discrepancies_opened_total"
     mismatch = {"type": "AmountMismatch"}
     assert after.value(opened, **mismatch) - before.value(opened, **mismatch) == 1
+
+
+def library_scrape(record) -> Scrape:
+    """What prometheus_client's own Counter and Histogram expose for the same recordings
+    (``_created`` left out: it is the time a series was created in one process)."""
+    registry = CollectorRegistry()
+    webhooks = Counter(
+        metrics.WEBHOOKS.name, metrics.WEBHOOKS.documentation, metrics.WEBHOOKS.labels,
+        registry=registry,
+    )  # fmt: skip
+    durations = Histogram(
+        metrics.REQUEST_DURATION.name, metrics.REQUEST_DURATION.documentation,
+        metrics.REQUEST_DURATION.labels, buckets=metrics.REQUEST_DURATION.buckets,
+        registry=registry,
+    )  # fmt: skip
+    record(
+        lambda *labels: webhooks.labels(*labels).inc(),
+        lambda method, route, status, seconds: durations.labels(method, route, str(status)).observe(
+            seconds
+        ),
+    )
+    return Scrape(generate_latest(registry).decode())
+
+
+def test_the_scrape_is_what_prometheus_clients_own_metrics_expose(client):
+    """Pins our Redis aggregation to the library: the same recordings give the same
+    families (name, type, help) and the same samples, bucket bounds and sums included."""
+    reason, route = f"pin-{uuid.uuid4().hex}", f"/pin/{uuid.uuid4().hex}"
+
+    def record(count, observe) -> None:
+        for _ in range(3):
+            count("stripe", "accepted", reason)
+        count("adyen", "rejected", reason)
+        for seconds in (0.001, 0.005, 0.0051, 0.25, 9.99, 10.0, 42.0):  # bounds, +Inf
+            observe("POST", route, 200, seconds)
+
+    record(metrics.record_webhook, metrics.observe_request_duration)
+    ours = scrape(client)
+    theirs = library_scrape(record)
+
+    def pinned(result: Scrape) -> dict:
+        return {
+            key: value
+            for key, value in result.samples.items()
+            if not key[0].endswith("_created")
+            and (("reason", reason) in key[1] or ("route", route) in key[1])
+        }
+
+    assert pinned(ours) == pinned(theirs)
+    assert len(pinned(theirs)) == 2 + 12 + 2  # two counters, 12 buckets, _count and _sum
+    for family in (metrics.WEBHOOKS, metrics.REQUEST_DURATION):
+        mine, library = ours.families[family.name], theirs.families[family.name]
+        assert (mine.type, mine.documentation) == (library.type, library.documentation)
