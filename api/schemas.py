@@ -197,7 +197,7 @@ class ProviderRecordSummaryOut(BaseModel):
 
 
 class DiscrepancyOut(BaseModel):
-    """A discrepancy (the resource shape of docs/design.md); ``difference_minor`` for AmountMismatch."""
+    """A discrepancy as docs/design.md shapes it; ``difference_minor`` for AmountMismatch."""
 
     model_config = ConfigDict(from_attributes=True)
 

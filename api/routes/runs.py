@@ -19,7 +19,7 @@ from shared.runs.lifecycle import get_run, list_runs, trigger_daily_runs, trigge
 
 blueprint = Blueprint("runs", __name__)
 
-REPORT_SCHEMA = {"type": "object", "description": "The run's report (docs/design.md, "Report")."}
+REPORT_SCHEMA = {"type": "object", "description": "The run's report (docs/design.md, Report)."}
 
 
 def _json(model, status: int = 200) -> Response:

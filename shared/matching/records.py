@@ -115,7 +115,7 @@ def refunded_total(state: RecordState) -> int:
 
 
 def derived_status(state: RecordState) -> str:
-    """The normalised status (docs/design.md, "Status mapping"): refunds turn a succeeded payment (partially) refunded."""
+    """The normalised status (docs/design.md): refunds make a succeeded payment refunded."""
     refunded = refunded_total(state)
     if refunded > 0 and state.payment_status in (None, "succeeded"):
         if state.amount_minor is not None and refunded >= state.amount_minor:

@@ -5,6 +5,11 @@ HMAC-SHA256, keyed with the hex-decoded HMAC key, of
 ``pspReference:originalReference:merchantAccountCode:merchantReference:value:currency:
 eventCode:success`` (missing fields empty, no escaping). Every item is verified — the
 official helper checks only the first — and one bad item refuses the whole request.
+Adyen expects the literal answer ``[accepted]``.
+
+Modification events (CAPTURE, CANCELLATION, REFUND, …) carry no payment amount,
+occurred_at, merchant or customer reference of the payment they change: they update
+the payment named by ``originalReference`` without overwriting those fields.
 """
 
 from __future__ import annotations
@@ -13,10 +18,23 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
+import secrets as random_secrets
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from shared.platform.errors import ValidationFailed
-from shared.providers import VerifiedEvent
+from shared.providers import Ignored, RecordUpdate, VerifiedEvent
+from shared.providers.interface import AccountOptions, Normalised
+from shared.providers.payload_fields import (
+    amount_minor,
+    currency_code,
+    iso_time,
+    optional_text,
+    required_object,
+    required_text,
+)
 from shared.providers.webhook_input import (
     InvalidSignature,
     MalformedPayload,
@@ -120,3 +138,223 @@ def parse_adyen_notification(body: bytes, secrets: list[str]) -> list[VerifiedEv
         )
         for item in items
     ]
+
+
+# --- what its notifications say -----------------------------------------------------------
+
+_ITEM = "NotificationRequestItem"
+
+
+def _success(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValidationFailed(f"{_ITEM}.success must be true or false")
+
+
+def _amount(item: dict[str, Any]) -> tuple[int, str]:
+    amount = required_object(item.get("amount"), f"{_ITEM}.amount")
+    value = amount_minor(amount.get("value"), f"{_ITEM}.amount.value")
+    return value, currency_code(amount.get("currency"), f"{_ITEM}.amount.currency")
+
+
+def _psp_reference(item: dict[str, Any]) -> str:
+    return required_text(item.get("pspReference"), f"{_ITEM}.pspReference")
+
+
+def _original_reference(item: dict[str, Any]) -> str:
+    field = f"{_ITEM}.originalReference"
+    return required_text(
+        item.get("originalReference"), f"{field} (the payment a modification changes)"
+    )
+
+
+def _shopper_reference(item: dict[str, Any]) -> str | None:
+    additional = item.get("additionalData")
+    if not isinstance(additional, dict):
+        return None
+    field = f"{_ITEM}.additionalData.shopperReference"
+    return optional_text(additional.get("shopperReference"), field)
+
+
+def _authorisation_status(success: bool, manual_capture: bool) -> str:
+    if not success:
+        return "failed"
+    # With manual capture the money moves only at CAPTURE: until then it is pending.
+    return "pending" if manual_capture else "succeeded"
+
+
+def _authorisation(
+    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
+) -> Normalised:
+    value, currency = _amount(item)
+    return [
+        RecordUpdate(
+            provider_reference=_psp_reference(item),
+            event_at=event_at,
+            currency=currency,
+            amount_minor=value,
+            merchant_reference=optional_text(
+                item.get("merchantReference"), f"{_ITEM}.merchantReference"
+            ),
+            customer_ref=_shopper_reference(item),
+            occurred_at=event_at,
+            payment_status=_authorisation_status(success, manual_capture),
+        )
+    ]
+
+
+def _modification(
+    item: dict[str, Any], event_at: datetime, refund_minor: int | None = None, **fields: Any
+) -> Normalised:
+    """An update of the payment the modification changes (``originalReference``).
+
+    ``refund_minor`` counts the item as the refund ``pspReference`` of that amount.
+    """
+    reference = _original_reference(item)
+    if refund_minor is not None:
+        fields["refunds"] = {_psp_reference(item): refund_minor}
+    return [RecordUpdate(provider_reference=reference, event_at=event_at, **fields)]
+
+
+def _capture(
+    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
+) -> Normalised:
+    # No amount: a capture may be partial, and the payment's amount stays the authorised one.
+    return _modification(item, event_at, payment_status="succeeded" if success else "failed")
+
+
+def _capture_failed(
+    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
+) -> Normalised:
+    return _modification(item, event_at, payment_status="failed")
+
+
+def _cancellation(
+    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
+) -> Normalised:
+    if not success:
+        psp = item.get("pspReference")
+        return Ignored(f"cancellation {psp} was refused by Adyen; the payment is unchanged")
+    return _modification(item, event_at, payment_status="canceled")
+
+
+def _refund(
+    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
+) -> Normalised:
+    if not success:
+        psp = item.get("pspReference")
+        return Ignored(f"refund {psp} was refused by Adyen; nothing was refunded")
+    value, currency = _amount(item)
+    return _modification(item, event_at, refund_minor=value, currency=currency)
+
+
+def _refund_failed(
+    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
+) -> Normalised:
+    # REFUND_FAILED carries the refund's own pspReference (the one its REFUND carried):
+    # the scheme rejected a refund Adyen had accepted, so it is withdrawn whatever `success`.
+    return _modification(item, event_at, refund_minor=0)
+
+
+def _chargeback(
+    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
+) -> Normalised:
+    value, currency = _amount(item)
+    return _modification(
+        item,
+        event_at,
+        currency=currency,
+        dispute_status="chargeback",
+        dispute_amount_minor=value,
+    )
+
+
+_Mapping = Callable[[dict[str, Any], datetime, bool, bool], Normalised]
+_MAPPINGS: dict[str, _Mapping] = {
+    "AUTHORISATION": _authorisation,
+    "CAPTURE": _capture,
+    "CAPTURE_FAILED": _capture_failed,
+    "CANCELLATION": _cancellation,
+    "REFUND": _refund,
+    "REFUND_FAILED": _refund_failed,
+    "CHARGEBACK": _chargeback,
+}
+
+
+def normalise_adyen_item(
+    event_code: str, payload: dict[str, Any], *, manual_capture: bool = False
+) -> Normalised:
+    """What one stored item (``{"live": …, "NotificationRequestItem": {…}}``) says.
+
+    ``manual_capture`` says the account captures manually: an authorisation is then
+    pending until CAPTURE. See WebhookProvider.normalise for the guarantees.
+    """
+    mapping = _MAPPINGS.get(event_code)
+    if mapping is None:
+        return Ignored(f"Adyen event code {event_code} does not affect reconciliation")
+    item = required_object(payload.get(_ITEM), _ITEM)
+    event_at = iso_time(item.get("eventDate"), f"{_ITEM}.eventDate")
+    return mapping(item, event_at, _success(item.get("success")), manual_capture)
+
+
+# --- the provider -------------------------------------------------------------------------
+
+
+def _signed_item(item: dict[str, Any], hmac_key_hex: str) -> dict[str, Any]:
+    additional = item.get("additionalData")
+    signature = adyen_signature(hmac_key_hex, item).decode()
+    return {
+        **item,
+        "additionalData": {**(additional or {}), "hmacSignature": signature},
+    }
+
+
+class AdyenProvider:
+    """Adyen as a :class:`shared.providers.interface.WebhookProvider`."""
+
+    name = "adyen"
+    summary = "Adyen notifications; Adyen expects the literal body ``[accepted]``."
+    signature_headers = ()  # each item carries its own signature, in the body
+    acknowledgement = ACCEPTED
+    account_options = frozenset({"manual_capture"})
+
+    def check_secret(self, secret: str) -> None:
+        """Raise ValidationFailed unless ``secret`` is an HMAC key in hexadecimal."""
+        check_adyen_secret(secret)
+
+    def new_secret(self) -> str:
+        """A fresh 32-byte HMAC key in upper-case hexadecimal, as the Customer Area shows it."""
+        return random_secrets.token_hex(32).upper()
+
+    def verify(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        secrets: list[str],
+        *,
+        now: float,
+        tolerance: int,
+    ) -> list[VerifiedEvent]:
+        """Every item of the notification (items carry no timestamp to check)."""
+        return parse_adyen_notification(body, secrets)
+
+    def sign(
+        self, document: dict[str, Any], secret: str, *, now: int
+    ) -> tuple[bytes, dict[str, str]]:
+        """The notification with each item's ``hmacSignature`` set; no headers."""
+        wrappers = [
+            {_ITEM: _signed_item(wrapper[_ITEM], secret)}
+            for wrapper in document["notificationItems"]
+        ]
+        return json.dumps({**document, "notificationItems": wrappers}).encode(), {}
+
+    def normalise(
+        self, event_type: str, payload: dict[str, Any], options: AccountOptions
+    ) -> Normalised:
+        """:func:`normalise_adyen_item` with the account's capture mode."""
+        return normalise_adyen_item(event_type, payload, manual_capture=options.manual_capture)
+
+
+PROVIDER = AdyenProvider()
