@@ -41,13 +41,16 @@ def sample_deliveries() -> dict[str, dict[str, Any]]:
     Every registered provider needs one here: the contract test refuses a provider
     without a sample.
     """
+    authorisation = signing.adyen_item()
+    psp_reference = authorisation["pspReference"]
+    capture = signing.adyen_item(event_code="CAPTURE")
     return {
         "stripe": signing.stripe_event("payment_intent.succeeded"),
         "adyen": {
             "live": "false",
             "notificationItems": [
-                {"NotificationRequestItem": signing.adyen_item()},
-                {"NotificationRequestItem": signing.adyen_item(event_code="CAPTURE")},
+                {"NotificationRequestItem": authorisation},
+                {"NotificationRequestItem": capture | {"originalReference": psp_reference}},
             ],
         },
         "standard": signing.standard_payload("payment.succeeded"),
