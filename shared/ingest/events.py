@@ -34,6 +34,7 @@ from shared.platform.pagination import Page, decode_cursor, page_of
 from shared.platform.settings import get_settings
 from shared.platform.tasks import PROCESS_EVENT
 from shared.providers import VerifiedEvent
+from shared.providers.interface import WebhookRequest
 from shared.providers.registry import provider_named
 from shared.providers.webhook_input import InvalidSignature
 
@@ -149,13 +150,14 @@ def verify_delivery(
     tolerance = get_settings().webhook_tolerance_seconds
     account = load_webhook_account(provider=provider, account_id=account_id)
     verify = provider_named(provider).verify
+    arrived = WebhookRequest(body, headers, now)
     try:
-        return account, verify(body, headers, account.secrets, now=now, tolerance=tolerance)
+        return account, verify(arrived, account.secrets, tolerance=tolerance)
     except InvalidSignature:
         fresh = load_webhook_account(provider=provider, account_id=account_id, fresh=True)
         if fresh.secrets == account.secrets:
             raise
-        return fresh, verify(body, headers, fresh.secrets, now=now, tolerance=tolerance)
+        return fresh, verify(arrived, fresh.secrets, tolerance=tolerance)
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,14 @@ import hashlib
 import hmac
 import json
 import secrets as random_secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from shared.platform.errors import ValidationFailed
 from shared.providers import Ignored, RecordUpdate, VerifiedEvent
-from shared.providers.interface import AccountOptions, Normalised
+from shared.providers.interface import AccountOptions, Normalised, WebhookRequest
 from shared.providers.payload_fields import (
     amount_minor,
     currency_code,
@@ -185,94 +186,87 @@ def _authorisation_status(success: bool, manual_capture: bool) -> str:
     return "pending" if manual_capture else "succeeded"
 
 
-def _authorisation(
-    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
-) -> Normalised:
+@dataclass(frozen=True, slots=True)
+class _Notification:
+    """One item being read, with what every event code's mapping may need."""
+
+    item: dict[str, Any]
+    event_at: datetime
+    success: bool
+    manual_capture: bool
+
+
+def _authorisation(notification: _Notification) -> Normalised:
+    item = notification.item
     value, currency = _amount(item)
     return [
         RecordUpdate(
             provider_reference=_psp_reference(item),
-            event_at=event_at,
+            event_at=notification.event_at,
             currency=currency,
             amount_minor=value,
             merchant_reference=optional_text(
                 item.get("merchantReference"), f"{_ITEM}.merchantReference"
             ),
             customer_ref=_shopper_reference(item),
-            occurred_at=event_at,
-            payment_status=_authorisation_status(success, manual_capture),
+            occurred_at=notification.event_at,
+            payment_status=_authorisation_status(notification.success, notification.manual_capture),
         )
     ]
 
 
 def _modification(
-    item: dict[str, Any], event_at: datetime, refund_minor: int | None = None, **fields: Any
+    notification: _Notification, refund_minor: int | None = None, **fields: Any
 ) -> Normalised:
     """An update of the payment the modification changes (``originalReference``).
 
     ``refund_minor`` counts the item as the refund ``pspReference`` of that amount.
     """
-    reference = _original_reference(item)
+    reference = _original_reference(notification.item)
     if refund_minor is not None:
-        fields["refunds"] = {_psp_reference(item): refund_minor}
-    return [RecordUpdate(provider_reference=reference, event_at=event_at, **fields)]
+        fields["refunds"] = {_psp_reference(notification.item): refund_minor}
+    return [RecordUpdate(provider_reference=reference, event_at=notification.event_at, **fields)]
 
 
-def _capture(
-    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
-) -> Normalised:
+def _capture(notification: _Notification) -> Normalised:
     # No amount: a capture may be partial, and the payment's amount stays the authorised one.
-    return _modification(item, event_at, payment_status="succeeded" if success else "failed")
+    status = "succeeded" if notification.success else "failed"
+    return _modification(notification, payment_status=status)
 
 
-def _capture_failed(
-    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
-) -> Normalised:
-    return _modification(item, event_at, payment_status="failed")
+def _capture_failed(notification: _Notification) -> Normalised:
+    return _modification(notification, payment_status="failed")
 
 
-def _cancellation(
-    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
-) -> Normalised:
-    if not success:
-        psp = item.get("pspReference")
+def _cancellation(notification: _Notification) -> Normalised:
+    if not notification.success:
+        psp = notification.item.get("pspReference")
         return Ignored(f"cancellation {psp} was refused by Adyen; the payment is unchanged")
-    return _modification(item, event_at, payment_status="canceled")
+    return _modification(notification, payment_status="canceled")
 
 
-def _refund(
-    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
-) -> Normalised:
-    if not success:
-        psp = item.get("pspReference")
+def _refund(notification: _Notification) -> Normalised:
+    if not notification.success:
+        psp = notification.item.get("pspReference")
         return Ignored(f"refund {psp} was refused by Adyen; nothing was refunded")
-    value, currency = _amount(item)
-    return _modification(item, event_at, refund_minor=value, currency=currency)
+    value, currency = _amount(notification.item)
+    return _modification(notification, refund_minor=value, currency=currency)
 
 
-def _refund_failed(
-    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
-) -> Normalised:
+def _refund_failed(notification: _Notification) -> Normalised:
     # REFUND_FAILED carries the refund's own pspReference (the one its REFUND carried):
     # the scheme rejected a refund Adyen had accepted, so it is withdrawn whatever `success`.
-    return _modification(item, event_at, refund_minor=0)
+    return _modification(notification, refund_minor=0)
 
 
-def _chargeback(
-    item: dict[str, Any], event_at: datetime, success: bool, manual_capture: bool
-) -> Normalised:
-    value, currency = _amount(item)
+def _chargeback(notification: _Notification) -> Normalised:
+    value, currency = _amount(notification.item)
     return _modification(
-        item,
-        event_at,
-        currency=currency,
-        dispute_status="chargeback",
-        dispute_amount_minor=value,
+        notification, currency=currency, dispute_status="chargeback", dispute_amount_minor=value
     )
 
 
-_Mapping = Callable[[dict[str, Any], datetime, bool, bool], Normalised]
-_MAPPINGS: dict[str, _Mapping] = {
+_MAPPINGS: dict[str, Callable[[_Notification], Normalised]] = {
     "AUTHORISATION": _authorisation,
     "CAPTURE": _capture,
     "CAPTURE_FAILED": _capture_failed,
@@ -296,7 +290,7 @@ def normalise_adyen_item(
         return Ignored(f"Adyen event code {event_code} does not affect reconciliation")
     item = required_object(payload.get(_ITEM), _ITEM)
     event_at = iso_time(item.get("eventDate"), f"{_ITEM}.eventDate")
-    return mapping(item, event_at, _success(item.get("success")), manual_capture)
+    return mapping(_Notification(item, event_at, _success(item.get("success")), manual_capture))
 
 
 # --- the provider -------------------------------------------------------------------------
@@ -329,16 +323,10 @@ class AdyenProvider:
         return random_secrets.token_hex(32).upper()
 
     def verify(
-        self,
-        body: bytes,
-        headers: Mapping[str, str],
-        secrets: list[str],
-        *,
-        now: float,
-        tolerance: int,
+        self, request: WebhookRequest, secrets: list[str], *, tolerance: int
     ) -> list[VerifiedEvent]:
         """Every item of the notification (items carry no timestamp to check)."""
-        return parse_adyen_notification(body, secrets)
+        return parse_adyen_notification(request.body, secrets)
 
     def sign(
         self, document: dict[str, Any], secret: str, *, now: int

@@ -32,6 +32,15 @@ class AccountOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """One webhook request as it arrived: its raw body, its headers, when (Unix seconds)."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class SignatureHeader:
     """A request header that carries (part of) a delivery's signature."""
 
@@ -62,16 +71,11 @@ class WebhookProvider(Protocol):
         ...
 
     def verify(
-        self,
-        body: bytes,
-        headers: Mapping[str, str],
-        secrets: list[str],
-        *,
-        now: float,
-        tolerance: int,
+        self, request: WebhookRequest, secrets: list[str], *, tolerance: int
     ) -> list[VerifiedEvent]:
-        """The delivery's events if one of ``secrets`` signed it; InvalidSignature,
-        MalformedPayload (400) or ValidationFailed (422) otherwise, with nothing returned."""
+        """The request's events if one of ``secrets`` signed it within ``tolerance`` seconds of
+        its arrival; InvalidSignature, MalformedPayload (400) or ValidationFailed (422)
+        otherwise."""
         ...
 
     def sign(

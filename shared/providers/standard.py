@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -30,7 +32,7 @@ from pydantic import (
 
 from shared.platform.errors import ValidationFailed, describe_validation_errors
 from shared.providers import Ignored, RecordUpdate, VerifiedEvent
-from shared.providers.interface import AccountOptions, Normalised, SignatureHeader
+from shared.providers.interface import AccountOptions, Normalised, SignatureHeader, WebhookRequest
 from shared.providers.payload_fields import MAX_AMOUNT_MINOR, as_utc
 from shared.providers.webhook_input import (
     InvalidSignature,
@@ -68,6 +70,16 @@ def _iso_only(value: object) -> object:
     return value
 
 
+def _with_offset(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must carry a UTC offset")
+    return value
+
+
+ISO_ONLY = BeforeValidator(_iso_only)
+PLAUSIBLE = AfterValidator(check_plausible)
+
+
 class StandardPaymentData(BaseModel):
     """The payment an event describes; amounts are integers of minor units."""
 
@@ -79,7 +91,7 @@ class StandardPaymentData(BaseModel):
     currency: str
     amount_refunded: AmountMinor = 0
     customer: str | None = Field(default=None, max_length=255)
-    occurred_at: datetime
+    occurred_at: Annotated[datetime, ISO_ONLY, AfterValidator(_with_offset), PLAUSIBLE]
 
     @field_validator("currency")
     @classmethod
@@ -91,18 +103,6 @@ class StandardPaymentData(BaseModel):
     def _one_line(cls, value: str | None) -> str | None:
         return None if value is None else check_identifier(value)
 
-    @field_validator("occurred_at", mode="before")
-    @classmethod
-    def _no_unix_number(cls, value: object) -> object:
-        return _iso_only(value)
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("must carry a UTC offset")
-        return check_plausible(value)
-
 
 class StandardEvent(BaseModel):
     """``{"type": "payment.<status>", "timestamp": …, "data": {…}}``."""
@@ -110,18 +110,8 @@ class StandardEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
-    timestamp: AwareDatetime
+    timestamp: Annotated[AwareDatetime, ISO_ONLY, PLAUSIBLE]
     data: StandardPaymentData
-
-    @field_validator("timestamp", mode="before")
-    @classmethod
-    def _no_unix_number(cls, value: object) -> object:
-        return _iso_only(value)
-
-    @field_validator("timestamp")
-    @classmethod
-    def _plausible(cls, value: datetime) -> datetime:
-        return check_plausible(value)
 
     @field_validator("data")
     @classmethod
@@ -304,16 +294,12 @@ class StandardProvider:
         return SECRET_PREFIX + base64.b64encode(random_secrets.token_bytes(24)).decode()
 
     def verify(
-        self,
-        body: bytes,
-        headers: Mapping[str, str],
-        secrets: list[str],
-        *,
-        now: float,
-        tolerance: int,
+        self, request: WebhookRequest, secrets: list[str], *, tolerance: int
     ) -> list[VerifiedEvent]:
-        """The one message of a delivery, signed and of the payment shape."""
-        return parse_standard_event(body, headers, secrets, now=now, tolerance=tolerance)
+        """The one message of a request, signed and of the payment shape."""
+        return parse_standard_event(
+            request.body, request.headers, secrets, now=request.received_at, tolerance=tolerance
+        )
 
     def sign(
         self, document: dict[str, Any], secret: str, *, now: int

@@ -17,13 +17,13 @@ import hashlib
 import hmac
 import json
 import secrets as random_secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from shared.platform.errors import ValidationFailed
 from shared.providers import Ignored, RecordUpdate, VerifiedEvent
-from shared.providers.interface import AccountOptions, Normalised, SignatureHeader
+from shared.providers.interface import AccountOptions, Normalised, SignatureHeader, WebhookRequest
 from shared.providers.payload_fields import (
     amount_minor,
     currency_code,
@@ -303,17 +303,15 @@ class StripeProvider:
         return SECRET_PREFIX + random_secrets.token_urlsafe(24)
 
     def verify(
-        self,
-        body: bytes,
-        headers: Mapping[str, str],
-        secrets: list[str],
-        *,
-        now: float,
-        tolerance: int,
+        self, request: WebhookRequest, secrets: list[str], *, tolerance: int
     ) -> list[VerifiedEvent]:
-        """The one event of a delivery signed with ``Stripe-Signature``."""
+        """The one event of a request signed with ``Stripe-Signature``."""
         return parse_stripe_event(
-            body, headers.get(SIGNATURE_HEADER), secrets, now=now, tolerance=tolerance
+            request.body,
+            request.headers.get(SIGNATURE_HEADER),
+            secrets,
+            now=request.received_at,
+            tolerance=tolerance,
         )
 
     def sign(

@@ -15,7 +15,12 @@ import pytest
 
 from shared.platform.errors import ValidationFailed
 from shared.providers import Ignored, RecordUpdate, VerifiedEvent
-from shared.providers.interface import AccountOptions, SignatureHeader, WebhookProvider
+from shared.providers.interface import (
+    AccountOptions,
+    SignatureHeader,
+    WebhookProvider,
+    WebhookRequest,
+)
 from shared.providers.registry import REGISTRY
 from shared.providers.webhook_input import InvalidSignature
 from tests.support.payloads import datetimes_of, sample_deliveries
@@ -39,7 +44,7 @@ def signed_sample(provider: WebhookProvider, secret: str) -> tuple[bytes, dict[s
 def verified_sample(provider: WebhookProvider) -> list[VerifiedEvent]:
     secret = provider.new_secret()
     body, headers, now = signed_sample(provider, secret)
-    return provider.verify(body, headers, [secret], now=now, tolerance=TOLERANCE)
+    return provider.verify(WebhookRequest(body, headers, now), [secret], tolerance=TOLERANCE)
 
 
 def other_value(option: Any) -> Any:
@@ -90,7 +95,9 @@ def test_sample_signed_with_another_secret_is_refused(provider):
     body, headers, now = signed_sample(provider, provider.new_secret())
 
     with pytest.raises(InvalidSignature):
-        provider.verify(body, headers, [provider.new_secret()], now=now, tolerance=TOLERANCE)
+        provider.verify(
+            WebhookRequest(body, headers, now), [provider.new_secret()], tolerance=TOLERANCE
+        )
 
 
 def test_tampered_sample_is_refused(provider):
@@ -100,7 +107,7 @@ def test_tampered_sample_is_refused(provider):
     assert tampered != body
 
     with pytest.raises(InvalidSignature):
-        provider.verify(tampered, headers, [secret], now=now, tolerance=TOLERANCE)
+        provider.verify(WebhookRequest(tampered, headers, now), [secret], tolerance=TOLERANCE)
 
 
 def test_verified_sample_normalises_into_utc_record_updates(provider):
