@@ -27,7 +27,12 @@ from typing import Any
 
 from shared.platform.errors import ValidationFailed
 from shared.providers import Ignored, RecordUpdate, VerifiedEvent
-from shared.providers.interface import AccountOptions, Normalised, WebhookRequest
+from shared.providers.interface import (
+    AccountOptions,
+    Normalised,
+    SignatureHeader,
+    WebhookRequest,
+)
 from shared.providers.payload_fields import (
     amount_minor,
     currency_code,
@@ -308,11 +313,12 @@ def _signed_item(item: dict[str, Any], hmac_key_hex: str) -> dict[str, Any]:
 class AdyenProvider:
     """Adyen as a :class:`shared.providers.interface.WebhookProvider`."""
 
-    name = "adyen"
-    summary = "Adyen notifications; Adyen expects the literal body ``[accepted]``."
-    signature_headers = ()  # each item carries its own signature, in the body
-    acknowledgement = ACCEPTED
-    account_options = frozenset({"manual_capture"})
+    name: str = "adyen"
+    summary: str = "Adyen notifications; Adyen expects the literal body ``[accepted]``."
+    # No header: each item carries its own signature, in the body.
+    signature_headers: tuple[SignatureHeader, ...] = ()
+    acknowledgement: str | None = ACCEPTED
+    account_options: frozenset[str] = frozenset({"manual_capture"})
 
     def check_secret(self, secret: str) -> None:
         """Raise ValidationFailed unless ``secret`` is an HMAC key in hexadecimal."""

@@ -275,14 +275,14 @@ def normalise_standard_event(event_type: str, payload: dict[str, Any]) -> Normal
 class StandardProvider:
     """Standard Webhooks as a :class:`shared.providers.interface.WebhookProvider`."""
 
-    name = "standard"
-    summary = "Standard Webhooks messages (``webhook-id``/``-timestamp``/``-signature``)."
-    signature_headers = (
+    name: str = "standard"
+    summary: str = "Standard Webhooks messages (``webhook-id``/``-timestamp``/``-signature``)."
+    signature_headers: tuple[SignatureHeader, ...] = (
         SignatureHeader(MESSAGE_ID_HEADER, "The message id"),
         SignatureHeader(TIMESTAMP_HEADER, "Unix time in seconds"),
         SignatureHeader(SIGNATURE_HEADER, "v1,<base64 HMAC-SHA256>, space-separated"),
     )
-    acknowledgement = None
+    acknowledgement: str | None = None
     account_options: frozenset[str] = frozenset()
 
     def check_secret(self, secret: str) -> None:

@@ -288,11 +288,13 @@ def normalise_stripe_event(
 class StripeProvider:
     """Stripe as a :class:`shared.providers.interface.WebhookProvider`."""
 
-    name = "stripe"
-    summary = "Stripe events, signed with ``Stripe-Signature``."
-    signature_headers = (SignatureHeader(SIGNATURE_HEADER, "t=<unix time>,v1=<HMAC-SHA256>"),)
-    acknowledgement = None
-    account_options = frozenset({"merchant_reference_key"})
+    name: str = "stripe"
+    summary: str = "Stripe events, signed with ``Stripe-Signature``."
+    signature_headers: tuple[SignatureHeader, ...] = (
+        SignatureHeader(SIGNATURE_HEADER, "t=<unix time>,v1=<HMAC-SHA256>"),
+    )
+    acknowledgement: str | None = None
+    account_options: frozenset[str] = frozenset({"merchant_reference_key"})
 
     def check_secret(self, secret: str) -> None:
         """Raise ValidationFailed unless ``secret`` looks like a Stripe endpoint secret."""
