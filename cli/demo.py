@@ -9,10 +9,8 @@ and awaited, its Markdown report and a triage walk-through printed.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import secrets
 import sys
 import time
 import urllib.error
@@ -35,11 +33,12 @@ from cli.processes import Stack, foreground
 from cli.services import ensure_services, port_open
 from shared.access.api_keys import create_api_key
 from shared.access.organizations import create_organization
-from shared.models import PROVIDERS, Organization
+from shared.models import Organization
 from shared.payments.imports import MAX_BATCH
 from shared.platform import migrations
 from shared.platform.db import unit_of_work
 from shared.providers.accounts import add_provider_account, webhook_path
+from shared.providers.registry import REGISTRY
 
 READY_TIMEOUT_SECONDS = 60
 DRAIN_TIMEOUT_SECONDS = 180
@@ -66,15 +65,6 @@ class DemoOrganisation:
     secrets: dict[str, str]  # provider -> signing secret
 
 
-def demo_secret(provider: str) -> str:
-    """A fresh signing secret in the form the provider uses."""
-    if provider == "adyen":
-        return secrets.token_hex(32).upper()
-    if provider == "standard":
-        return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    return "whsec_" + secrets.token_urlsafe(24)
-
-
 def wait_until_ready(base_url: str) -> dict:
     """Poll ``/readyz`` until it answers 200; raise ClickException after the timeout."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
@@ -93,7 +83,7 @@ def wait_until_ready(base_url: str) -> dict:
 
 def create_demo_organisation() -> DemoOrganisation:
     """Demo Ltd (UTC) with an owner key and one account per provider, committed."""
-    provider_secrets = {provider: demo_secret(provider) for provider in PROVIDERS}
+    provider_secrets = {name: provider.new_secret() for name, provider in REGISTRY.items()}
     with unit_of_work() as session:
         organization = create_organization(session=session, name="Demo Ltd", timezone="UTC")
         owner = create_api_key(

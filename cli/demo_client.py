@@ -6,8 +6,6 @@ tool would send it.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import time
 import urllib.error
@@ -18,9 +16,7 @@ from typing import Any
 import click
 
 from cli.demo_data import Event
-from shared.providers.adyen import adyen_signature
-from shared.providers.standard import standard_signature
-from shared.providers.stripe import stripe_signature
+from shared.providers.registry import provider_named
 
 TIMEOUT_SECONDS = 30
 
@@ -66,25 +62,7 @@ class ApiClient:
 
 def signed_webhook(event: Event, secret: str, now: int) -> tuple[bytes, dict[str, str]]:
     """The body and headers the provider would send for ``event``, signed at ``now``."""
-    if event.provider == "adyen":
-        item = {**event.payload}
-        item["additionalData"] = {
-            **item.get("additionalData", {}),
-            "hmacSignature": adyen_signature(secret, event.payload).decode(),
-        }
-        body = {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
-        return json.dumps(body).encode(), {}
-    body = json.dumps(event.payload).encode()
-    if event.provider == "stripe":
-        return body, {"Stripe-Signature": f"t={now},v1={stripe_signature(secret, now, body)}"}
-    # The message id is the deduplication key: the same message always gets the same one.
-    message_id = "msg_" + hashlib.sha256(body).hexdigest()[:24]
-    signature = base64.b64encode(standard_signature(secret, message_id, now, body)).decode()
-    return body, {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(now),
-        "webhook-signature": f"v1,{signature}",
-    }
+    return provider_named(event.provider).sign(event.payload, secret, now=now)
 
 
 @dataclass(frozen=True)

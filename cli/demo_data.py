@@ -182,7 +182,7 @@ def adyen_item(
     event_code: str, *, psp: str, original: str | None, merchant_reference: str | None,
     amount: int, currency: str, success: bool, shopper: str | None, at: datetime,
 ) -> Event:  # fmt: skip
-    """One Adyen ``NotificationRequestItem`` (unsigned)."""
+    """A notification of one Adyen ``NotificationRequestItem`` (unsigned)."""
     item: dict[str, Any] = {
         "eventCode": event_code,
         "success": "true" if success else "false",
@@ -198,7 +198,8 @@ def adyen_item(
         item["originalReference"] = original
     if not success:
         item["reason"] = "Refused"
-    return Event("adyen", item)
+    notification = {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
+    return Event("adyen", notification)
 
 
 def standard_payment(

@@ -20,7 +20,7 @@ from cli.processes import beat, serve, up, worker
 from cli.runs import run
 from shared.access.api_keys import create_api_key, revoke_api_key
 from shared.access.organizations import create_organization
-from shared.models import PROVIDERS, ROLES
+from shared.models import ROLES
 from shared.platform import migrations
 from shared.platform.db import unit_of_work
 from shared.platform.errors import DomainError
@@ -32,6 +32,7 @@ from shared.providers.accounts import (
     remove_signing_secret,
     webhook_path,
 )
+from shared.providers.registry import PROVIDER_NAMES
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of text."
@@ -149,7 +150,7 @@ def provider() -> None:
 @click.option(
     "--provider",
     "provider_name",
-    type=click.Choice(PROVIDERS),
+    type=click.Choice(PROVIDER_NAMES),
     required=True,
     help="Which provider sends the webhooks.",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
@@ -16,7 +17,8 @@ from api.schemas import WebhookReceipt
 from shared.ingest.events import IngestResult, ingest_webhook
 from shared.platform.errors import DomainError
 from shared.platform.metrics import record_webhook
-from shared.providers.adyen import ACCEPTED
+from shared.providers.interface import WebhookProvider
+from shared.providers.registry import REGISTRY
 
 blueprint = Blueprint("webhooks", __name__)
 # The provider's own JSON, verified byte for byte against its signature.
@@ -58,38 +60,32 @@ def receipt(result: IngestResult) -> Response:
     return json_response(body)
 
 
-@blueprint.post("/webhooks/stripe/<uuid:account_id>")
-@documented(
-    body_schema=PROVIDER_EVENT,
-    responses={200: WebhookReceipt},
-    headers=(Header("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256>", required=True),),
-)
-def stripe_webhook(account_id: uuid.UUID) -> Response:
-    """Stripe events, signed with ``Stripe-Signature``."""
-    return receipt(receive("stripe", account_id))
+def webhook_view(provider: WebhookProvider) -> Callable[[uuid.UUID], Response]:
+    """The route of ``provider``'s deliveries, answered as it expects, and its documentation."""
+
+    def view(account_id: uuid.UUID) -> Response:
+        result = receive(provider.name, account_id)
+        if provider.acknowledgement is not None:
+            return Response(provider.acknowledgement, mimetype="text/plain")
+        return receipt(result)
+
+    view.__name__ = f"{provider.name}_webhook"
+    view.__doc__ = provider.summary
+    answer = (
+        {"text/plain": {"const": provider.acknowledgement}}
+        if provider.acknowledgement is not None
+        else WebhookReceipt
+    )
+    headers = tuple(
+        Header(header.name, header.description, required=True)
+        for header in provider.signature_headers
+    )
+    return documented(body_schema=PROVIDER_EVENT, responses={200: answer}, headers=headers)(view)
 
 
-@blueprint.post("/webhooks/standard/<uuid:account_id>")
-@documented(
-    body_schema=PROVIDER_EVENT,
-    responses={200: WebhookReceipt},
-    headers=(
-        Header("webhook-id", "The message id", required=True),
-        Header("webhook-timestamp", "Unix time in seconds", required=True),
-        Header("webhook-signature", "v1,<base64 HMAC-SHA256>, space-separated", required=True),
-    ),
-)
-def standard_webhook(account_id: uuid.UUID) -> Response:
-    """Standard Webhooks messages (``webhook-id``/``-timestamp``/``-signature``)."""
-    return receipt(receive("standard", account_id))
-
-
-@blueprint.post("/webhooks/adyen/<uuid:account_id>")
-@documented(
-    body_schema=PROVIDER_EVENT,
-    responses={200: {"text/plain": {"const": ACCEPTED}}},
-)
-def adyen_webhook(account_id: uuid.UUID) -> Response:
-    """Adyen notifications; Adyen expects the literal body ``[accepted]``."""
-    receive("adyen", account_id)
-    return Response(ACCEPTED, mimetype="text/plain")
+for registered in REGISTRY.values():
+    blueprint.add_url_rule(
+        f"/webhooks/{registered.name}/<uuid:account_id>",
+        view_func=webhook_view(registered),
+        methods=["POST"],
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -34,33 +34,13 @@ from shared.platform.pagination import Page, newest_first
 from shared.platform.settings import get_settings
 from shared.platform.tasks import PROCESS_EVENT
 from shared.providers import VerifiedEvent
-from shared.providers.adyen import parse_adyen_notification
-from shared.providers.standard import parse_standard_event
-from shared.providers.stripe import SIGNATURE_HEADER, parse_stripe_event
+from shared.providers.interface import WebhookRequest
+from shared.providers.registry import provider_named
 from shared.providers.webhook_input import InvalidSignature
 
 WEBHOOK_QUEUE = "webhooks"
 
 log = get_logger(__name__)
-
-Parser = Callable[[bytes, Mapping[str, str], list[str], float, int], list[VerifiedEvent]]
-
-PARSERS: dict[str, Parser] = {
-    "stripe": lambda body, headers, secrets, now, tolerance: parse_stripe_event(
-        body, headers.get(SIGNATURE_HEADER), secrets, now=now, tolerance=tolerance
-    ),
-    "adyen": lambda body, headers, secrets, now, tolerance: parse_adyen_notification(body, secrets),
-    "standard": lambda body, headers, secrets, now, tolerance: parse_standard_event(
-        body,
-        {
-            name: headers.get(name)
-            for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
-        },
-        secrets,
-        now=now,
-        tolerance=tolerance,
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -135,13 +115,15 @@ def verify_delivery(
     """
     tolerance = get_settings().webhook_tolerance_seconds
     account = load_webhook_account(provider=provider, account_id=account_id)
+    verify = provider_named(provider).verify
+    arrived = WebhookRequest(body, headers, now)
     try:
-        return account, PARSERS[provider](body, headers, account.secrets, now, tolerance)
+        return account, verify(arrived, account.secrets, tolerance=tolerance)
     except InvalidSignature:
         fresh = load_webhook_account(provider=provider, account_id=account_id, fresh=True)
         if fresh.secrets == account.secrets:
             raise
-        return fresh, PARSERS[provider](body, headers, fresh.secrets, now, tolerance)
+        return fresh, verify(arrived, fresh.secrets, tolerance=tolerance)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +43,8 @@ from shared.platform.failures import (
 from shared.platform.logs import get_logger
 from shared.platform.metrics import record_events
 from shared.providers import Ignored, RecordUpdate
-from shared.providers.normalise import normalise_event
+from shared.providers.interface import AccountOptions
+from shared.providers.registry import provider_named
 
 log = get_logger(__name__)
 
@@ -221,13 +222,8 @@ def _match_together(
     for event in events:
         options = _account_options(session, event.provider_account_id)
         try:
-            normalised = normalise_event(
-                event.provider,
-                event.event_type,
-                event.payload,
-                merchant_reference_key=options.merchant_reference_key,
-                manual_capture=options.manual_capture,
-            )
+            provider = provider_named(event.provider)
+            normalised = provider.normalise(event.event_type, event.payload, options)
         except ValidationFailed as error:
             outcomes[event.id] = Outcome("failed", error=error.detail[:MAX_REASON_LENGTH])
             continue
@@ -321,14 +317,8 @@ def mark_event_failed(*, session: Session, event_id: uuid.UUID, error: BaseExcep
 # --- Per-process caches of what every event reads -----------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class AccountOptions:
-    """How an account's events are read (shared/providers/normalise.py)."""
-
-    merchant_reference_key: str
-    manual_capture: bool
-
-
+# The account's columns of the same names as the options, in the options' order.
+_OPTION_COLUMNS = [getattr(ProviderAccount, option.name) for option in fields(AccountOptions)]
 _account_options_cache: TimedCache[uuid.UUID, AccountOptions] = TimedCache(SETTINGS_CACHE_SECONDS)
 _match_settings_cache: TimedCache[uuid.UUID, MatchSettings] = TimedCache(SETTINGS_CACHE_SECONDS)
 
@@ -343,12 +333,8 @@ def _account_options(session: Session, account_id: uuid.UUID) -> AccountOptions:
     """The account's options, read at most every SETTINGS_CACHE_SECONDS per process."""
 
     def read() -> AccountOptions:
-        row = session.execute(
-            select(ProviderAccount.merchant_reference_key, ProviderAccount.manual_capture).where(
-                ProviderAccount.id == account_id
-            )
-        ).one()
-        return AccountOptions(*row)
+        row = session.execute(select(*_OPTION_COLUMNS).where(ProviderAccount.id == account_id))
+        return AccountOptions(*row.one())
 
     return _account_options_cache.get(account_id, read)
 

@@ -7,17 +7,9 @@ import uuid
 from sqlalchemy.orm import Session
 
 from shared.access.organizations import get_organization
-from shared.models import PROVIDERS, ProviderAccount
+from shared.models import ProviderAccount
 from shared.platform.errors import Conflict, NotFound, ValidationFailed
-from shared.providers.adyen import check_adyen_secret
-from shared.providers.standard import check_standard_secret
-from shared.providers.stripe import check_stripe_secret
-
-SECRET_CHECKS = {
-    "stripe": check_stripe_secret,
-    "adyen": check_adyen_secret,
-    "standard": check_standard_secret,
-}
+from shared.providers.registry import provider_named
 
 
 def webhook_path(account: ProviderAccount) -> str:
@@ -29,7 +21,7 @@ def _checked_secret(provider: str, secret: str) -> str:
     secret = secret.strip()
     if not secret:
         raise ValidationFailed("signing secret must not be empty")
-    SECRET_CHECKS[provider](secret)
+    provider_named(provider).check_secret(secret)
     return secret
 
 
@@ -42,8 +34,7 @@ def add_provider_account(
     name: str | None = None,
 ) -> ProviderAccount:
     """Register a provider account of the organisation with its first signing secret."""
-    if provider not in PROVIDERS:
-        raise ValidationFailed(f"provider must be one of {', '.join(PROVIDERS)}")
+    provider_named(provider)  # ValidationFailed for a provider that is not registered
     get_organization(session=session, org_id=org_id)
     account = ProviderAccount(
         org_id=org_id,

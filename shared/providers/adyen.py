@@ -5,6 +5,11 @@ HMAC-SHA256, keyed with the hex-decoded HMAC key, of
 ``pspReference:originalReference:merchantAccountCode:merchantReference:value:currency:
 eventCode:success`` (missing fields empty, no escaping). Every item is verified — the
 official helper checks only the first — and one bad item refuses the whole request.
+Adyen expects the literal answer ``[accepted]``.
+
+Modification events (CAPTURE, CANCELLATION, REFUND, …) carry no payment amount,
+occurred_at, merchant or customer reference of the payment they change: they update
+the payment named by ``originalReference`` without overwriting those fields.
 """
 
 from __future__ import annotations
@@ -13,10 +18,29 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
+import secrets as random_secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.platform.errors import ValidationFailed
-from shared.providers import VerifiedEvent
+from shared.providers import Ignored, RecordUpdate, VerifiedEvent
+from shared.providers.interface import (
+    AccountOptions,
+    Normalised,
+    SignatureHeader,
+    WebhookRequest,
+)
+from shared.providers.payload_fields import (
+    amount_minor,
+    currency_code,
+    iso_time,
+    optional_text,
+    required_object,
+    required_text,
+)
 from shared.providers.webhook_input import (
     InvalidSignature,
     MalformedPayload,
@@ -120,3 +144,211 @@ def parse_adyen_notification(body: bytes, secrets: list[str]) -> list[VerifiedEv
         )
         for item in items
     ]
+
+
+# --- what its notifications say -----------------------------------------------------------
+
+_ITEM = "NotificationRequestItem"
+
+
+def _success(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValidationFailed(f"{_ITEM}.success must be true or false")
+
+
+def _amount(item: dict[str, Any]) -> tuple[int, str]:
+    amount = required_object(item.get("amount"), f"{_ITEM}.amount")
+    value = amount_minor(amount.get("value"), f"{_ITEM}.amount.value")
+    return value, currency_code(amount.get("currency"), f"{_ITEM}.amount.currency")
+
+
+def _psp_reference(item: dict[str, Any]) -> str:
+    return required_text(item.get("pspReference"), f"{_ITEM}.pspReference")
+
+
+def _original_reference(item: dict[str, Any]) -> str:
+    field = f"{_ITEM}.originalReference"
+    return required_text(
+        item.get("originalReference"), f"{field} (the payment a modification changes)"
+    )
+
+
+def _shopper_reference(item: dict[str, Any]) -> str | None:
+    additional = item.get("additionalData")
+    if not isinstance(additional, dict):
+        return None
+    field = f"{_ITEM}.additionalData.shopperReference"
+    return optional_text(additional.get("shopperReference"), field)
+
+
+def _authorisation_status(success: bool, manual_capture: bool) -> str:
+    if not success:
+        return "failed"
+    # With manual capture the money moves only at CAPTURE: until then it is pending.
+    return "pending" if manual_capture else "succeeded"
+
+
+@dataclass(frozen=True, slots=True)
+class _Notification:
+    """One item being read, with what every event code's mapping may need."""
+
+    item: dict[str, Any]
+    event_at: datetime
+    success: bool
+    manual_capture: bool
+
+
+def _authorisation(notification: _Notification) -> Normalised:
+    item = notification.item
+    value, currency = _amount(item)
+    return [
+        RecordUpdate(
+            provider_reference=_psp_reference(item),
+            event_at=notification.event_at,
+            currency=currency,
+            amount_minor=value,
+            merchant_reference=optional_text(
+                item.get("merchantReference"), f"{_ITEM}.merchantReference"
+            ),
+            customer_ref=_shopper_reference(item),
+            occurred_at=notification.event_at,
+            payment_status=_authorisation_status(notification.success, notification.manual_capture),
+        )
+    ]
+
+
+def _modification(
+    notification: _Notification, refund_minor: int | None = None, **fields: Any
+) -> Normalised:
+    """An update of the payment the modification changes (``originalReference``).
+
+    ``refund_minor`` counts the item as the refund ``pspReference`` of that amount.
+    """
+    reference = _original_reference(notification.item)
+    if refund_minor is not None:
+        fields["refunds"] = {_psp_reference(notification.item): refund_minor}
+    return [RecordUpdate(provider_reference=reference, event_at=notification.event_at, **fields)]
+
+
+def _capture(notification: _Notification) -> Normalised:
+    # No amount: a capture may be partial, and the payment's amount stays the authorised one.
+    status = "succeeded" if notification.success else "failed"
+    return _modification(notification, payment_status=status)
+
+
+def _capture_failed(notification: _Notification) -> Normalised:
+    return _modification(notification, payment_status="failed")
+
+
+def _cancellation(notification: _Notification) -> Normalised:
+    if not notification.success:
+        psp = notification.item.get("pspReference")
+        return Ignored(f"cancellation {psp} was refused by Adyen; the payment is unchanged")
+    return _modification(notification, payment_status="canceled")
+
+
+def _refund(notification: _Notification) -> Normalised:
+    if not notification.success:
+        psp = notification.item.get("pspReference")
+        return Ignored(f"refund {psp} was refused by Adyen; nothing was refunded")
+    value, currency = _amount(notification.item)
+    return _modification(notification, refund_minor=value, currency=currency)
+
+
+def _refund_failed(notification: _Notification) -> Normalised:
+    # REFUND_FAILED carries the refund's own pspReference (the one its REFUND carried):
+    # the scheme rejected a refund Adyen had accepted, so it is withdrawn whatever `success`.
+    return _modification(notification, refund_minor=0)
+
+
+def _chargeback(notification: _Notification) -> Normalised:
+    value, currency = _amount(notification.item)
+    return _modification(
+        notification, currency=currency, dispute_status="chargeback", dispute_amount_minor=value
+    )
+
+
+_MAPPINGS: dict[str, Callable[[_Notification], Normalised]] = {
+    "AUTHORISATION": _authorisation,
+    "CAPTURE": _capture,
+    "CAPTURE_FAILED": _capture_failed,
+    "CANCELLATION": _cancellation,
+    "REFUND": _refund,
+    "REFUND_FAILED": _refund_failed,
+    "CHARGEBACK": _chargeback,
+}
+
+
+def normalise_adyen_item(
+    event_code: str, payload: dict[str, Any], *, manual_capture: bool = False
+) -> Normalised:
+    """What one stored item (``{"live": …, "NotificationRequestItem": {…}}``) says.
+
+    ``manual_capture`` says the account captures manually: an authorisation is then
+    pending until CAPTURE. See WebhookProvider.normalise for the guarantees.
+    """
+    mapping = _MAPPINGS.get(event_code)
+    if mapping is None:
+        return Ignored(f"Adyen event code {event_code} does not affect reconciliation")
+    item = required_object(payload.get(_ITEM), _ITEM)
+    event_at = iso_time(item.get("eventDate"), f"{_ITEM}.eventDate")
+    return mapping(_Notification(item, event_at, _success(item.get("success")), manual_capture))
+
+
+# --- the provider -------------------------------------------------------------------------
+
+
+def _signed_item(item: dict[str, Any], hmac_key_hex: str) -> dict[str, Any]:
+    additional = item.get("additionalData")
+    signature = adyen_signature(hmac_key_hex, item).decode()
+    return {
+        **item,
+        "additionalData": {**(additional or {}), "hmacSignature": signature},
+    }
+
+
+class AdyenProvider:
+    """Adyen as a :class:`shared.providers.interface.WebhookProvider`."""
+
+    name: str = "adyen"
+    summary: str = "Adyen notifications; Adyen expects the literal body ``[accepted]``."
+    # No header: each item carries its own signature, in the body.
+    signature_headers: tuple[SignatureHeader, ...] = ()
+    acknowledgement: str | None = ACCEPTED
+    account_options: frozenset[str] = frozenset({"manual_capture"})
+
+    def check_secret(self, secret: str) -> None:
+        """Raise ValidationFailed unless ``secret`` is an HMAC key in hexadecimal."""
+        check_adyen_secret(secret)
+
+    def new_secret(self) -> str:
+        """A fresh 32-byte HMAC key in upper-case hexadecimal, as the Customer Area shows it."""
+        return random_secrets.token_hex(32).upper()
+
+    def verify(
+        self, request: WebhookRequest, secrets: list[str], *, tolerance: int
+    ) -> list[VerifiedEvent]:
+        """Every item of the notification (items carry no timestamp to check)."""
+        return parse_adyen_notification(request.body, secrets)
+
+    def sign(
+        self, document: dict[str, Any], secret: str, *, now: int
+    ) -> tuple[bytes, dict[str, str]]:
+        """The notification with each item's ``hmacSignature`` set; no headers."""
+        wrappers = [
+            {_ITEM: _signed_item(wrapper[_ITEM], secret)}
+            for wrapper in document["notificationItems"]
+        ]
+        return json.dumps({**document, "notificationItems": wrappers}).encode(), {}
+
+    def normalise(
+        self, event_type: str, payload: dict[str, Any], options: AccountOptions
+    ) -> Normalised:
+        """:func:`normalise_adyen_item` with the account's capture mode."""
+        return normalise_adyen_item(event_type, payload, manual_capture=options.manual_capture)
+
+
+PROVIDER = AdyenProvider()

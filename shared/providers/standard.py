@@ -2,7 +2,8 @@
 
 The secret is ``whsec_`` + base64 key; each signature is ``v1,<base64 HMAC-SHA256>`` of
 ``"{id}.{timestamp}.{raw body}"``, several separated by spaces. This service understands
-one payload shape (README, "Standard Webhooks payload"), checked here at the door.
+one payload shape (README, "Standard Webhooks payload"), checked here at the door and
+again when the stored event is read: ``payment.<status>`` of one payment.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ import base64
 import binascii
 import hashlib
 import hmac
-from datetime import datetime
-from typing import Annotated, Literal
+import json
+import secrets as random_secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -25,7 +31,9 @@ from pydantic import (
 )
 
 from shared.platform.errors import ValidationFailed, describe_validation_errors
-from shared.providers import VerifiedEvent
+from shared.providers import Ignored, RecordUpdate, VerifiedEvent
+from shared.providers.interface import AccountOptions, Normalised, SignatureHeader, WebhookRequest
+from shared.providers.payload_fields import MAX_AMOUNT_MINOR, as_utc
 from shared.providers.webhook_input import (
     InvalidSignature,
     any_signature_matches,
@@ -40,7 +48,9 @@ from shared.values.timestamps import check_plausible
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format marker, not a secret
 MIN_KEY_BYTES = 24
 MAX_KEY_BYTES = 64
-MAX_AMOUNT_MINOR = 10**15
+MESSAGE_ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 EVENT_TYPES = (
     "payment.succeeded",
     "payment.failed",
@@ -60,6 +70,16 @@ def _iso_only(value: object) -> object:
     return value
 
 
+def _with_offset(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must carry a UTC offset")
+    return value
+
+
+ISO_ONLY = BeforeValidator(_iso_only)
+PLAUSIBLE = AfterValidator(check_plausible)
+
+
 class StandardPaymentData(BaseModel):
     """The payment an event describes; amounts are integers of minor units."""
 
@@ -71,7 +91,7 @@ class StandardPaymentData(BaseModel):
     currency: str
     amount_refunded: AmountMinor = 0
     customer: str | None = Field(default=None, max_length=255)
-    occurred_at: datetime
+    occurred_at: Annotated[datetime, ISO_ONLY, AfterValidator(_with_offset), PLAUSIBLE]
 
     @field_validator("currency")
     @classmethod
@@ -83,18 +103,6 @@ class StandardPaymentData(BaseModel):
     def _one_line(cls, value: str | None) -> str | None:
         return None if value is None else check_identifier(value)
 
-    @field_validator("occurred_at", mode="before")
-    @classmethod
-    def _no_unix_number(cls, value: object) -> object:
-        return _iso_only(value)
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("must carry a UTC offset")
-        return check_plausible(value)
-
 
 class StandardEvent(BaseModel):
     """``{"type": "payment.<status>", "timestamp": …, "data": {…}}``."""
@@ -102,18 +110,8 @@ class StandardEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
-    timestamp: AwareDatetime
+    timestamp: Annotated[AwareDatetime, ISO_ONLY, PLAUSIBLE]
     data: StandardPaymentData
-
-    @field_validator("timestamp", mode="before")
-    @classmethod
-    def _no_unix_number(cls, value: object) -> object:
-        return _iso_only(value)
-
-    @field_validator("timestamp")
-    @classmethod
-    def _plausible(cls, value: datetime) -> datetime:
-        return check_plausible(value)
 
     @field_validator("data")
     @classmethod
@@ -173,18 +171,13 @@ def _decode_signatures(header: str) -> list[bytes]:
     return signatures
 
 
-def verify_standard_signature(
-    body: bytes,
-    headers: dict[str, str | None],
-    secrets: list[str],
-    *,
-    now: float,
-    tolerance: int,
+def _verified_message_id(
+    body: bytes, headers: Mapping[str, str | None], secrets: list[str], now: float, tolerance: int
 ) -> str:
     """Check the headers' signature of ``body``; return the message id (``webhook-id``)."""
-    message_id = headers.get("webhook-id")
-    timestamp_text = headers.get("webhook-timestamp")
-    header = headers.get("webhook-signature")
+    message_id = headers.get(MESSAGE_ID_HEADER)
+    timestamp_text = headers.get(TIMESTAMP_HEADER)
+    header = headers.get(SIGNATURE_HEADER)
     if not (message_id and timestamp_text and header):
         raise InvalidSignature("missing webhook-id, webhook-timestamp or webhook-signature")
     timestamp = parse_timestamp(timestamp_text)
@@ -197,14 +190,14 @@ def verify_standard_signature(
 
 def parse_standard_event(
     body: bytes,
-    headers: dict[str, str | None],
+    headers: Mapping[str, str | None],
     secrets: list[str],
     *,
     now: float,
     tolerance: int,
 ) -> list[VerifiedEvent]:
     """Verify the signature on the raw bytes, then validate the payload shape (422 if off)."""
-    message_id = verify_standard_signature(body, headers, secrets, now=now, tolerance=tolerance)
+    message_id = _verified_message_id(body, headers, secrets, now, tolerance)
     document = parse_json_object(body)
     try:
         event = StandardEvent.model_validate(document)
@@ -218,3 +211,115 @@ def parse_standard_event(
             provider_event_id=message_id, event_type=event.type, payload=document, raw=body
         )
     ]
+
+
+# --- what its events say ------------------------------------------------------------------
+
+# Refunds are kept apart from the base lifecycle (see RecordUpdate): a refunded payment
+# succeeded, and its refunded total says the rest.
+_STATUSES = {
+    "payment.succeeded": "succeeded",
+    "payment.failed": "failed",
+    "payment.pending": "pending",
+    "payment.canceled": "canceled",
+    "payment.refunded": "succeeded",
+    "payment.partially_refunded": "succeeded",
+}
+
+
+def _stored_event(payload: dict[str, Any]) -> StandardEvent:
+    try:
+        event = StandardEvent.model_validate(payload)
+    except ValidationError as error:
+        errors = describe_validation_errors(error)
+        problems = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
+        raise ValidationFailed(
+            f"invalid Standard payment event: {problems}", errors=errors
+        ) from None
+    return event
+
+
+def _reported_refunded(event_type: str, amount: int, refunded: int) -> int | None:
+    # StandardEvent already holds refunds within the amount (and partial ones above 0).
+    if event_type == "payment.refunded":
+        return refunded or amount  # a refund without a figure is a full refund
+    return refunded or None
+
+
+def normalise_standard_event(event_type: str, payload: dict[str, Any]) -> Normalised:
+    """What one stored Standard document says (see WebhookProvider.normalise)."""
+    if event_type not in _STATUSES:
+        return Ignored(f"Standard event type {event_type} is not a payment.<status> event")
+    event = _stored_event(payload)
+    data = event.data
+    return [
+        RecordUpdate(
+            provider_reference=data.id,
+            event_at=as_utc(event.timestamp, "timestamp"),
+            currency=data.currency,
+            amount_minor=data.amount,
+            merchant_reference=data.merchant_reference or None,
+            customer_ref=data.customer or None,
+            occurred_at=data.occurred_at.astimezone(UTC),
+            payment_status=_STATUSES[event_type],
+            reported_refunded_minor=_reported_refunded(
+                event_type, data.amount, data.amount_refunded
+            ),
+        )
+    ]
+
+
+# --- the provider -------------------------------------------------------------------------
+
+
+class StandardProvider:
+    """Standard Webhooks as a :class:`shared.providers.interface.WebhookProvider`."""
+
+    name: str = "standard"
+    summary: str = "Standard Webhooks messages (``webhook-id``/``-timestamp``/``-signature``)."
+    signature_headers: tuple[SignatureHeader, ...] = (
+        SignatureHeader(MESSAGE_ID_HEADER, "The message id"),
+        SignatureHeader(TIMESTAMP_HEADER, "Unix time in seconds"),
+        SignatureHeader(SIGNATURE_HEADER, "v1,<base64 HMAC-SHA256>, space-separated"),
+    )
+    acknowledgement: str | None = None
+    account_options: frozenset[str] = frozenset()
+
+    def check_secret(self, secret: str) -> None:
+        """Raise ValidationFailed unless ``secret`` is ``whsec_`` + base64 of a 24–64 byte key."""
+        check_standard_secret(secret)
+
+    def new_secret(self) -> str:
+        """A fresh ``whsec_`` secret of a 24-byte key."""
+        return SECRET_PREFIX + base64.b64encode(random_secrets.token_bytes(24)).decode()
+
+    def verify(
+        self, request: WebhookRequest, secrets: list[str], *, tolerance: int
+    ) -> list[VerifiedEvent]:
+        """The one message of a request, signed and of the payment shape."""
+        return parse_standard_event(
+            request.body, request.headers, secrets, now=request.received_at, tolerance=tolerance
+        )
+
+    def sign(
+        self, document: dict[str, Any], secret: str, *, now: int
+    ) -> tuple[bytes, dict[str, str]]:
+        """The message with its three headers; the id derives from the body, so the same
+        message always gets the same id (it is the deduplication key)."""
+        body = json.dumps(document).encode()
+        message_id = "msg_" + hashlib.sha256(body).hexdigest()[:24]
+        signature = base64.b64encode(standard_signature(secret, message_id, now, body)).decode()
+        return body, {
+            MESSAGE_ID_HEADER: message_id,
+            TIMESTAMP_HEADER: str(now),
+            SIGNATURE_HEADER: f"v1,{signature}",
+        }
+
+    def normalise(
+        self, event_type: str, payload: dict[str, Any], options: AccountOptions
+    ) -> Normalised:
+        """:func:`normalise_standard_event` (no account option changes it)."""
+        return normalise_standard_event(event_type, payload)
+
+
+PROVIDER = StandardProvider()

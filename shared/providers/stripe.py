@@ -1,16 +1,37 @@
-"""Stripe webhooks: the ``Stripe-Signature`` scheme, as Stripe documents it.
+"""Stripe: the ``Stripe-Signature`` scheme, and what its events say about a payment.
 
 ``t=<unix>,v1=<hex>[,v1=<hex>…]`` where each v1 is HMAC-SHA256, keyed with the whole
 ``whsec_…`` secret, of ``"{t}.{raw body}"``. Any matching v1 is accepted.
+
+Choices the mapping table leaves open: ``charge.refunded`` also says ``succeeded`` (only
+a succeeded charge can be refunded, and the record then has a base status even when the
+refund arrives first), ``charge.updated`` leaves the status alone. Refund and dispute
+events carry no payment amount, occurred_at, merchant or customer reference: those
+fields of a refund or dispute describe it, not the payment, and must not overwrite the
+payment's own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import secrets as random_secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from shared.platform.errors import ValidationFailed
-from shared.providers import VerifiedEvent
+from shared.providers import Ignored, RecordUpdate, VerifiedEvent
+from shared.providers.interface import AccountOptions, Normalised, SignatureHeader, WebhookRequest
+from shared.providers.payload_fields import (
+    amount_minor,
+    currency_code,
+    optional_text,
+    required_object,
+    required_text,
+    unix_time,
+)
 from shared.providers.webhook_input import (
     InvalidSignature,
     MalformedPayload,
@@ -71,3 +92,244 @@ def parse_stripe_event(
     return [
         VerifiedEvent(provider_event_id=event_id, event_type=event_type, payload=event, raw=body)
     ]
+
+
+# --- what its events say ------------------------------------------------------------------
+
+_INTENT_STATUSES = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.payment_failed": "failed",
+    "payment_intent.canceled": "canceled",
+    "payment_intent.processing": "pending",
+    "payment_intent.requires_action": "pending",
+    "payment_intent.amount_capturable_updated": "pending",  # requires_capture
+    "payment_intent.created": "pending",
+}
+# charge.refunded implies succeeded: Stripe refunds only succeeded charges, and saying so
+# gives the record a base status even when the refund is the first event to arrive.
+_CHARGE_STATUSES: dict[str, str | None] = {
+    "charge.succeeded": "succeeded",
+    "charge.failed": "failed",
+    "charge.pending": "pending",
+    "charge.captured": "succeeded",
+    "charge.refunded": "succeeded",
+    "charge.updated": None,
+}
+_CHARGE_REFUND_EVENTS = frozenset({"charge.refunded", "charge.updated"})
+_REFUND_EVENTS = frozenset(
+    {"charge.refund.updated", "refund.created", "refund.updated", "refund.failed"}
+)
+_DISPUTE_EVENTS = frozenset(
+    {
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    }
+)
+_REFUND_WITHDRAWN = frozenset({"failed", "canceled"})
+_REFUND_IN_FLIGHT = frozenset({"pending", "requires_action"})
+_OBJECT = "data.object"
+_Mapping = Callable[[str, dict[str, Any], datetime, str], Normalised]
+
+
+def _stripe_id(value: Any, field: str) -> str | None:
+    """A Stripe reference that may be a bare id or an expanded object with an ``id``."""
+    if isinstance(value, dict):
+        return required_text(value.get("id"), f"{field}.id")
+    return optional_text(value, field)
+
+
+def _merchant_reference(obj: dict[str, Any], key: str) -> str | None:
+    metadata = obj.get("metadata")
+    if metadata is None:
+        return None
+    return optional_text(
+        required_object(metadata, f"{_OBJECT}.metadata").get(key), f"{_OBJECT}.metadata.{key}"
+    )
+
+
+def _parent_reference(obj: dict[str, Any]) -> str:
+    """The PaymentIntent a refund or dispute belongs to, else its charge."""
+    intent = _stripe_id(obj.get("payment_intent"), f"{_OBJECT}.payment_intent")
+    reference = intent or _stripe_id(obj.get("charge"), f"{_OBJECT}.charge")
+    if reference is None:
+        raise ValidationFailed(f"{_OBJECT}.charge or {_OBJECT}.payment_intent is required")
+    return reference
+
+
+def _payment_update(
+    obj: dict[str, Any], reference: str, event_at: datetime, key: str, **fields: Any
+) -> RecordUpdate:
+    return RecordUpdate(
+        provider_reference=reference,
+        event_at=event_at,
+        currency=currency_code(obj.get("currency"), f"{_OBJECT}.currency"),
+        amount_minor=amount_minor(obj.get("amount"), f"{_OBJECT}.amount"),
+        merchant_reference=_merchant_reference(obj, key),
+        customer_ref=_stripe_id(obj.get("customer"), f"{_OBJECT}.customer"),
+        occurred_at=unix_time(obj.get("created"), f"{_OBJECT}.created"),
+        **fields,
+    )
+
+
+def _counted_refund(refund: Any, field: str) -> dict[str, int]:
+    """``{id: amount}`` once succeeded, ``{id: 0}`` once failed or canceled, ``{}`` meanwhile."""
+    refund = required_object(refund, field)
+    refund_id = required_text(refund.get("id"), f"{field}.id")
+    amount = amount_minor(refund.get("amount"), f"{field}.amount")
+    status = refund.get("status")
+    if status == "succeeded":
+        return {refund_id: amount}
+    if status in _REFUND_WITHDRAWN:
+        return {refund_id: 0}
+    if status in _REFUND_IN_FLIGHT:
+        return {}
+    raise ValidationFailed(f"{field}.status must be a Stripe refund status")
+
+
+def _listed_refunds(charge: dict[str, Any]) -> dict[str, int]:
+    # Since API version 2022-11-15 a charge no longer embeds its refunds unless expanded.
+    listed = charge.get("refunds")
+    if listed is None:
+        return {}
+    field = f"{_OBJECT}.refunds.data"
+    entries = required_object(listed, f"{_OBJECT}.refunds").get("data")
+    if not isinstance(entries, list):
+        raise ValidationFailed(f"{field} must be a list")
+    refunds: dict[str, int] = {}
+    for index, refund in enumerate(entries):
+        refunds |= _counted_refund(refund, f"{field}[{index}]")
+    return refunds
+
+
+def _intent(event_type: str, obj: dict[str, Any], event_at: datetime, key: str) -> Normalised:
+    reference = required_text(obj.get("id"), f"{_OBJECT}.id")
+    status = _INTENT_STATUSES[event_type]
+    return [_payment_update(obj, reference, event_at, key, payment_status=status)]
+
+
+def _charge(event_type: str, obj: dict[str, Any], event_at: datetime, key: str) -> Normalised:
+    charge_id = required_text(obj.get("id"), f"{_OBJECT}.id")
+    reference = _stripe_id(obj.get("payment_intent"), f"{_OBJECT}.payment_intent") or charge_id
+    refund_fields: dict[str, Any] = {}
+    if event_type in _CHARGE_REFUND_EVENTS:
+        refund_fields = {
+            "reported_refunded_minor": amount_minor(
+                obj.get("amount_refunded"), f"{_OBJECT}.amount_refunded"
+            ),
+            "refunds": _listed_refunds(obj),
+        }
+    status = _CHARGE_STATUSES[event_type]
+    return [_payment_update(obj, reference, event_at, key, payment_status=status, **refund_fields)]
+
+
+def _refund_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"refunds": _counted_refund(obj, _OBJECT)}
+
+
+def _dispute_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "dispute_status": required_text(obj.get("status"), f"{_OBJECT}.status"),
+        "dispute_amount_minor": amount_minor(obj.get("amount"), f"{_OBJECT}.amount"),
+    }
+
+
+def _parent_update(own_fields: Callable[[dict[str, Any]], dict[str, Any]]) -> _Mapping:
+    """The mapping of an event about a refund or dispute: it updates its payment.
+
+    Only ``own_fields`` of the refund or dispute are written: its amount, created time
+    and metadata describe it, not the payment, so they stay off the payment's record.
+    """
+
+    def mapping(event_type: str, obj: dict[str, Any], event_at: datetime, key: str) -> Normalised:
+        reference = _parent_reference(obj)
+        currency = currency_code(obj.get("currency"), f"{_OBJECT}.currency")
+        return [
+            RecordUpdate(
+                provider_reference=reference,
+                event_at=event_at,
+                currency=currency,
+                **own_fields(obj),
+            )
+        ]
+
+    return mapping
+
+
+_MAPPINGS: dict[str, _Mapping] = {
+    **dict.fromkeys(_INTENT_STATUSES, _intent),
+    **dict.fromkeys(_CHARGE_STATUSES, _charge),
+    **dict.fromkeys(_REFUND_EVENTS, _parent_update(_refund_fields)),
+    **dict.fromkeys(_DISPUTE_EVENTS, _parent_update(_dispute_fields)),
+}
+
+
+def normalise_stripe_event(
+    event_type: str, payload: dict[str, Any], *, merchant_reference_key: str = "external_id"
+) -> Normalised:
+    """What one stored Stripe event (the whole event) says (see WebhookProvider.normalise).
+
+    ``merchant_reference_key`` is the metadata key holding the internal payment's
+    external_id.
+    """
+    mapping = _MAPPINGS.get(event_type)
+    if mapping is None:
+        return Ignored(f"Stripe event type {event_type} does not affect reconciliation")
+    event_at = unix_time(payload.get("created"), "created")
+    obj = required_object(required_object(payload.get("data"), "data").get("object"), _OBJECT)
+    return mapping(event_type, obj, event_at, merchant_reference_key)
+
+
+# --- the provider -------------------------------------------------------------------------
+
+
+class StripeProvider:
+    """Stripe as a :class:`shared.providers.interface.WebhookProvider`."""
+
+    name: str = "stripe"
+    summary: str = "Stripe events, signed with ``Stripe-Signature``."
+    signature_headers: tuple[SignatureHeader, ...] = (
+        SignatureHeader(SIGNATURE_HEADER, "t=<unix time>,v1=<HMAC-SHA256>"),
+    )
+    acknowledgement: str | None = None
+    account_options: frozenset[str] = frozenset({"merchant_reference_key"})
+
+    def check_secret(self, secret: str) -> None:
+        """Raise ValidationFailed unless ``secret`` looks like a Stripe endpoint secret."""
+        check_stripe_secret(secret)
+
+    def new_secret(self) -> str:
+        """A fresh ``whsec_…`` secret."""
+        return SECRET_PREFIX + random_secrets.token_urlsafe(24)
+
+    def verify(
+        self, request: WebhookRequest, secrets: list[str], *, tolerance: int
+    ) -> list[VerifiedEvent]:
+        """The one event of a request signed with ``Stripe-Signature``."""
+        return parse_stripe_event(
+            request.body,
+            request.headers.get(SIGNATURE_HEADER),
+            secrets,
+            now=request.received_at,
+            tolerance=tolerance,
+        )
+
+    def sign(
+        self, document: dict[str, Any], secret: str, *, now: int
+    ) -> tuple[bytes, dict[str, str]]:
+        """The event as Stripe posts it, with its ``Stripe-Signature``."""
+        body = json.dumps(document).encode()
+        return body, {SIGNATURE_HEADER: f"t={now},v1={stripe_signature(secret, now, body)}"}
+
+    def normalise(
+        self, event_type: str, payload: dict[str, Any], options: AccountOptions
+    ) -> Normalised:
+        """:func:`normalise_stripe_event` with the account's metadata key."""
+        return normalise_stripe_event(
+            event_type, payload, merchant_reference_key=options.merchant_reference_key
+        )
+
+
+PROVIDER = StripeProvider()
