@@ -8,16 +8,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from shared.triage.workflow import (
+from shared.discrepancies.lifecycle import (
     MAX_ADJUSTMENT_REFERENCE_LENGTH,
     MAX_ASSIGNEE_LENGTH,
     MAX_NOTE_LENGTH,
     MAX_REASON_LENGTH,
     RESOLUTION_CODES,
-    DiscrepancyDetail,
-    DiscrepancyFilters,
 )
+from shared.discrepancies.listing import DiscrepancyDetail, DiscrepancyFilters
+from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.values.text import check_identifier
 
 MAX_BIGINT = 2**63 - 1
