@@ -382,7 +382,12 @@ _INSERT_LOGS = text(
 
 class DiscrepancyChanges:
     """What one matching batch opens and auto-resolves, written at its end in a few
-    multi-row statements (:meth:`write`)."""
+    multi-row statements (:meth:`write`).
+
+    Its ``auto_resolved`` is the table's, written in one statement rather than row by
+    row through :func:`record_transition`: the batch read its discrepancies unresolved and
+    locked, where the table allows it, and writes the same row and entry (a test checks).
+    """
 
     def __init__(self) -> None:
         self.opened: list[DiscrepancyRow] = []

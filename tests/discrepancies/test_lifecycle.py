@@ -14,6 +14,8 @@ from shared.discrepancies.lifecycle import (
     RESOLUTION_CODES,
     TRANSITIONS,
     UNRESOLVED,
+    DiscrepancyChanges,
+    DiscrepancyRow,
     acknowledge,
     add_note,
     assign,
@@ -143,6 +145,28 @@ def test_each_action_taken_follows_the_table_and_names_its_actor(
         assert entry.payload == {"reason": AUTO_RESOLUTION_REASON, "evidence": {"run": "r"}}
     else:
         assert (entry.actor, entry.actor_name) == (str(caller.key_id), "Ana (finance)")
+
+
+def test_a_batch_auto_resolves_exactly_as_record_transition_does(session, org):
+    by_batch, by_record_transition = (make_discrepancy(session, org) for _ in range(2))
+    changes = DiscrepancyChanges()
+    read = DiscrepancyRow(
+        by_batch.id, org.id, by_batch.type, by_batch.payment_id, by_batch.provider_record_id
+    )
+    changes.auto_resolve(read, {"run": "r"})
+    assert changes.write(session, NOW) == {by_batch.id}
+    auto_resolve(session=session, discrepancy=by_record_transition, now=NOW, evidence={"run": "r"})
+    session.flush()
+    columns = ("status", "resolution", "resolution_reason", "resolved_at", "version")
+    rows, last_entries = set(), set()
+    for discrepancy in (by_batch, by_record_transition):
+        current = reload(session, discrepancy)
+        rows.add(tuple(getattr(current, column) for column in columns))
+        last = actions_of(session, current)[-1]
+        last_entries.add((last.action, last.actor, last.actor_name, repr(last.payload)))
+    assert rows == {("resolved", AUTO_RESOLUTION, AUTO_RESOLUTION_REASON, NOW, 2)}
+    payload = {"reason": AUTO_RESOLUTION_REASON, "evidence": {"run": "r"}}
+    assert last_entries == {(AUTO_RESOLUTION, "system", None, repr(payload))}
 
 
 # --- triage's actions called directly -------------------------------------------------
