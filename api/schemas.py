@@ -15,7 +15,8 @@ from shared.discrepancies.lifecycle import (
     MAX_REASON_LENGTH,
     RESOLUTION_CODES,
 )
-from shared.discrepancies.listing import DiscrepancyDetail, DiscrepancyFilters
+from shared.discrepancies.listing import SORTS, DiscrepancyDetail, DiscrepancyFilters
+from shared.models import DISCREPANCY_STATUSES, DISCREPANCY_TYPES, SEVERITIES
 from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.values.text import check_identifier
 
@@ -109,19 +110,9 @@ class DiscrepancyListQuery(Strict):
     offset; ``min_amount`` is in minor units (pair it with ``currency``).
     """
 
-    status: Literal["open", "acknowledged", "resolved"] | None = None
-    type: (
-        Literal[
-            "MissingInternalRecord",
-            "MissingProviderRecord",
-            "AmountMismatch",
-            "CurrencyMismatch",
-            "StatusMismatch",
-            "DuplicateChargeSuspected",
-        ]
-        | None
-    ) = None
-    severity: Literal["high", "medium", "low"] | None = None
+    status: Literal[DISCREPANCY_STATUSES] | None = None
+    type: Literal[DISCREPANCY_TYPES] | None = None
+    severity: Literal[SEVERITIES] | None = None
     assignee: (
         Annotated[
             str,
@@ -135,7 +126,7 @@ class DiscrepancyListQuery(Strict):
     min_amount: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
-    sort: Literal["opened_at", "amount"] = "opened_at"
+    sort: Literal[SORTS] = "opened_at"
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
