@@ -8,16 +8,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from shared.triage.workflow import (
+from shared.discrepancies.lifecycle import (
     MAX_ADJUSTMENT_REFERENCE_LENGTH,
     MAX_ASSIGNEE_LENGTH,
     MAX_NOTE_LENGTH,
     MAX_REASON_LENGTH,
     RESOLUTION_CODES,
-    DiscrepancyDetail,
-    DiscrepancyFilters,
 )
+from shared.discrepancies.listing import SORTS, DiscrepancyDetail, DiscrepancyFilters
+from shared.models import DISCREPANCY_STATUSES, DISCREPANCY_TYPES, SEVERITIES
+from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.values.text import check_identifier
 
 MAX_BIGINT = 2**63 - 1
@@ -110,19 +110,9 @@ class DiscrepancyListQuery(Strict):
     offset; ``min_amount`` is in minor units (pair it with ``currency``).
     """
 
-    status: Literal["open", "acknowledged", "resolved"] | None = None
-    type: (
-        Literal[
-            "MissingInternalRecord",
-            "MissingProviderRecord",
-            "AmountMismatch",
-            "CurrencyMismatch",
-            "StatusMismatch",
-            "DuplicateChargeSuspected",
-        ]
-        | None
-    ) = None
-    severity: Literal["high", "medium", "low"] | None = None
+    status: Literal[DISCREPANCY_STATUSES] | None = None
+    type: Literal[DISCREPANCY_TYPES] | None = None
+    severity: Literal[SEVERITIES] | None = None
     assignee: (
         Annotated[
             str,
@@ -136,7 +126,7 @@ class DiscrepancyListQuery(Strict):
     min_amount: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
-    sort: Literal["opened_at", "amount"] = "opened_at"
+    sort: Literal[SORTS] = "opened_at"
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
