@@ -8,17 +8,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.models import DISCREPANCY_STATUSES, DISCREPANCY_TYPES, EVENT_STATES, SEVERITIES
-from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from shared.triage.workflow import (
+from shared.discrepancies.lifecycle import (
     MAX_ADJUSTMENT_REFERENCE_LENGTH,
     MAX_ASSIGNEE_LENGTH,
     MAX_NOTE_LENGTH,
     MAX_REASON_LENGTH,
     RESOLUTION_CODES,
-    DiscrepancyDetail,
-    DiscrepancyFilters,
 )
+from shared.discrepancies.listing import SORTS, DiscrepancyDetail, DiscrepancyFilters
+from shared.models import DISCREPANCY_STATUSES, DISCREPANCY_TYPES, EVENT_STATES, SEVERITIES
+from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.values.text import check_identifier
 
 MAX_BIGINT = 2**63 - 1
@@ -33,7 +32,7 @@ class Strict(BaseModel):
 class EventListQuery(Strict):
     """Filters of ``GET /billing/webhooks/events``."""
 
-    state: Literal[EVENT_STATES] | None = None  # type: ignore[valid-type]
+    state: Literal[EVENT_STATES] | None = None
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
@@ -111,9 +110,9 @@ class DiscrepancyListQuery(Strict):
     offset; ``min_amount`` is in minor units (pair it with ``currency``).
     """
 
-    status: Literal[DISCREPANCY_STATUSES] | None = None  # type: ignore[valid-type]
-    type: Literal[DISCREPANCY_TYPES] | None = None  # type: ignore[valid-type]
-    severity: Literal[SEVERITIES] | None = None  # type: ignore[valid-type]
+    status: Literal[DISCREPANCY_STATUSES] | None = None
+    type: Literal[DISCREPANCY_TYPES] | None = None
+    severity: Literal[SEVERITIES] | None = None
     assignee: (
         Annotated[
             str,
@@ -127,7 +126,7 @@ class DiscrepancyListQuery(Strict):
     min_amount: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
-    sort: Literal["opened_at", "amount"] = "opened_at"
+    sort: Literal[SORTS] = "opened_at"
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 

@@ -67,7 +67,7 @@ DISCREPANCY_TYPES = (
 )
 SEVERITIES = ("high", "medium", "low")
 DISCREPANCY_STATUSES = ("open", "acknowledged", "resolved")
-# The equality filters of the triage list (shared/triage/workflow.py), carried by its indexes.
+# The equality filters of the discrepancy list (shared/discrepancies/listing.py), in its indexes.
 DISCREPANCY_LIST_FILTERS = ("status", "type", "severity", "currency", "assignee", "run_id")
 ACTIONS = (
     "opened",

@@ -6,13 +6,12 @@ version back in ``If-Match`` makes the action fail with 412 if someone changed i
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, request
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api.endpoint import endpoint
@@ -29,51 +28,22 @@ from api.schemas import (
     ResolveIn,
 )
 from shared.access.api_keys import TRIAGE_ROLES, Caller
-from shared.platform.db import unit_of_work
-from shared.platform.errors import BadRequest
-from shared.triage.workflow import (
+from shared.discrepancies.lifecycle import acknowledge, add_note, assign, resolve
+from shared.discrepancies.listing import (
     DiscrepancyView,
-    acknowledge,
-    add_note,
-    assign,
+    csv_chunks,
     get_discrepancy,
     iter_discrepancies,
     list_discrepancies,
-    resolve,
 )
-from shared.values.money import format_minor
+from shared.platform.db import unit_of_work
+from shared.platform.errors import BadRequest
 
 blueprint = Blueprint("discrepancies", __name__)
 
 DISCREPANCIES = "/billing/reconciliation/discrepancies"
 CSV = "text/csv"
 _VERSION = re.compile(r'^(?:[0-9]{1,9}|"[0-9]{1,9}")$')
-CSV_COLUMNS = (
-    "id",
-    "type",
-    "severity",
-    "status",
-    "currency",
-    "amount",
-    "amount_minor",
-    "difference",
-    "difference_minor",
-    "payment_id",
-    "payment_external_id",
-    "provider_record_id",
-    "provider",
-    "provider_reference",
-    "assignee",
-    "resolution",
-    "version",
-    "opened_at",
-    "acknowledged_at",
-    "resolved_at",
-)
-# A cell starting with one of these is run as a formula by spreadsheet programs; free
-# text from outside (external ids, references, assignees) is prefixed with a quote.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_CSV_CHUNK = 64 * 1024
 # For the OpenAPI document: the workflow actions' optimistic concurrency and conflicts.
 IF_MATCH = Header(
     "If-Match",
@@ -141,74 +111,68 @@ def show_discrepancy(session: Session, caller: Caller, discrepancy_id: uuid.UUID
     return response
 
 
-@blueprint.patch(f"{DISCREPANCIES}/<uuid:discrepancy_id>/acknowledge")
-@documented(responses={200: DiscrepancyOut}, headers=(IF_MATCH,), errors=ACTION_ERRORS)
-@endpoint(roles=TRIAGE_ROLES)
+def workflow_route(
+    method: str, suffix: str, body: type[BaseModel] | None = None, status: int = 200
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Register a workflow action at ``…/discrepancies/<id>/<suffix>``: owners and managers
+    only, documented with its body, its answer, If-Match and its conflicts."""
+    rule = f"{DISCREPANCIES}/<uuid:discrepancy_id>/{suffix}"
+    operation = documented(
+        body=body, responses={status: DiscrepancyOut}, headers=(IF_MATCH,), errors=ACTION_ERRORS
+    )
+
+    def register(view: Callable[..., Response]) -> Callable[..., Response]:
+        return getattr(blueprint, method)(rule)(operation(endpoint(roles=TRIAGE_ROLES)(view)))
+
+    return register
+
+
+def change_discrepancy(
+    action: Callable[..., DiscrepancyView],
+    session: Session,
+    caller: Caller,
+    discrepancy_id: uuid.UUID,
+    body: BaseModel | None = None,
+    status: int = 200,
+) -> Response:
+    """Apply one workflow ``action`` with the If-Match version and the body's fields (each
+    named like the action's keyword argument); the discrepancy as the answer."""
+    fields = body.model_dump() if body is not None else {}
+    view = action(
+        session=session,
+        caller=caller,
+        discrepancy_id=discrepancy_id,
+        expected_version=expected_version(),
+        **fields,
+    )
+    return discrepancy_response(view, status)
+
+
+@workflow_route("patch", "acknowledge")
 def acknowledge_discrepancy(
     session: Session, caller: Caller, discrepancy_id: uuid.UUID
 ) -> Response:
     """``open → acknowledged``; 409 from any other status."""
-    view = acknowledge(
-        session=session,
-        caller=caller,
-        discrepancy_id=discrepancy_id,
-        expected_version=expected_version(),
-    )
-    return discrepancy_response(view)
+    return change_discrepancy(acknowledge, session, caller, discrepancy_id)
 
 
-@blueprint.patch(f"{DISCREPANCIES}/<uuid:discrepancy_id>/assign")
-@documented(
-    body=AssignIn, responses={200: DiscrepancyOut}, headers=(IF_MATCH,), errors=ACTION_ERRORS
-)
-@endpoint(roles=TRIAGE_ROLES)
+@workflow_route("patch", "assign", AssignIn)
 def assign_discrepancy(session: Session, caller: Caller, discrepancy_id: uuid.UUID) -> Response:
     """Give an unresolved discrepancy to someone (``{"assignee": …}``)."""
-    body = parse_json_body(AssignIn)
-    view = assign(
-        session=session,
-        caller=caller,
-        discrepancy_id=discrepancy_id,
-        assignee=body.assignee,
-        expected_version=expected_version(),
-    )
-    return discrepancy_response(view)
+    return change_discrepancy(assign, session, caller, discrepancy_id, parse_json_body(AssignIn))
 
 
-@blueprint.post(f"{DISCREPANCIES}/<uuid:discrepancy_id>/notes")
-@documented(body=NoteIn, responses={201: DiscrepancyOut}, headers=(IF_MATCH,), errors=ACTION_ERRORS)
-@endpoint(roles=TRIAGE_ROLES)
+@workflow_route("post", "notes", NoteIn, status=201)
 def add_discrepancy_note(session: Session, caller: Caller, discrepancy_id: uuid.UUID) -> Response:
     """Append a note to an unresolved discrepancy's trail; 201 with the discrepancy."""
     body = parse_json_body(NoteIn)
-    view = add_note(
-        session=session,
-        caller=caller,
-        discrepancy_id=discrepancy_id,
-        note=body.note,
-        expected_version=expected_version(),
-    )
-    return discrepancy_response(view, status=201)
+    return change_discrepancy(add_note, session, caller, discrepancy_id, body, status=201)
 
 
-@blueprint.patch(f"{DISCREPANCIES}/<uuid:discrepancy_id>/resolve")
-@documented(
-    body=ResolveIn, responses={200: DiscrepancyOut}, headers=(IF_MATCH,), errors=ACTION_ERRORS
-)
-@endpoint(roles=TRIAGE_ROLES)
+@workflow_route("patch", "resolve", ResolveIn)
 def resolve_discrepancy(session: Session, caller: Caller, discrepancy_id: uuid.UUID) -> Response:
     """Close a discrepancy for good with a resolution code and a reason."""
-    body = parse_json_body(ResolveIn)
-    view = resolve(
-        session=session,
-        caller=caller,
-        discrepancy_id=discrepancy_id,
-        resolution=body.resolution,
-        reason=body.reason,
-        adjustment_reference=body.adjustment_reference,
-        expected_version=expected_version(),
-    )
-    return discrepancy_response(view)
+    return change_discrepancy(resolve, session, caller, discrepancy_id, parse_json_body(ResolveIn))
 
 
 def csv_response(caller: Caller, query: DiscrepancyListQuery) -> Response:
@@ -220,54 +184,14 @@ def csv_response(caller: Caller, query: DiscrepancyListQuery) -> Response:
     filters = query.filters()
 
     def chunks() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
         with unit_of_work() as session:
-            for view in iter_discrepancies(
-                session=session, org_id=caller.org_id, filters=filters, sort=query.sort
-            ):
-                writer.writerow(csv_row(view))
-                if buffer.tell() >= _CSV_CHUNK:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
+            yield from csv_chunks(
+                iter_discrepancies(
+                    session=session, org_id=caller.org_id, filters=filters, sort=query.sort
+                )
+            )
 
     response = Response(chunks(), mimetype=CSV)
     response.headers["Content-Disposition"] = 'attachment; filename="discrepancies.csv"'
     response.vary.add("Accept")
     return response
-
-
-def csv_row(view: DiscrepancyView) -> list[str | int]:
-    """One CSV line: money formatted with the currency's exponent and raw in minor units."""
-    payment, record = view.payment, view.provider_record
-    difference = view.difference_minor
-    return [
-        str(view.id),
-        view.type,
-        view.severity,
-        view.status,
-        view.currency,
-        format_minor(view.amount_minor, view.currency),
-        view.amount_minor,
-        "" if difference is None else format_minor(difference, view.currency),
-        "" if difference is None else difference,
-        str(payment.id) if payment else "",
-        safe_cell(payment.external_id) if payment else "",
-        str(record.id) if record else "",
-        record.provider if record else "",
-        safe_cell(record.provider_reference) if record else "",
-        safe_cell(view.assignee or ""),
-        view.resolution or "",
-        view.version,
-        view.opened_at.isoformat(),
-        view.acknowledged_at.isoformat() if view.acknowledged_at else "",
-        view.resolved_at.isoformat() if view.resolved_at else "",
-    ]
-
-
-def safe_cell(text: str) -> str:
-    """Free text made inert for spreadsheets (no formula injection)."""
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text

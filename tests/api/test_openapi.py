@@ -26,9 +26,9 @@ from api.app import create_app
 from api.openapi import DOCS_PATH, OPENAPI_PATH, openapi_path
 from api.problems import PROBLEM_JSON
 from shared.access.api_keys import create_api_key
+from shared.discrepancies.lifecycle import RESOLUTION_CODES
 from shared.models import ReconciliationDiscrepancy
 from shared.runs.lifecycle import execute_run, trigger_run
-from shared.triage.workflow import RESOLUTION_CODES
 from tests.support.factories import make_account, make_event, make_org, make_payment
 
 APP = create_app()

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
+from shared.discrepancies.listing import SORTS, DiscrepancyFilters, list_discrepancies
 from shared.models import ReconciliationDiscrepancy, ReconciliationRun
-from shared.triage.workflow import SORTS, DiscrepancyFilters, list_discrepancies
 from tests.support.factories import make_org, make_payment
 
 OPENED = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
