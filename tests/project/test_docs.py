@@ -20,24 +20,6 @@ DOCUMENTS = (
     *sorted(str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "docs").glob("*.md")),
 )
 
-# created by the issue-15 restructuring; remove once merged
-PATHS_OF_THE_RESTRUCTURING = frozenset(
-    {
-        "bench/event_processing.py",
-        "shared/discrepancies/listing.py",
-        "shared/matching/judging.py",
-        "shared/matching/locking.py",
-        "shared/matching/reading.py",
-        "shared/matching/record_fields.py",
-        "shared/matching/statements.py",
-        "shared/matching/writing.py",
-        "shared/platform/cache.py",
-        "shared/platform/failures.py",
-        "shared/providers/interface.py",
-        "shared/providers/registry.py",
-    }
-)
-
 REQUIRED_DESIGN_SECTIONS = (
     "data model",
     "matching rules",
@@ -143,9 +125,7 @@ def test_every_cited_repository_path_exists(document):
     missing = [
         f"{document}:{number}: {path}"
         for number, path in cited_paths(document)
-        if path.split("/")[0] in roots
-        and path.rstrip("/") not in PATHS_OF_THE_RESTRUCTURING
-        and not (REPO_ROOT / path).exists()
+        if path.split("/")[0] in roots and not (REPO_ROOT / path).exists()
     ]
     assert missing == []
 
