@@ -67,6 +67,17 @@ def flush_redis(url: str) -> int:
         client.close()
 
 
+def start_afresh(database: str, redis_database: int) -> None:
+    """Recreate the bench database and empty its Redis database, warning when that held
+    keys: another process using it would take or flush this bench's tasks."""
+    recreate_database(database)
+    if held := flush_redis(redis_url(redis_database)):
+        print(
+            f"warning: Redis database {redis_database} held {held} keys (flushed): if another "
+            "process uses it, it will take or flush this bench's tasks"
+        )
+
+
 def clean_up(database: str, redis: str) -> None:
     """Empty the bench's Redis database (if it still answers) and drop its database."""
     with contextlib.suppress(Exception):

@@ -65,10 +65,9 @@ from environment import (
     Server,
     clean_up,
     connect,
-    flush_redis,
     free_port,
-    recreate_database,
     redis_url,
+    start_afresh,
     use_own_services,
 )
 from figures import percentile_ms, verdict
@@ -346,12 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="recon-bench-worker-"))
     children: list[LoggedProcess | Autoanalyze | Profiler] = []  # stopped at the end, in order
     try:
-        recreate_database(DATABASE)
-        if held := flush_redis(redis_url(REDIS_DATABASE)):
-            print(
-                f"warning: Redis database {REDIS_DATABASE} held {held} keys: if another "
-                "process uses it, it will take or flush this bench's tasks"
-            )
+        start_afresh(DATABASE, REDIS_DATABASE)
         if args.statements:
             account_id = prepare_account()
             org_id = org_of(account_id)

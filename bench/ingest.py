@@ -48,10 +48,9 @@ from environment import (
     Server,
     clean_up,
     connect,
-    flush_redis,
     free_port,
-    recreate_database,
     redis_url,
+    start_afresh,
     use_own_services,
 )
 from figures import verdict
@@ -192,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="recon-bench-"))
     server: Server | None = None
     try:
-        recreate_database(DATABASE)
-        flush_redis(redis_url(REDIS_DATABASE))
+        start_afresh(DATABASE, REDIS_DATABASE)
         account_id = prepare_account()
         server = Server(free_port(), args.workers, workdir / "server.log", args.worker_class)
         server.wait_ready()

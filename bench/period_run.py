@@ -56,9 +56,8 @@ from environment import (
     REPO_ROOT,
     clean_up,
     connect,
-    flush_redis,
-    recreate_database,
     redis_url,
+    start_afresh,
     use_own_services,
 )
 from figures import verdict
@@ -173,9 +172,7 @@ class Measured:
 
 def measure(count: int, args: argparse.Namespace, workdir: Path) -> Measured:
     day = datetime.now(UTC).date() - timedelta(days=1)
-    recreate_database(DATABASE)
-    if held := flush_redis(redis_url(REDIS_DATABASE)):
-        print(f"  warning: Redis database {REDIS_DATABASE} held {held} keys (flushed)")
+    start_afresh(DATABASE, REDIS_DATABASE)
     org_id = prepare_organization()
     print(f"\n== {count:,} payments, day {day}, {args.unbound_share:.0%} of records unbound ==")
     began = time.perf_counter()

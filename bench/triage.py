@@ -55,10 +55,9 @@ from environment import (
     Server,
     clean_up,
     connect,
-    flush_redis,
     free_port,
-    recreate_database,
     redis_url,
+    start_afresh,
     use_own_services,
 )
 from figures import verdict
@@ -285,9 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="recon-bench-triage-"))
     server: Server | None = None
     try:
-        recreate_database(DATABASE)
-        if held := flush_redis(redis_url(REDIS_DATABASE)):
-            print(f"warning: Redis database {REDIS_DATABASE} held {held} keys (flushed)")
+        start_afresh(DATABASE, REDIS_DATABASE)
         orgs = prepare_organizations(args.orgs)
         now = datetime.now(UTC)
         began = time.perf_counter()
