@@ -32,8 +32,8 @@ from shared.matching.statements import (
     REFERENCES,
     STORED_KEYS,
     RecordKey,
-    key_arrays,
 )
+from shared.platform.bulk import column_arrays
 from shared.providers import RecordUpdate
 
 
@@ -67,7 +67,9 @@ class BatchReader:
             (org, provider, update.provider_reference) for org, provider, update in changes
         }
         self.keys.take(references=[reference_key(*key) for key in references])
-        stored = self.session.execute(STORED_KEYS, key_arrays(references, REFERENCES)).all()
+        stored = self.session.execute(
+            STORED_KEYS, column_arrays(list(references), REFERENCES)
+        ).all()
         externals = {
             (org, provider, update.merchant_reference)
             for org, provider, update in changes
@@ -223,8 +225,8 @@ class BatchReader:
         rows = self.rows
         found = self.session.execute(
             LOAD_PAYMENTS,
-            key_arrays(references, REFERENCES)
-            | key_arrays(externals, EXTERNALS)
+            column_arrays(list(references), REFERENCES)
+            | column_arrays(list(externals), EXTERNALS)
             | {"ids": list(ids)},
         ).all()
         for key in references:
@@ -255,8 +257,8 @@ class BatchReader:
         references, payment_ids = set(references), set(payment_ids)
         found = self.session.execute(
             LOCK_RECORDS,
-            key_arrays(references, REFERENCES)
-            | key_arrays(externals, EXTERNALS)
+            column_arrays(list(references), REFERENCES)
+            | column_arrays(list(externals), EXTERNALS)
             | {"payment_ids": list(payment_ids), "ids": list(ids)},
         ).all()
         for row in found:

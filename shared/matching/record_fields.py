@@ -146,7 +146,7 @@ RecordUpdate = make_dataclass(
     namespace={
         "__doc__": """What one provider event says about one provider object; ``None`` says nothing.
 
-    ``payment_status`` is the object's base lifecycle (one of BASE_STATUSES); refunds
+    ``payment_status`` is the object's base lifecycle (one of models.BASE_STATUSES); refunds
     are kept apart and folded in later, so that refunds and status changes commute.
     ``refunds`` maps a refund id to its amount in minor units (0 withdraws a refund that
     failed or was canceled). ``reported_refunded_minor`` is an absolute refunded total

@@ -8,12 +8,13 @@ from the one declaration of a record's fields (shared/matching/record_fields.py)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import text
 
+from shared.discrepancies.lifecycle import UNRESOLVED
 from shared.matching.record_fields import BINDING_COLUMNS, RECORD_COLUMNS, STATE_COLUMNS
 from shared.matching.rules import PaymentFacts
 from shared.platform.bulk import array_parameters
@@ -67,8 +68,9 @@ LOAD_CUSTOMERS = text(
     "WHERE r.occurred_at BETWEEN :earliest AND :latest"
 )
 LOCK_DISCREPANCIES = text(
-    "SELECT id, org_id, type, payment_id, provider_record_id FROM reconciliation_discrepancies "
-    "WHERE status IN ('open', 'acknowledged') AND (payment_id = ANY(CAST(:payment_ids AS uuid[])) "
+    "SELECT id, org_id, type, payment_id, provider_record_id FROM reconciliation_discrepancies "  # noqa: S608
+    f"WHERE status IN ({', '.join(repr(status) for status in UNRESOLVED)}) "
+    "AND (payment_id = ANY(CAST(:payment_ids AS uuid[])) "
     "OR (payment_id IS NULL AND provider_record_id = ANY(CAST(:record_ids AS uuid[])))) "
     "ORDER BY id FOR UPDATE"
 )
@@ -118,9 +120,3 @@ INSERT_ITEMS = text(
 )
 
 RecordKey = tuple[uuid.UUID, str, str]  # (org, provider, provider reference or external id)
-
-
-def key_arrays(keys: Iterable[RecordKey], names: Mapping[str, str]) -> dict[str, list]:
-    """The parameters of keys matched through ``unnest``: one array per part of the key."""
-    keys = list(keys)
-    return {name: [key[index] for key in keys] for index, name in enumerate(names)}

@@ -19,8 +19,11 @@ def array_parameters(columns: Mapping[str, str]) -> str:
 
 
 def column_arrays(rows: Sequence[Sequence[Any]], names: Iterable[str]) -> dict[str, list]:
-    """The rows turned into one list per column, keyed by the column names in order."""
-    return {name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
+    """The rows turned into one list per column, keyed by the column names in order (empty
+    lists when there are no rows)."""
+    names = list(names)
+    columns = list(zip(*rows, strict=True)) or [()] * len(names)
+    return {name: list(column) for name, column in zip(names, columns, strict=True)}
 
 
 def expire_rewritten(session: Session, model: type, ids: Iterable[uuid.UUID]) -> None:
