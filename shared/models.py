@@ -122,13 +122,8 @@ def uuid_pk() -> Mapped[uuid.UUID]:
     )
 
 
-def created_at() -> Mapped[datetime]:
-    """Creation time, set by the database."""
-    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
-
-
-def updated_at() -> Mapped[datetime]:
-    """Time of the last change: set by the database on insert, by the writer on update."""
+def stamped_now() -> Mapped[datetime]:
+    """A time the database sets on insert (creation; a last change's writer sets it anew)."""
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
@@ -175,7 +170,7 @@ class Organization(Base):
         Integer, nullable=False, server_default="600"
     )
     auto_fix: Mapped[bool | None] = mapped_column(Boolean)
-    created_at: Mapped[datetime] = created_at()
+    created_at: Mapped[datetime] = stamped_now()
 
 
 class ApiKey(Base):
@@ -189,7 +184,7 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)
-    created_at: Mapped[datetime] = created_at()
+    created_at: Mapped[datetime] = stamped_now()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -221,7 +216,7 @@ class ProviderAccount(Base):
         Boolean, nullable=False, server_default=text("false")
     )
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
-    created_at: Mapped[datetime] = created_at()
+    created_at: Mapped[datetime] = stamped_now()
 
 
 class Payment(Base):
@@ -258,8 +253,8 @@ class Payment(Base):
     )
     customer_ref: Mapped[str | None] = mapped_column(Text)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    created_at: Mapped[datetime] = created_at()
-    updated_at: Mapped[datetime] = updated_at()
+    created_at: Mapped[datetime] = stamped_now()
+    updated_at: Mapped[datetime] = stamped_now()
 
 
 class ProviderEvent(Base):
@@ -373,8 +368,8 @@ class ProviderRecord(Base):
     payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     match_method: Mapped[str | None] = mapped_column(String(24))
     matched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = created_at()
-    updated_at: Mapped[datetime] = updated_at()
+    created_at: Mapped[datetime] = stamped_now()
+    updated_at: Mapped[datetime] = stamped_now()
 
 
 class ReconciliationRun(Base):
@@ -419,7 +414,7 @@ class ReconciliationRun(Base):
     )
     report_json: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     report_markdown: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = created_at()
+    created_at: Mapped[datetime] = stamped_now()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
@@ -454,7 +449,7 @@ class ReconciliationItem(Base):
     outcome: Mapped[str] = mapped_column(String(24), nullable=False)
     match_method: Mapped[str | None] = mapped_column(String(24))
     amount_difference_minor: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = created_at()
+    created_at: Mapped[datetime] = stamped_now()
 
 
 class ReconciliationDiscrepancy(Base):

@@ -14,7 +14,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -29,13 +28,11 @@ from shared.platform.dispatch import send_after_commit
 from shared.platform.errors import ValidationFailed, describe_validation_errors
 from shared.platform.logs import get_logger
 from shared.platform.tasks import MATCH_PAYMENT
-from shared.values.money import CurrencyCode
-from shared.values.text import check_identifier
+from shared.values.money import AmountMinor, CurrencyCode
+from shared.values.text import MAX_TEXT_LENGTH, check_identifier
 from shared.values.timestamps import PlausibleUtcInstant
 
 MAX_BATCH = 1_000
-MAX_AMOUNT_MINOR = 10**15
-MAX_TEXT = 255
 
 # The columns an import may set; everything else (id, org_id, timestamps) is the service's.
 WRITABLE_COLUMNS = (
@@ -71,14 +68,14 @@ class PaymentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str = Field(min_length=1, max_length=MAX_TEXT)
+    external_id: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
     provider: Literal[PROVIDERS]  # type: ignore[valid-type]
-    provider_reference: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
-    amount_minor: StrictInt = Field(ge=0, le=MAX_AMOUNT_MINOR)
+    provider_reference: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_LENGTH)
+    amount_minor: AmountMinor
     currency: CurrencyCode
     status: Literal[PAYMENT_STATUSES]  # type: ignore[valid-type]
-    amount_refunded_minor: StrictInt = Field(default=0, ge=0, le=MAX_AMOUNT_MINOR)
-    customer_ref: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    amount_refunded_minor: AmountMinor = 0
+    customer_ref: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_LENGTH)
     occurred_at: PlausibleUtcInstant
 
     @field_validator("external_id", "provider_reference", "customer_ref")

@@ -23,11 +23,8 @@ MAX_LIMIT = 500
 MAX_CURSOR_LENGTH = 512
 
 
-class InvalidCursor(BadRequest):
+class InvalidCursor(BadRequest, title="Invalid cursor", type_slug="invalid-cursor"):
     """A cursor this service did not issue (or from another listing)."""
-
-    title = "Invalid cursor"
-    type_slug = "invalid-cursor"
 
 
 @dataclass(frozen=True)

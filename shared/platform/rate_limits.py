@@ -26,12 +26,10 @@ UNAVAILABLE_RETRY_SECONDS = 5
 log = get_logger(__name__)
 
 
-class TooManyAttempts(DomainError):
+class TooManyAttempts(
+    DomainError, status=429, title="Too many requests", type_slug="too-many-requests"
+):
     """The client failed too often in the current window (429, with Retry-After)."""
-
-    status = 429
-    title = "Too many requests"
-    type_slug = "too-many-requests"
 
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)

@@ -8,8 +8,6 @@ from typing import Any
 # What one event states about one provider object: declared with a record's other shapes.
 from shared.matching.record_fields import RecordUpdate as RecordUpdate
 
-BASE_STATUSES = ("pending", "succeeded", "failed", "canceled")
-
 
 @dataclass(frozen=True)
 class VerifiedEvent:

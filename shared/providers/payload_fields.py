@@ -11,13 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.platform.errors import ValidationFailed
-from shared.values.money import normalise_currency
+from shared.values.money import MAX_AMOUNT_MINOR, normalise_currency
+from shared.values.text import MAX_TEXT_LENGTH
 from shared.values.timestamps import check_plausible
-
-MAX_AMOUNT_MINOR = 10**15
-# As the Standard payload and payments' external ids: a reference of thousands of
-# characters would not fit PostgreSQL's index rows (an error the worker would retry).
-MAX_TEXT_LENGTH = 255
 
 
 def required_object(value: Any, field: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from pydantic import (
 from shared.platform.errors import ValidationFailed, describe_validation_errors
 from shared.providers import Ignored, RecordUpdate, VerifiedEvent
 from shared.providers.interface import AccountOptions, Normalised, SignatureHeader, WebhookRequest
-from shared.providers.payload_fields import MAX_AMOUNT_MINOR, as_utc
+from shared.providers.payload_fields import as_utc
 from shared.providers.webhook_input import (
     InvalidSignature,
     any_signature_matches,
@@ -41,9 +41,9 @@ from shared.providers.webhook_input import (
     parse_json_object,
     parse_timestamp,
 )
-from shared.values.money import normalise_currency
-from shared.values.text import check_identifier
-from shared.values.timestamps import check_plausible
+from shared.values.money import AmountMinor, CurrencyCode
+from shared.values.text import MAX_TEXT_LENGTH, check_identifier
+from shared.values.timestamps import check_plausible, refuse_unix_number
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format marker, not a secret
 MIN_KEY_BYTES = 24
@@ -60,15 +60,6 @@ EVENT_TYPES = (
     "payment.partially_refunded",
 )
 
-AmountMinor = Annotated[int, Field(ge=0, le=MAX_AMOUNT_MINOR, strict=True)]
-
-
-def _iso_only(value: object) -> object:
-    # Lax pydantic reads a number as Unix seconds or milliseconds, guessing which.
-    if isinstance(value, int | float):
-        raise ValueError("must be an ISO 8601 date-time with a UTC offset")
-    return value
-
 
 def _with_offset(value: datetime) -> datetime:
     if value.tzinfo is None:
@@ -76,7 +67,7 @@ def _with_offset(value: datetime) -> datetime:
     return value
 
 
-ISO_ONLY = BeforeValidator(_iso_only)
+ISO_ONLY = BeforeValidator(refuse_unix_number)
 PLAUSIBLE = AfterValidator(check_plausible)
 
 
@@ -85,18 +76,13 @@ class StandardPaymentData(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1, max_length=255)
-    merchant_reference: str | None = Field(default=None, max_length=255)
+    id: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
+    merchant_reference: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
     amount: AmountMinor
-    currency: str
+    currency: CurrencyCode
     amount_refunded: AmountMinor = 0
-    customer: str | None = Field(default=None, max_length=255)
+    customer: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
     occurred_at: Annotated[datetime, ISO_ONLY, AfterValidator(_with_offset), PLAUSIBLE]
-
-    @field_validator("currency")
-    @classmethod
-    def _iso_currency(cls, value: str) -> str:
-        return normalise_currency(value)
 
     @field_validator("id", "merchant_reference", "customer")
     @classmethod

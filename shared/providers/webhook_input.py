@@ -16,18 +16,12 @@ MAX_JSON_DEPTH = 64
 _ESCAPE_TO_CHECK = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
-class InvalidSignature(BadRequest):
+class InvalidSignature(BadRequest, title="Invalid signature", type_slug="invalid-signature"):
     """A missing, malformed, stale or non-matching webhook signature."""
 
-    title = "Invalid signature"
-    type_slug = "invalid-signature"
 
-
-class MalformedPayload(BadRequest):
+class MalformedPayload(BadRequest, title="Malformed payload", type_slug="malformed-payload"):
     """A body that is not the JSON document the provider's scheme promises."""
-
-    title = "Malformed payload"
-    type_slug = "malformed-payload"
 
 
 def _refuse_constant(name: str) -> None:

@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from iso4217 import Currency
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 from shared.platform.errors import ValidationFailed
+
+# The largest amount accepted from outside, in minor units (ten trillion in a two-decimal
+# currency): far beyond any payment, far below bigint's limit.
+MAX_AMOUNT_MINOR = 10**15
+# A pydantic field holding an amount in minor units: an integer from 0 to MAX_AMOUNT_MINOR.
+AmountMinor = Annotated[int, Field(ge=0, le=MAX_AMOUNT_MINOR, strict=True)]
 
 
 class UnknownCurrency(ValidationFailed, ValueError):

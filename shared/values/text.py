@@ -12,6 +12,10 @@ import re
 
 from shared.platform.errors import ValidationFailed
 
+# The longest identifier accepted from outside: a reference of thousands of characters
+# would not fit PostgreSQL's index rows (an error the worker would retry).
+MAX_TEXT_LENGTH = 255
+
 _BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
 _IDENTIFIER_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
 _FREE_TEXT_REFUSED = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
