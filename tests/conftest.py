@@ -25,6 +25,7 @@ import psycopg
 import pytest
 import redis
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from tests.support.smtp import smtp_server, smtp_server_with_auth  # noqa: F401 - fixtures
@@ -130,13 +131,25 @@ def session(engine: Engine) -> Iterator[Session]:
         SessionFactory.kw = configured
 
 
-def truncate_all(engine: Engine) -> None:
-    """Empty every table of the schema (TRUNCATE fires no row trigger)."""
+def truncate_all(engine: Engine, attempts: int = 5) -> None:
+    """Empty every table of the schema (TRUNCATE fires no row trigger).
+
+    A worker still finishing a task of the test reads the tables in its own order, so the
+    TRUNCATE can deadlock with it; PostgreSQL then aborts one side. If it aborted ours, the
+    worker commits and the TRUNCATE is tried again, emptying what the worker wrote too.
+    """
     from shared.models import Base
 
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as connection:
+                connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+            return
+        except OperationalError as error:
+            if not isinstance(error.orig, psycopg.errors.DeadlockDetected) or attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)
 
 
 @pytest.fixture
