@@ -16,7 +16,8 @@ from shared.discrepancies.lifecycle import (
     RESOLUTION_CODES,
 )
 from shared.discrepancies.listing import SORTS, DiscrepancyDetail, DiscrepancyFilters
-from shared.models import DISCREPANCY_STATUSES, DISCREPANCY_TYPES, EVENT_STATES, SEVERITIES
+from shared.ingest.events import EVENT_LIST_STATES
+from shared.models import DISCREPANCY_STATUSES, DISCREPANCY_TYPES, SEVERITIES
 from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.values.text import check_identifier
 
@@ -32,7 +33,7 @@ class Strict(BaseModel):
 class EventListQuery(Strict):
     """Filters of ``GET /billing/webhooks/events``."""
 
-    state: Literal[EVENT_STATES] | None = None
+    state: Literal[EVENT_LIST_STATES] | None = None
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
@@ -49,6 +50,9 @@ class WebhookEventOut(BaseModel):
     state: str
     attempts: int
     last_error: str | None
+    ignored_reason: str | None = Field(
+        description="Why processing acted on nothing (an event type recon does not use)"
+    )
     received_at: datetime
     processed_at: datetime | None
 

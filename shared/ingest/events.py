@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from shared.models import ProviderAccount, ProviderEvent
+from shared.models import EVENT_STATES, ProviderAccount, ProviderEvent
 from shared.platform.cache import TimedCache
 from shared.platform.db import single_statement
 from shared.platform.dispatch import send_after_commit, send_messages, task_message
@@ -39,6 +39,9 @@ from shared.providers.registry import provider_named
 from shared.providers.webhook_input import InvalidSignature
 
 WEBHOOK_QUEUE = "webhooks"
+IGNORED = "ignored"
+# What the event list filters on: a stored state, or ``ignored`` (processed, acted on nothing).
+EVENT_LIST_STATES = (*EVENT_STATES, IGNORED)
 
 log = get_logger(__name__)
 
@@ -283,9 +286,14 @@ def list_events(
     cursor: str | None,
     limit: int,
 ) -> Page[ProviderEvent]:
-    """The organisation's events, newest first, optionally of one state."""
+    """The organisation's events, newest first, optionally of one of
+    :data:`EVENT_LIST_STATES` (``ignored``: processed, with the reason it was ignored)."""
     query = select(ProviderEvent).where(ProviderEvent.org_id == org_id)
-    if state is not None:
+    if state == IGNORED:
+        query = query.where(
+            ProviderEvent.state == "processed", ProviderEvent.ignored_reason.is_not(None)
+        )
+    elif state is not None:
         query = query.where(ProviderEvent.state == state)
     newest = (ProviderEvent.received_at, ProviderEvent.id)
     return newest_first(query, newest, session=session, cursor=cursor, limit=limit)

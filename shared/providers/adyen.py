@@ -176,12 +176,25 @@ def _original_reference(item: dict[str, Any]) -> str:
     )
 
 
+# Where notifications carry the shopper: ``recurring.`` with a stored payment method,
+# ``tokenization.`` with the newer token flow, the plain key only with an optional
+# webhook setting ("Include shopper details"). The first one present is read.
+SHOPPER_REFERENCE_KEYS = (
+    "shopperReference",
+    "recurring.shopperReference",
+    "tokenization.shopperReference",
+)
+
+
 def _shopper_reference(item: dict[str, Any]) -> str | None:
     additional = item.get("additionalData")
     if not isinstance(additional, dict):
         return None
-    field = f"{_ITEM}.additionalData.shopperReference"
-    return optional_text(additional.get("shopperReference"), field)
+    for key in SHOPPER_REFERENCE_KEYS:
+        reference = optional_text(additional.get(key), f"{_ITEM}.additionalData.{key}")
+        if reference:
+            return reference
+    return None
 
 
 def _authorisation_status(success: bool, manual_capture: bool) -> str:
@@ -225,11 +238,15 @@ def _modification(
 ) -> Normalised:
     """An update of the payment the modification changes (``originalReference``).
 
-    ``refund_minor`` counts the item as the refund ``pspReference`` of that amount.
+    ``refund_minor`` counts the item as the refund ``pspReference`` of that amount. The
+    item's amount is in the payment's currency, so its currency is stated too: a
+    modification that arrives before its AUTHORISATION can then start the record.
     """
     reference = _original_reference(notification.item)
     if refund_minor is not None:
         fields["refunds"] = {_psp_reference(notification.item): refund_minor}
+    if "currency" not in fields and isinstance(notification.item.get("amount"), dict):
+        fields["currency"] = _amount(notification.item)[1]
     return [RecordUpdate(provider_reference=reference, event_at=notification.event_at, **fields)]
 
 

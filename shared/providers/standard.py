@@ -3,7 +3,10 @@
 The secret is ``whsec_`` + base64 key; each signature is ``v1,<base64 HMAC-SHA256>`` of
 ``"{id}.{timestamp}.{raw body}"``, several separated by spaces. This service understands
 one payload shape (README, "Standard Webhooks payload"), checked here at the door and
-again when the stored event is read: ``payment.<status>`` of one payment.
+again when the stored event is read: ``payment.<status>`` of one payment. A signed
+message of any other type (or of none) is stored and ignored, never refused: the spec
+counts any non-2xx answer as a failed delivery, and a sender that keeps failing disables
+the endpoint, payment events included.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ MAX_KEY_BYTES = 64
 MESSAGE_ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
+UNTYPED = "(untyped)"  # the stored event type of a message without a string ``type``
 EVENT_TYPES = (
     "payment.succeeded",
     "payment.failed",
@@ -182,19 +186,24 @@ def parse_standard_event(
     now: float,
     tolerance: int,
 ) -> list[VerifiedEvent]:
-    """Verify the signature on the raw bytes, then validate the payload shape (422 if off)."""
+    """Verify the signature on the raw bytes, then read the message: a ``payment.<status>``
+    one must have the payment shape (422 if off); any other is kept as it came."""
     message_id = _verified_message_id(body, headers, secrets, now, tolerance)
     document = parse_json_object(body)
-    try:
-        event = StandardEvent.model_validate(document)
-    except ValidationError as error:
-        raise ValidationFailed(
-            "payload does not match the Standard Webhooks payment shape",
-            errors=describe_validation_errors(error),
-        ) from None
+    event_type = document.get("type")
+    if event_type in EVENT_TYPES:
+        try:
+            StandardEvent.model_validate(document)
+        except ValidationError as error:
+            raise ValidationFailed(
+                "payload does not match the Standard Webhooks payment shape",
+                errors=describe_validation_errors(error),
+            ) from None
+    elif not isinstance(event_type, str) or not event_type:
+        event_type = UNTYPED
     return [
         VerifiedEvent(
-            provider_event_id=message_id, event_type=event.type, payload=document, raw=body
+            provider_event_id=message_id, event_type=event_type, payload=document, raw=body
         )
     ]
 

@@ -150,6 +150,29 @@ def _merchant_reference(obj: dict[str, Any], key: str) -> str | None:
     )
 
 
+def _embedded_charges(intent: dict[str, Any]) -> list[Any]:
+    """The charges a PaymentIntent embeds: ``latest_charge`` when expanded, and the
+    ``charges`` list of API versions before 2022-11-15."""
+    latest = intent.get("latest_charge")
+    listed = intent.get("charges")
+    entries = listed.get("data") if isinstance(listed, dict) else None
+    return [latest] + (entries if isinstance(entries, list) else [])
+
+
+def _customer(obj: dict[str, Any]) -> str | None:
+    """The customer of a PaymentIntent or Charge: its own, else that of a charge it embeds
+    (a guest checkout's intent names none, while its charge may)."""
+    customer = _stripe_id(obj.get("customer"), f"{_OBJECT}.customer")
+    if customer is not None:
+        return customer
+    for charge in _embedded_charges(obj):
+        if isinstance(charge, dict):
+            customer = _stripe_id(charge.get("customer"), f"{_OBJECT}.charges.data[].customer")
+            if customer is not None:
+                return customer
+    return None
+
+
 def _parent_reference(obj: dict[str, Any]) -> str:
     """The PaymentIntent a refund or dispute belongs to, else its charge."""
     intent = _stripe_id(obj.get("payment_intent"), f"{_OBJECT}.payment_intent")
@@ -168,7 +191,7 @@ def _payment_update(
         currency=currency_code(obj.get("currency"), f"{_OBJECT}.currency"),
         amount_minor=amount_minor(obj.get("amount"), f"{_OBJECT}.amount"),
         merchant_reference=_merchant_reference(obj, key),
-        customer_ref=_stripe_id(obj.get("customer"), f"{_OBJECT}.customer"),
+        customer_ref=_customer(obj),
         occurred_at=unix_time(obj.get("created"), f"{_OBJECT}.created"),
         **fields,
     )

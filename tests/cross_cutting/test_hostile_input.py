@@ -365,8 +365,6 @@ STANDARD_DOCUMENTS = {
     "timestamp-year-9999": {"timestamp": "9999-12-31T23:59:59-14:00"},
     "timestamp-naive": {"timestamp": "2026-11-23T10:00:00"},
     "timestamp-garbage": {"timestamp": "2026-13-45T99:00:00Z"},
-    "type-unknown": {"type": "payment.stolen"},
-    "type-sql": {"type": SQL},
     "data-a-list": {"data": [1, 2]},
 }
 
@@ -381,6 +379,32 @@ def test_a_signed_standard_event_with_unusable_values_is_422_naming_the_field(
     body, headers = standard_request(payload)
     problem = refused(lambda: post_webhook(client, world, "standard", body, headers), 422)
     assert problem["errors"], problem
+
+
+@pytest.mark.parametrize("event_type", ["payment.stolen", SQL, "x" * 10_000])
+def test_a_signed_standard_event_of_another_type_is_stored_and_ignored(
+    client, session, world, event_type
+):
+    """Never refused (a sender disables an endpoint that keeps refusing); kept as text,
+    processed as ignored, and nothing else changes."""
+    body, headers = standard_request(standard_payload() | {"type": event_type})
+    assert post_webhook(client, world, "standard", body, headers).status_code == 200
+    event = session.scalars(
+        select(ProviderEvent).where(
+            ProviderEvent.provider_account_id == world.accounts["standard"].id
+        )
+    ).one()
+    before = {
+        table: table_checksum(session, table) for table in TABLES if table != "provider_events"
+    }
+    assert process_provider_event(session=session, event_id=event.id) == "processed"
+    session.refresh(event)
+    assert (event.event_type, event.state) == (event_type, "processed")
+    assert event_type[:100] in event.ignored_reason
+    after = {
+        table: table_checksum(session, table) for table in TABLES if table != "provider_events"
+    }
+    assert after == before
 
 
 # Values a genuine Stripe or Adyen event could in theory carry but this service cannot use.

@@ -9,10 +9,11 @@ from sqlalchemy import select
 
 from shared.access.api_keys import create_api_key
 from shared.access.organizations import create_organization
+from shared.ingest.processing import process_provider_event
 from shared.models import ApiKey, ProviderEvent
 from shared.providers.accounts import add_provider_account
 from tests.support.factories import make_event
-from tests.support.signing import STRIPE_SECRET
+from tests.support.signing import STRIPE_SECRET, stripe_event, stripe_request
 
 
 @pytest.fixture
@@ -93,6 +94,7 @@ def test_events_are_listed_newest_first_with_their_shape(client, session, org, a
         "state",
         "attempts",
         "last_error",
+        "ignored_reason",
         "received_at",
         "processed_at",
     }
@@ -106,6 +108,32 @@ def test_events_filter_by_state(client, session, org, account):
         "/billing/webhooks/events?state=failed", headers=auth(key_for(session, org.id, "manager"))
     )
     assert [item["id"] for item in response.json["items"]] == [str(failed.id)]
+
+
+def test_a_delivery_of_a_type_recon_does_not_use_is_listed_as_ignored_with_the_reason(
+    client, session, org, account
+):
+    [payment_event] = add_events(session, account, 1, state="processed")
+    body, headers = stripe_request(stripe_event("customer.created"))
+    response = client.post(
+        f"/webhooks/stripe/{account.id}",
+        data=body,
+        headers=headers,
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    stored = session.scalars(
+        select(ProviderEvent).where(ProviderEvent.event_type == "customer.created")
+    ).one()
+    assert process_provider_event(session=session, event_id=stored.id) == "processed"
+    manager = auth(key_for(session, org.id, "manager"))
+
+    [ignored] = client.get("/billing/webhooks/events?state=ignored", headers=manager).json["items"]
+    processed = client.get("/billing/webhooks/events?state=processed", headers=manager).json
+
+    assert (ignored["id"], ignored["state"]) == (str(stored.id), "processed")
+    assert "customer.created" in ignored["ignored_reason"]
+    assert {item["id"] for item in processed["items"]} == {str(stored.id), str(payment_event.id)}
 
 
 def test_cursor_pages_cover_every_event_once_even_while_new_ones_arrive(

@@ -26,6 +26,7 @@ from tests.support.factories import (
     stripe_intent_event,
     stripe_refund_event,
 )
+from tests.support.signing import adyen_item
 
 
 def process(session, account, payload, event_type=None):
@@ -196,6 +197,25 @@ def test_a_second_charge_for_one_payment_opens_duplicate_charge_suspected(sessio
         "DuplicateChargeSuspected",
         payment.id,
         record_of(session, "pi_b").id,
+    )
+
+
+def test_an_adyen_shoppers_repeated_charge_opens_duplicate_charge_suspected(session):
+    """Adyen names the shopper under ``recurring.`` or ``tokenization.``, not the plain key."""
+    org = make_org(session)
+    account = make_account(session, org, "adyen")
+    now = datetime.now(UTC).replace(microsecond=0)
+    for psp, key, at in (
+        ("PSP_FIRST", "recurring.shopperReference", now),
+        ("PSP_AGAIN", "tokenization.shopperReference", now + timedelta(minutes=2)),
+    ):
+        item = adyen_item(psp) | {"eventDate": at.isoformat(), "additionalData": {key: "S-1"}}
+        payload = {"live": "false", "NotificationRequestItem": item}
+        process(session, account, payload, "AUTHORISATION")
+    [found] = discrepancies(session)
+    assert (found.type, found.provider_record_id) == (
+        "DuplicateChargeSuspected",
+        record_of(session, "PSP_AGAIN").id,
     )
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from tests.conftest import truncate_all, wait_until
 
@@ -17,6 +18,11 @@ TRUNCATE_WAITING = text(
 )
 
 
+def truncate_waiting(engine) -> bool:
+    with engine.connect() as connection:  # pg_stat_activity is a snapshot per transaction
+        return connection.scalar(TRUNCATE_WAITING) == 1
+
+
 def test_a_truncate_that_deadlocks_with_a_worker_is_tried_again(committed):
     """The 'worker' holds the last table, the TRUNCATE takes the first and waits for the
     last, the worker then reads the first: a deadlock, and the tables still end empty."""
@@ -24,14 +30,19 @@ def test_a_truncate_that_deadlocks_with_a_worker_is_tried_again(committed):
         connection.execute(
             text("INSERT INTO organizations (id, name) VALUES (gen_random_uuid(), 'Left over')")
         )
+    # PostgreSQL checks for a deadlock once, when a waiter's deadlock_timeout expires: the
+    # TRUNCATE checks after the cycle has formed, the worker long after, so the TRUNCATE
+    # is the one aborted (the case the harness must survive).
+    truncating_engine = create_engine(
+        committed.url, connect_args={"options": "-c deadlock_timeout=3s"}, poolclass=NullPool
+    )
     worker = committed.connect()
-    worker.execute(text("SET deadlock_timeout = '5s'"))  # the TRUNCATE notices it first
+    worker.execute(text("SET deadlock_timeout = '60s'"))
     worker.execute(text("SELECT count(*) FROM reconciliation_action_logs"))
-    truncating = threading.Thread(target=truncate_all, args=(committed,))
+    truncating = threading.Thread(target=truncate_all, args=(truncating_engine,))
     truncating.start()
     try:
-        with committed.connect() as watcher:
-            assert wait_until(lambda: watcher.scalar(TRUNCATE_WAITING) == 1, timeout=10)
+        assert wait_until(lambda: truncate_waiting(committed), timeout=10)
         worker.execute(text("SELECT count(*) FROM organizations"))  # the deadlock
         worker.commit()
     except OperationalError:

@@ -341,7 +341,8 @@ ADYEN_PAYMENT = RecordUpdate(
     customer_ref="shopper_1",
     occurred_at=EVENT_AT,
 )
-ADYEN_MODIFICATION = RecordUpdate(provider_reference="PSP1", event_at=EVENT_AT)
+# A modification states the currency of its amount (the payment's): it may arrive first.
+ADYEN_MODIFICATION = RecordUpdate(provider_reference="PSP1", event_at=EVENT_AT, currency="EUR")
 
 
 def adyen_case(item: dict[str, Any], expected: RecordUpdate, case_id: str, manual: bool = False):
@@ -387,6 +388,23 @@ ADYEN_CASES = [
         "authorisation-without-shopper-reference",
     ),
     adyen_case(
+        adyen_item(additionalData={"recurring.shopperReference": "shopper_1"}),
+        replace(ADYEN_PAYMENT, payment_status="succeeded"),
+        "authorisation-recurring-shopper-reference",
+    ),
+    adyen_case(
+        adyen_item(additionalData={"tokenization.shopperReference": "shopper_1"}),
+        replace(ADYEN_PAYMENT, payment_status="succeeded"),
+        "authorisation-tokenization-shopper-reference",
+    ),
+    adyen_case(
+        adyen_item(
+            additionalData={"shopperReference": "", "recurring.shopperReference": "shopper_1"}
+        ),
+        replace(ADYEN_PAYMENT, payment_status="succeeded"),
+        "authorisation-empty-plain-shopper-reference-falls-through",
+    ),
+    adyen_case(
         adyen_item(merchantReference=DROP),
         replace(ADYEN_PAYMENT, payment_status="succeeded", merchant_reference=None),
         "authorisation-without-merchant-reference",
@@ -419,6 +437,11 @@ ADYEN_CASES = [
         manual=True,
     ),
     adyen_case(
+        adyen_modification("CAPTURE", amount=DROP),
+        replace(ADYEN_MODIFICATION, payment_status="succeeded", currency=None),
+        "capture-without-amount-states-no-currency",
+    ),
+    adyen_case(
         adyen_modification("CAPTURE", success="false"),
         replace(ADYEN_MODIFICATION, payment_status="failed"),
         "capture-refused-fails",
@@ -435,12 +458,12 @@ ADYEN_CASES = [
     ),
     adyen_case(
         adyen_modification("REFUND"),
-        replace(ADYEN_MODIFICATION, currency="EUR", refunds={"MOD1": 1000}),
+        replace(ADYEN_MODIFICATION, refunds={"MOD1": 1000}),
         "full-refund",
     ),
     adyen_case(
         adyen_modification("REFUND", amount={"value": 250, "currency": "EUR"}),
-        replace(ADYEN_MODIFICATION, currency="EUR", refunds={"MOD1": 250}),
+        replace(ADYEN_MODIFICATION, refunds={"MOD1": 250}),
         "partial-refund",
     ),
     adyen_case(

@@ -435,6 +435,24 @@ STRIPE_PAYMENT_INTENT_CASES = [
     ),
     stripe_case(
         "payment_intent.succeeded",
+        stripe_intent(customer=None, charges={"data": [stripe_charge(customer="cus_7")]}),
+        replace(STRIPE_PAYMENT, payment_status="succeeded", customer_ref="cus_7"),
+        "intent-customer-from-its-listed-charge",
+    ),
+    stripe_case(
+        "payment_intent.succeeded",
+        stripe_intent(customer=None, latest_charge=stripe_charge(customer="cus_8")),
+        replace(STRIPE_PAYMENT, payment_status="succeeded", customer_ref="cus_8"),
+        "intent-customer-from-its-expanded-latest-charge",
+    ),
+    stripe_case(
+        "payment_intent.succeeded",
+        stripe_intent(customer=None, latest_charge="ch_1", charges={"data": []}),
+        replace(STRIPE_PAYMENT, payment_status="succeeded", customer_ref=None),
+        "intent-with-unexpanded-charge-and-no-customer",
+    ),
+    stripe_case(
+        "payment_intent.succeeded",
         stripe_intent(metadata=DROP),
         replace(STRIPE_PAYMENT, payment_status="succeeded", merchant_reference=None),
         "intent-missing-metadata",
