@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from api.schemas import Strict
 from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -19,6 +19,10 @@ class RunTrigger(Strict):
     period_end: dt.date | None = None
     date: dt.date | None = None
     is_verification_run: bool = False
+    dry_run: bool = Field(
+        default=False,
+        description="Answer what the run would do (200, DryRunOut) and write nothing",
+    )
 
     @model_validator(mode="after")
     def _one_period(self) -> RunTrigger:
@@ -95,3 +99,40 @@ class DailyRuns(BaseModel):
 
     started: int
     runs: list[RunOut]
+
+
+class WouldOpenOut(BaseModel):
+    """A discrepancy a dry run would open (it was never written, so it has no id)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    type: str
+    severity: str
+    payment_id: uuid.UUID | None
+    provider_record_id: uuid.UUID | None
+    amount_minor: int
+    currency: str
+
+
+class WouldResolveOut(BaseModel):
+    """An existing discrepancy a dry run would auto-resolve."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    type: str
+
+
+class DryRunOut(BaseModel):
+    """What a run of the period would do under the settings given; nothing was written."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    dry_run: Literal[True] = True
+    report: dict[str, Any] = Field(description="The report the run would write")
+    would_open: list[WouldOpenOut]
+    would_auto_resolve: list[WouldResolveOut]
+
+
+class TriggerAnswer(RootModel[DryRunOut | RunOut]):
+    """A dry run's answer, or the run already active for the period."""

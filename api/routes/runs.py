@@ -11,10 +11,21 @@ from sqlalchemy.orm import Session
 from api.endpoint import endpoint
 from api.openapi import Header, documented
 from api.requests import parse_json_body, parse_query
-from api.run_schemas import DailyRuns, ReportQuery, RunListQuery, RunOut, RunPage, RunTrigger
+from api.run_schemas import (
+    DailyRuns,
+    DryRunOut,
+    ReportQuery,
+    RunListQuery,
+    RunOut,
+    RunPage,
+    RunTrigger,
+    TriggerAnswer,
+)
 from shared.access.api_keys import TRIAGE_ROLES, Caller
 from shared.access.daily_token import TOKEN_HEADER, check_daily_token
+from shared.matching.engine import match_settings
 from shared.platform.errors import Conflict
+from shared.runs.dry_run import dry_run
 from shared.runs.lifecycle import get_run, list_runs, trigger_daily_runs, trigger_run
 
 blueprint = Blueprint("runs", __name__)
@@ -29,12 +40,24 @@ def _json(model, status: int = 200) -> Response:
 
 
 @blueprint.post("/billing/reconciliation/runs/trigger")
-@documented(body=RunTrigger, responses={200: RunOut, 202: RunOut})
+@documented(body=RunTrigger, responses={200: TriggerAnswer, 202: RunOut})
 @endpoint(roles=TRIAGE_ROLES)
 def trigger(session: Session, caller: Caller) -> Response:
-    """Queue a run of a period: 202 with the new run, 200 with the one already active."""
+    """Queue a run of a period: 202 with the new run, 200 with the one already active.
+
+    With ``"dry_run": true``: 200 with what the run would do, and nothing written.
+    """
     body = parse_json_body(RunTrigger)
     start, end = body.bounds
+    if body.dry_run:
+        rehearsal = dry_run(
+            org_id=caller.org_id,
+            period_start=start,
+            period_end=end,
+            settings=match_settings(session=session, org_id=caller.org_id),
+            is_verification_run=body.is_verification_run,
+        )
+        return _json(DryRunOut.model_validate(rehearsal))
     triggered = trigger_run(
         session=session,
         org_id=caller.org_id,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from shared.access.organizations import auto_fix_enabled, get_organization
 from shared.matching.engine import match_settings
+from shared.matching.rules import MatchSettings
 from shared.models import Organization, ReconciliationRun
 from shared.platform.db import unit_of_work
 from shared.platform.dispatch import send_after_commit
@@ -27,7 +28,7 @@ from shared.platform.metrics import observe_run_duration
 from shared.platform.pagination import Page, newest_first
 from shared.platform.settings import get_settings
 from shared.platform.tasks import RUN_PERIOD
-from shared.runs.period import reconcile_period
+from shared.runs.period import PeriodResult, reconcile_period
 from shared.runs.reports import build_report, render_markdown
 from shared.values.timestamps import check_plausible_day
 
@@ -53,7 +54,8 @@ def period_bounds(org: Organization, start: date, end: date) -> tuple[datetime, 
     return first, after
 
 
-def _check_period(start: date, end: date) -> None:
+def check_period(start: date, end: date) -> None:
+    """Raise ValidationFailed unless [start, end] is a plausible period of at most a year."""
     if start > end:
         raise ValidationFailed("period_start must not be after period_end")
     if (end - start).days + 1 > MAX_PERIOD_DAYS:
@@ -72,7 +74,7 @@ def trigger_run(
     is_verification_run: bool = False,
 ) -> Triggered:
     """Queue a run of the period, or answer the one already queued or running for it."""
-    _check_period(period_start, period_end)
+    check_period(period_start, period_end)
     org = get_organization(session=session, org_id=org_id)
     run_id = session.scalar(
         insert(ReconciliationRun)
@@ -169,8 +171,25 @@ def execute_run(*, session: Session, run_id: uuid.UUID, now: datetime | None = N
     org = get_organization(session=session, org_id=run.org_id)
     run.status = "running"
     run.started_at = now
-    start, end = period_bounds(org, run.period_start, run.period_end)
     settings = match_settings(session=session, org_id=run.org_id)
+    result = reconcile_run(session=session, run=run, org=org, settings=settings, now=now)
+    run.status = "completed"
+    log.info("run.completed", run_id=str(run.id), opened=result.opened, items=result.items)
+    observe_run_duration(monotonic() - began, run.status, session=session)
+    return run.status
+
+
+def reconcile_run(
+    *,
+    session: Session,
+    run: ReconciliationRun,
+    org: Organization,
+    settings: MatchSettings,
+    now: datetime,
+) -> PeriodResult:
+    """Reconcile the run's period under ``settings`` and write its figures and report onto
+    ``run`` (a real run's, or a dry run's that is rolled back)."""
+    start, end = period_bounds(org, run.period_start, run.period_end)
     result = reconcile_period(
         session=session,
         run_id=run.id,
@@ -192,10 +211,7 @@ def execute_run(*, session: Session, run_id: uuid.UUID, now: datetime | None = N
         found=result.found, matched=result.matched, items=result.items,
     )  # fmt: skip
     run.report_markdown = render_markdown(run.report_json)
-    run.status = "completed"
-    log.info("run.completed", run_id=str(run.id), opened=result.opened, items=result.items)
-    observe_run_duration(monotonic() - began, run.status, session=session)
-    return run.status
+    return result
 
 
 def execute_queued_run(run_id: uuid.UUID) -> str:
