@@ -100,7 +100,7 @@ def test_every_documented_error_is_problem_json(document):
                 assert content == {
                     PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
                 }
-    assert statuses == {400, 401, 403, 404, 409, 412, 413, 415, 422, 429, 503}
+    assert statuses == {400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 429, 503}
 
 
 def test_the_routes_headers_and_media_types_are_documented(document):
