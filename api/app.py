@@ -14,6 +14,7 @@ from api.routes import (
     metrics,
     organization_settings,
     payments,
+    provider_accounts,
     runs,
     webhooks,
 )
@@ -42,6 +43,7 @@ def create_app() -> Flask:
         runs.blueprint,
         discrepancies.blueprint,
         organization_settings.blueprint,
+        provider_accounts.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_openapi(app)

@@ -14,7 +14,7 @@ import math
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -25,10 +25,7 @@ from pydantic import (
     PlainSerializer,
     StrictBool,
     StrictInt,
-    ValidationInfo,
     WithJsonSchema,
-    field_validator,
-    model_validator,
 )
 from sqlalchemy.orm import Session
 
@@ -45,13 +42,12 @@ from shared.platform.errors import (
     validate_input,
 )
 from shared.platform.settings import validate_timezone
+from shared.values.changes import PartialChange
 from shared.values.money import MAX_AMOUNT_MINOR
 
 DAY_SECONDS = 86_400
 MAX_GRACE_PERIOD_SECONDS = 30 * DAY_SECONDS
 MAX_WINDOW_SECONDS = DAY_SECONDS
-# The settings that may be null, and what null means: auto_fix null = RECONCILIATION_AUTO_FIX.
-NULLABLE = frozenset({"auto_fix"})
 
 
 def _number(value: object) -> object:
@@ -79,6 +75,7 @@ Percent = Annotated[
     WithJsonSchema({"type": "number", "minimum": 0, "maximum": 100}),
 ]
 Seconds = Annotated[StrictInt, Field(ge=0)]
+TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_time_zone)]
 
 
 class OrganizationSettings(BaseModel):
@@ -106,11 +103,11 @@ class OrganizationSettings(BaseModel):
         return cls.model_validate(organization)
 
 
-class SettingsChange(BaseModel):
+class SettingsChange(PartialChange):
     """A change of some settings; a field left out keeps its value. Only ``auto_fix`` may
     be null (back to the deployment's RECONCILIATION_AUTO_FIX)."""
 
-    model_config = ConfigDict(extra="forbid")
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"auto_fix"})
 
     grace_period_seconds: Annotated[Seconds, Field(le=MAX_GRACE_PERIOD_SECONDS)] | None = None
     amount_tolerance_minor: Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT_MINOR)] | None = None
@@ -119,27 +116,8 @@ class SettingsChange(BaseModel):
     duplicate_window_seconds: Annotated[Seconds, Field(le=MAX_WINDOW_SECONDS)] | None = None
     auto_fix: StrictBool | None = None
     paused: StrictBool | None = None
-    timezone: (
-        Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_time_zone)] | None
-    ) = None
+    timezone: TimeZone | None = None
     daily_hour: Annotated[StrictInt, Field(ge=0, le=23)] | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _not_null(cls, value: object, info: ValidationInfo) -> object:
-        if value is None and info.field_name not in NULLABLE:
-            raise ValueError("may not be null")
-        return value
-
-    @model_validator(mode="after")
-    def _names_a_setting(self) -> SettingsChange:
-        if not self.model_fields_set:
-            raise ValueError("name at least one setting to change")
-        return self
-
-    def changes(self) -> dict[str, Any]:
-        """The settings this change names, with their new values."""
-        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 def parse_assignments(assignments: list[str]) -> SettingsChange:

@@ -143,7 +143,7 @@ def test_two_edits_from_the_same_version_the_second_is_412(client, session, org,
 
 # (body, the fields the problem must name)
 INVALID_CHANGES = {
-    "empty": ({}, {"body"}),
+    "empty": ({}, {"body"}),  # names no setting
     "grace-over-30-days": ({"grace_period_seconds": 30 * 86_400 + 1}, {"grace_period_seconds"}),
     "grace-negative": ({"grace_period_seconds": -1}, {"grace_period_seconds"}),
     "grace-null": ({"grace_period_seconds": None}, {"grace_period_seconds"}),

@@ -198,6 +198,7 @@ def seeded(session, override_settings) -> dict[str, str]:
         "discrepancy_id": str(discrepancy.id),
         "event_id": str(event.id),
         "run_id": str(run.id),
+        "account_id": str(accounts["stripe"].id),
         **{f"account_id:{provider}": str(account.id) for provider, account in accounts.items()},
     }
 
@@ -217,7 +218,7 @@ def aim_at_seeded_objects(case, seeded: dict[str, str]) -> None:
             uuid.UUID(str(value))
         except ValueError:
             continue
-        key = f"{name}:{provider}" if name == "account_id" else name
+        key = f"{name}:{provider}" if provider and name == "account_id" else name
         case.path_parameters[name] = seeded[key]
 
 
