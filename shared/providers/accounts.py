@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,16 @@ MetadataKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,40}$")]
 SecretText = Annotated[
     str, Field(min_length=1, max_length=MAX_SECRET_LENGTH), AfterValidator(check_identifier)
 ]
+
+
+def _true(value: bool) -> bool:
+    if value is not True:
+        raise ValueError("send true to have a secret generated, or the new secret")
+    return value
+
+
+# ``true``, and only the JSON true: have a secret generated.
+GenerateSecret = Annotated[StrictBool, AfterValidator(_true), WithJsonSchema({"const": True})]
 Fingerprint = Annotated[str, Field(pattern=rf"^[0-9a-f]{{{FINGERPRINT_LENGTH}}}$")]
 
 
@@ -79,7 +89,7 @@ class AccountChange(PartialChange):
     active: StrictBool | None = None
     merchant_reference_key: MetadataKey | None = Field(default=None, description="Stripe only")
     manual_capture: StrictBool | None = Field(default=None, description="Adyen only")
-    add_secret: Literal[True] | SecretText | None = None
+    add_secret: GenerateSecret | SecretText | None = None
     retire_secret: Fingerprint | None = None
 
 
