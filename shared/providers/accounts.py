@@ -304,15 +304,6 @@ def _retire_secret(
     _log_secret(session, account, actor, SECRET_RETIRED, fingerprint)
 
 
-def add_signing_secret(
-    *, session: Session, account_id: uuid.UUID, secret: str, actor: Actor = OPERATOR
-) -> AccountView:
-    """Accept one more secret (rotation: both verify until the old one is retired)."""
-    return change_provider_account(
-        session=session, account_id=account_id, change=AccountChange(add_secret=secret), actor=actor
-    )
-
-
 def list_provider_accounts(*, session: Session, org_id: uuid.UUID) -> list[AccountView]:
     """The organisation's provider accounts, oldest first, secrets as fingerprints."""
     query = select(ProviderAccount).where(ProviderAccount.org_id == org_id)
