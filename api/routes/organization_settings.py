@@ -62,8 +62,8 @@ def show_settings(session: Session, caller: Caller) -> Response:
 def change_settings(session: Session, caller: Caller) -> Response:
     """Change some settings; each changed field is logged and the version bumped.
 
-    Matching in this process uses the change at once, in every other process within
-    5 seconds; the next period run reads it.
+    No restart: every process (the workers that match events included) uses the change
+    within 5 seconds of its commit, and the next period run reads it.
     """
     expected = if_match_version(required=True)
     organization = apply_settings_change(
