@@ -7,7 +7,17 @@ from flask import Flask
 from api.observability import register_observability
 from api.openapi import register_openapi
 from api.problems import register_problem_handlers
-from api.routes import discrepancies, events, health, metrics, payments, runs, webhooks
+from api.routes import (
+    discrepancies,
+    events,
+    health,
+    metrics,
+    organization_settings,
+    payments,
+    provider_accounts,
+    runs,
+    webhooks,
+)
 from shared.platform.logs import configure_logging
 from shared.platform.settings import get_settings
 
@@ -32,6 +42,8 @@ def create_app() -> Flask:
         payments.blueprint,
         runs.blueprint,
         discrepancies.blueprint,
+        organization_settings.blueprint,
+        provider_accounts.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_openapi(app)

@@ -65,6 +65,7 @@ ERRORS: dict[int, tuple[str, str]] = {
     413: ("PayloadTooLarge", "The body is larger than the service accepts."),
     415: ("UnsupportedMediaType", "The body is not sent as application/json."),
     422: ("ValidationFailed", "The input parses but breaks a rule; ``errors`` names fields."),
+    428: ("PreconditionRequired", "The change must name its base version in If-Match."),
     429: ("TooManyRequests", "Too many failed attempts from this client; see Retry-After."),
     503: ("ServiceUnavailable", "A dependency or a required setting is missing; retry later."),
 }

@@ -25,7 +25,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import click
-from sqlalchemy import update
 
 from cli.demo_client import ApiClient, WebhookSender
 from cli.demo_data import DemoData, build_demo_data
@@ -33,7 +32,6 @@ from cli.processes import Stack, foreground
 from cli.services import ensure_services, port_open
 from shared.access.api_keys import create_api_key
 from shared.access.organizations import create_organization
-from shared.models import Organization
 from shared.payments.imports import MAX_BATCH
 from shared.platform import migrations
 from shared.platform.db import unit_of_work
@@ -53,6 +51,7 @@ DEMO_GRACE_SECONDS = 3
 EVENTS = "/billing/webhooks/events"
 RUNS = "/billing/reconciliation/runs"
 DISCREPANCIES = "/billing/reconciliation/discrepancies"
+SETTINGS = "/billing/settings"
 
 
 @dataclass(frozen=True)
@@ -103,14 +102,13 @@ def create_demo_organisation() -> DemoOrganisation:
     return DemoOrganisation(organization.id, owner.secret, paths, provider_secrets)
 
 
-def set_grace_period(org_id: uuid.UUID, seconds: int) -> None:
-    """Set the organisation's grace period (the demo's only direct settings change)."""
-    with unit_of_work() as session:
-        session.execute(
-            update(Organization)
-            .where(Organization.id == org_id)
-            .values(grace_period_seconds=seconds)
-        )
+def set_grace_period(client: ApiClient, seconds: int) -> None:
+    """Set the organisation's grace period through the settings API, as finance would:
+    read the settings' version, then change them with it in If-Match."""
+    version = client.json("GET", SETTINGS)["settings_version"]
+    client.json(
+        "PATCH", SETTINGS, {"grace_period_seconds": seconds}, headers={"If-Match": f'"{version}"'}
+    )
 
 
 @contextmanager
@@ -258,7 +256,7 @@ def walk_through(base_url: str, organisation: DemoOrganisation) -> None:
     click.echo("[3/5] waiting for the worker to process every event")
     wait_for_worker(client)
     click.echo(f"[4/5] grace period set to {DEMO_GRACE_SECONDS} s; running {day}")
-    set_grace_period(organisation.org_id, DEMO_GRACE_SECONDS)
+    set_grace_period(client, DEMO_GRACE_SECONDS)
     time.sleep(DEMO_GRACE_SECONDS + 1)
     run = run_period(client, day)
     click.echo("[5/5] report\n")

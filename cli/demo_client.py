@@ -36,11 +36,14 @@ class ApiClient:
     base_url: str
     key: str
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
-        """Send one request; return the status and the raw body (errors raise)."""
+    def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """Send one request (with any further ``headers``); return the status and the raw
+        body (errors raise)."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(  # noqa: S310 - our own http://127.0.0.1 URL
-            self.base_url + path, data=data, method=method
+            self.base_url + path, data=data, method=method, headers=headers or {}
         )
         request.add_header("Authorization", f"Bearer {self.key}")
         if data is not None:
@@ -51,9 +54,11 @@ class ApiClient:
             raise click.ClickException(f"{method} {path} answered {status}: {detail}")
         return status, raw
 
-    def json(self, method: str, path: str, body: Any = None) -> Any:
+    def json(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
         """Send one request and decode its JSON answer."""
-        return json.loads(self.call(method, path, body)[1])
+        return json.loads(self.call(method, path, body, headers)[1])
 
     def text(self, path: str) -> str:
         """GET ``path`` and return the body as text."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     SmallInteger,
     String,
     Text,
@@ -150,6 +152,10 @@ class Organization(Base):
         CheckConstraint("amount_tolerance_minor >= 0", name="tolerance_non_negative"),
         CheckConstraint("heuristic_window_seconds >= 0", name="heuristic_window_non_negative"),
         CheckConstraint("duplicate_window_seconds >= 0", name="duplicate_window_non_negative"),
+        CheckConstraint(
+            "amount_tolerance_percent BETWEEN 0 AND 100", name="tolerance_percent_range"
+        ),
+        CheckConstraint("settings_version >= 1", name="settings_version_positive"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -169,7 +175,14 @@ class Organization(Base):
     duplicate_window_seconds: Mapped[int] = mapped_column(
         Integer, nullable=False, server_default="600"
     )
+    # A percentage of the payment's amount; the rules use the larger of the two tolerances.
+    amount_tolerance_percent: Mapped[Decimal] = mapped_column(
+        Numeric(7, 4), nullable=False, server_default="0"
+    )
+    # Null: the deployment's RECONCILIATION_AUTO_FIX decides.
     auto_fix: Mapped[bool | None] = mapped_column(Boolean)
+    # Bumped by every settings change; the API's ETag (migration 0008).
+    settings_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     created_at: Mapped[datetime] = stamped_now()
 
 
@@ -551,6 +564,36 @@ class ReconciliationActionLog(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
+    )
+
+
+UUID_TEXT = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+class SettingsLogEntry(Base):
+    """Append-only trail of settings changes, a row per field (never a secret's value); a
+    trigger refuses UPDATE and DELETE."""
+
+    __tablename__ = "settings_log"
+    __table_args__ = (
+        # The organisation, or one of its provider accounts.
+        CheckConstraint(
+            f"subject = 'organization' OR subject ~ '^provider_account:{UUID_TEXT}$'",
+            name="subject_format",
+        ),
+        Index("ix_settings_log_org_created", "org_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    actor: Mapped[str] = mapped_column(Text, nullable=False)
+    actor_name: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text, nullable=False)
+    field: Mapped[str] = mapped_column(Text, nullable=False)
+    old_value: Mapped[Any] = mapped_column(JSONB(none_as_null=True), nullable=True)
+    new_value: Mapped[Any] = mapped_column(JSONB(none_as_null=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
     )

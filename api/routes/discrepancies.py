@@ -6,7 +6,6 @@ version back in ``If-Match`` makes the action fail with 412 if someone changed i
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.endpoint import endpoint
 from api.openapi import Header, documented
-from api.requests import parse_json_body, parse_query
+from api.requests import if_match_version, parse_json_body, parse_query
 from api.responses import json_response
 from api.schemas import (
     AssignIn,
@@ -37,13 +36,11 @@ from shared.discrepancies.listing import (
     list_discrepancies,
 )
 from shared.platform.db import unit_of_work
-from shared.platform.errors import BadRequest
 
 blueprint = Blueprint("discrepancies", __name__)
 
 DISCREPANCIES = "/billing/reconciliation/discrepancies"
 CSV = "text/csv"
-_VERSION = re.compile(r'^(?:[0-9]{1,9}|"[0-9]{1,9}")$')
 # For the OpenAPI document: the workflow actions' optimistic concurrency and conflicts.
 IF_MATCH = Header(
     "If-Match",
@@ -51,17 +48,6 @@ IF_MATCH = Header(
 )
 ACTION_ERRORS = (400, 409, 412)
 CSV_SCHEMA = {"type": "string", "description": "One header line, then one line per discrepancy."}
-
-
-def expected_version() -> int | None:
-    """The version in ``If-Match`` (``3`` or ``"3"``; ``*`` means any); 400 if malformed."""
-    header = request.headers.get("If-Match")
-    if header is None or header.strip() == "*":
-        return None
-    value = header.strip()
-    if not _VERSION.match(value):
-        raise BadRequest('If-Match must be the discrepancy\'s version, e.g. "3"')
-    return int(value.strip('"'))
 
 
 def discrepancy_response(view: DiscrepancyView, status: int = 200) -> Response:
@@ -142,7 +128,7 @@ def change_discrepancy(
         session=session,
         caller=caller,
         discrepancy_id=discrepancy_id,
-        expected_version=expected_version(),
+        expected_version=if_match_version(),
         **fields,
     )
     return discrepancy_response(view, status)

@@ -44,6 +44,9 @@ def get_organization(*, session: Session, org_id: uuid.UUID) -> Organization:
 def auto_fix_enabled(organization: Organization) -> bool:
     """Whether discrepancies whose condition no longer holds are resolved automatically:
     the organisation's own choice, else RECONCILIATION_AUTO_FIX."""
-    if organization.auto_fix is None:
-        return get_settings().reconciliation_auto_fix
-    return organization.auto_fix
+    return auto_fix_or_default(organization.auto_fix)
+
+
+def auto_fix_or_default(choice: bool | None) -> bool:
+    """An organisation's auto-fix choice; None (no choice) is RECONCILIATION_AUTO_FIX."""
+    return get_settings().reconciliation_auto_fix if choice is None else choice

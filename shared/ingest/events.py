@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from shared.models import EVENT_STATES, ProviderAccount, ProviderEvent
-from shared.platform.cache import TimedCache
+from shared.platform.cache import PROVIDER_ACCOUNT, TimedCache
 from shared.platform.db import single_statement
 from shared.platform.dispatch import send_after_commit, send_messages, task_message
 from shared.platform.errors import NotFound
@@ -65,7 +65,9 @@ class WebhookAccount:
 
 
 ACCOUNT_CACHE_SECONDS = 5.0
-_accounts: TimedCache[uuid.UUID, WebhookAccount] = TimedCache(ACCOUNT_CACHE_SECONDS)
+_accounts: TimedCache[uuid.UUID, WebhookAccount] = TimedCache(
+    ACCOUNT_CACHE_SECONDS, topic=PROVIDER_ACCOUNT
+)
 
 
 def forget_cached_accounts() -> None:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from shared.matching.engine import MatchBatch, match_settings
 from shared.matching.rules import MatchSettings
 from shared.models import ProviderAccount, ProviderEvent
-from shared.platform.cache import TimedCache
+from shared.platform.cache import ORGANIZATION, PROVIDER_ACCOUNT, TimedCache
 from shared.platform.db import unit_of_work
 from shared.platform.errors import ValidationFailed
 from shared.platform.failures import (
@@ -319,8 +319,12 @@ def mark_event_failed(*, session: Session, event_id: uuid.UUID, error: BaseExcep
 
 # The account's columns of the same names as the options, in the options' order.
 _OPTION_COLUMNS = [getattr(ProviderAccount, option.name) for option in fields(AccountOptions)]
-_account_options_cache: TimedCache[uuid.UUID, AccountOptions] = TimedCache(SETTINGS_CACHE_SECONDS)
-_match_settings_cache: TimedCache[uuid.UUID, MatchSettings] = TimedCache(SETTINGS_CACHE_SECONDS)
+_account_options_cache: TimedCache[uuid.UUID, AccountOptions] = TimedCache(
+    SETTINGS_CACHE_SECONDS, topic=PROVIDER_ACCOUNT
+)
+_match_settings_cache: TimedCache[uuid.UUID, MatchSettings] = TimedCache(
+    SETTINGS_CACHE_SECONDS, topic=ORGANIZATION
+)
 
 
 def forget_cached_settings() -> None:

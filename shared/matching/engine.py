@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.access.organizations import auto_fix_enabled
+from shared.access.organizations import get_organization
+from shared.access.settings import effective_match_settings
 from shared.discrepancies.lifecycle import DiscrepancyChanges, DiscrepancyRow
 from shared.matching.batch_rows import BatchRows
 from shared.matching.binding import Binder
@@ -47,21 +48,15 @@ from shared.matching.reading import BatchReader
 from shared.matching.record_fields import RecordRow
 from shared.matching.rules import MatchSettings, PaymentFacts
 from shared.matching.writing import write_changes
-from shared.models import Organization, Payment, ProviderRecord
+from shared.models import Payment, ProviderRecord
 from shared.platform.errors import ValidationFailed
 from shared.providers import RecordUpdate
 
 
 def match_settings(*, session: Session, org_id: uuid.UUID) -> MatchSettings:
-    """The organisation's matching settings (auto-fix defaults to RECONCILIATION_AUTO_FIX)."""
-    org = session.get(Organization, org_id)
-    return MatchSettings(
-        grace_period=timedelta(seconds=org.grace_period_seconds),
-        amount_tolerance_minor=org.amount_tolerance_minor,
-        heuristic_window=timedelta(seconds=org.heuristic_window_seconds),
-        duplicate_window=timedelta(seconds=org.duplicate_window_seconds),
-        auto_fix=auto_fix_enabled(org),
-    )
+    """The organisation's matching settings, read now (auto-fix defaults to
+    RECONCILIATION_AUTO_FIX)."""
+    return effective_match_settings(get_organization(session=session, org_id=org_id))
 
 
 class MatchBatch:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from shared.matching.record_fields import RecordFacts
@@ -38,9 +39,16 @@ class MatchSettings:
 
     grace_period: timedelta = timedelta(hours=1)
     amount_tolerance_minor: int = 0
+    amount_tolerance_percent: Decimal = Decimal(0)
     heuristic_window: timedelta = timedelta(minutes=15)
     duplicate_window: timedelta = timedelta(minutes=10)
     auto_fix: bool = False
+
+    def amount_tolerance(self, amount_minor: int) -> Decimal:
+        """The largest difference from ``amount_minor`` that still agrees: the larger of
+        the fixed tolerance and the percentage of the amount (exact, never rounded)."""
+        percent_of_amount = Decimal(amount_minor) * self.amount_tolerance_percent / 100
+        return max(Decimal(self.amount_tolerance_minor), percent_of_amount)
 
 
 @dataclass(frozen=True)
@@ -173,7 +181,7 @@ def compare_pair(
     elif record.amount_minor is not None:
         difference = record.amount_minor - payment.amount_minor
         refunded_difference = record.amount_refunded_minor - payment.amount_refunded_minor
-        tolerance = settings.amount_tolerance_minor
+        tolerance = settings.amount_tolerance(payment.amount_minor)
         if abs(difference) > tolerance or (settled and abs(refunded_difference) > tolerance):
             findings.append(
                 Finding(

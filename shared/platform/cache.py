@@ -4,12 +4,17 @@ Each entry is as old as the read that produced it, counted from when that read b
 change committed before a read began is never hidden by it. Readers that miss one key
 together share one read (one connection at a time, not one each). Nothing found is never
 kept: anyone can send unknown ids, and they must neither grow the cache nor be remembered.
+
+A cache may name a *topic* (what its keys are: ``organization``, ``provider_account``):
+:func:`forget_everywhere` drops one key from every cache of a topic in this process, so
+a writer invalidates what it changed without knowing who caches it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -19,6 +24,9 @@ Value = TypeVar("Value")
 
 # Striped, so that unknown keys sent by anyone cannot grow a table of locks.
 LOCK_STRIPES = 64
+ORGANIZATION = "organization"
+PROVIDER_ACCOUNT = "provider_account"
+_TOPICS: dict[str, weakref.WeakSet[TimedCache]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +38,23 @@ class _Entry(Generic[Value]):
 class TimedCache(Generic[Key, Value]):
     """Values at most ``seconds`` old, per key, in this process.
 
-    ``clock`` (``time.monotonic``) is replaceable so that tests can move time forward.
+    ``clock`` (``time.monotonic``) is replaceable so that tests can move time forward;
+    ``topic`` registers the cache with :func:`forget_everywhere`.
     """
 
-    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        topic: str | None = None,
+    ) -> None:
         self.seconds = seconds
         self.clock = clock
         self._entries: dict[Key, _Entry[Value]] = {}
         self._loads = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        if topic is not None:
+            _TOPICS.setdefault(topic, weakref.WeakSet()).add(self)
 
     def get(
         self, key: Key, read: Callable[[], Value | None], *, fresh: bool = False
@@ -83,3 +100,9 @@ class TimedCache(Generic[Key, Value]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
+
+
+def forget_everywhere(topic: str, key: Hashable) -> None:
+    """Drop ``key`` from every cache of ``topic`` in this process (after a write of it)."""
+    for cache in list(_TOPICS.get(topic, ())):
+        cache.forget(key)

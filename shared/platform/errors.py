@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class DomainError(Exception):
@@ -70,6 +72,12 @@ class PreconditionFailed(
     """A stale ``If-Match`` version."""
 
 
+class PreconditionRequired(
+    DomainError, status=428, title="Precondition required", type_slug="precondition-required"
+):
+    """A change that must name the version it is based on (``If-Match``) did not."""
+
+
 class ServiceUnavailable(
     DomainError, status=503, title="Service unavailable", type_slug="service-unavailable"
 ):
@@ -85,3 +93,13 @@ def describe_validation_errors(error: ValidationError) -> list[dict[str, str]]:
         }
         for item in error.errors(include_input=False, include_url=False)
     ]
+
+
+def validate_input(model: type[Model], data: object, summary: str) -> Model:
+    """``data`` as ``model``, or ValidationFailed: ``summary`` and each bad field named."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        errors = describe_validation_errors(error)
+        detail = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
+        raise ValidationFailed(f"{summary}: {detail}", errors=errors) from None

@@ -100,7 +100,7 @@ def test_every_documented_error_is_problem_json(document):
                 assert content == {
                     PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
                 }
-    assert statuses == {400, 401, 403, 404, 409, 412, 413, 415, 422, 429, 503}
+    assert statuses == {400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 429, 503}
 
 
 def test_the_routes_headers_and_media_types_are_documented(document):
@@ -198,6 +198,7 @@ def seeded(session, override_settings) -> dict[str, str]:
         "discrepancy_id": str(discrepancy.id),
         "event_id": str(event.id),
         "run_id": str(run.id),
+        "account_id": str(accounts["stripe"].id),
         **{f"account_id:{provider}": str(account.id) for provider, account in accounts.items()},
     }
 
@@ -217,7 +218,7 @@ def aim_at_seeded_objects(case, seeded: dict[str, str]) -> None:
             uuid.UUID(str(value))
         except ValueError:
             continue
-        key = f"{name}:{provider}" if name == "account_id" else name
+        key = f"{name}:{provider}" if provider and name == "account_id" else name
         case.path_parameters[name] = seeded[key]
 
 

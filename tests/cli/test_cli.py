@@ -13,7 +13,9 @@ from sqlalchemy import select
 from cli.main import cli
 from shared.access.api_keys import find_active_key
 from shared.models import ApiKey, Organization, ProviderAccount
+from shared.providers.accounts import secret_fingerprint as fingerprint
 from tests.conftest import run_cli
+from tests.support.log_leaks import register_secret
 
 
 def invoke(*args: str):
@@ -102,14 +104,66 @@ def test_provider_secrets_rotate_without_a_gap(session):
             "provider", "add", "--org", org_id, "--provider", "adyen", "--secret", "AA", "--json"
         ).stdout
     )["id"]
-    assert invoke("provider", "add-secret", account_id, "--secret", "BB").exit_code == 0
+    rotated = invoke("provider", "rotate-secret", account_id, "--secret", "BB", "--json")
+    assert rotated.exit_code == 0, rotated.output
+    assert "new_secret" not in json.loads(rotated.stdout)  # given, not generated
     assert session.get(ProviderAccount, uuid.UUID(account_id)).signing_secrets == ["AA", "BB"]
-    assert invoke("provider", "remove-secret", account_id, "--secret", "AA").exit_code == 0
+    old, new = (fingerprint(secret) for secret in ("AA", "BB"))
+    assert invoke("provider", "retire-secret", account_id, old).exit_code == 0
     session.expire_all()
     assert session.get(ProviderAccount, uuid.UUID(account_id)).signing_secrets == ["BB"]
-    last = CliRunner().invoke(cli, ["provider", "remove-secret", account_id, "--secret", "BB"])
+    last = CliRunner().invoke(cli, ["provider", "retire-secret", account_id, new])
     assert last.exit_code == 1
     assert "only secret" in last.output
+
+
+def test_provider_add_without_a_secret_prints_a_generated_one_once(session):
+    org_id = create_org()
+    result = invoke("provider", "add", "--org", org_id, "--provider", "standard", "--json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    secret = register_secret(printed["new_secret"])
+    assert [s["fingerprint"] for s in printed["secrets"]] == [fingerprint(secret)]
+    listed = invoke("provider", "list", "--org", org_id, "--json")
+    assert secret not in listed.stdout
+    assert json.loads(listed.stdout)["items"][0]["secrets"] == printed["secrets"]
+
+
+def test_provider_set_validates_as_the_api_does(session):
+    org_id = create_org()
+    add = ["provider", "add", "--org", org_id, "--provider", "stripe", "--json"]
+    account_id = json.loads(invoke(*add).stdout)["id"]
+    changed = invoke("provider", "set", account_id, "--merchant-reference-key", "order", "--json")
+    assert changed.exit_code == 0, changed.output
+    assert json.loads(changed.stdout)["merchant_reference_key"] == "order"
+    refused = CliRunner().invoke(cli, ["provider", "set", account_id, "--manual-capture"])
+    assert refused.exit_code == 1
+    assert "stripe accounts do not read manual_capture" in refused.output
+    assert session.get(ProviderAccount, uuid.UUID(account_id)).manual_capture is False
+
+
+def test_settings_set_show_and_history(session):
+    org_id = create_org()
+    result = invoke(
+        "settings", "set", "--org", org_id, "grace_period_seconds=600", "timezone=Europe/Paris",
+        "amount_tolerance_percent=0.5", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    shown = json.loads(invoke("settings", "show", "--org", org_id, "--json").stdout)
+    assert shown | json.loads(result.stdout) == shown
+    assert (shown["grace_period_seconds"], shown["timezone"]) == (600, "Europe/Paris")
+    assert (shown["amount_tolerance_percent"], shown["settings_version"]) == (0.5, 2)
+    history = json.loads(invoke("settings", "history", "--org", org_id, "--json").stdout)
+    assert {(e["field"], e["actor"]) for e in history["items"]} == {
+        ("grace_period_seconds", "cli"),
+        ("timezone", "cli"),
+        ("amount_tolerance_percent", "cli"),
+    }
+    refused = CliRunner().invoke(cli, ["settings", "set", "--org", org_id, "daily_hour=24"])
+    assert refused.exit_code == 1
+    assert "daily_hour" in refused.output
+    session.expire_all()
+    assert session.get(Organization, uuid.UUID(org_id)).daily_hour == 2
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
@@ -142,7 +196,7 @@ def test_json_output_is_exactly_one_object_from_a_real_process(committed):
     account = run_cli(
         "provider", "add", "--org", org_id, "--provider", "standard", "--secret", secret, "--json"
     )  # fmt: skip
-    for result, keys in ((key, {"id", "key"}), (account, {"id", "webhook_path"})):
+    for result, keys in ((key, {"id", "key"}), (account, {"id", "webhook_path", "secrets"})):
         assert result.returncode == 0, result.stderr
         assert len(result.stdout.strip().splitlines()) == 1
-        assert set(json.loads(result.stdout)) == keys
+        assert set(json.loads(result.stdout)) >= keys

@@ -19,6 +19,7 @@ import psutil
 import psycopg
 import pytest
 
+from cli.demo import DEMO_GRACE_SECONDS
 from cli.services import free_port, start_embedded_redis
 from tests.conftest import (
     REPO_ROOT,
@@ -157,7 +158,12 @@ def test_make_demo_reports_every_discrepancy_type_and_a_triage_walk_through(
             "SELECT type, status FROM reconciliation_discrepancies WHERE id = %s",
             (discrepancy_id,),
         ).fetchone()
+        # The demo shortens the grace period through the settings API, as finance would.
+        grace = connection.execute(
+            "SELECT actor_name, new_value FROM settings_log WHERE field = 'grace_period_seconds'"
+        ).fetchall()
     assert found == ("DuplicateChargeSuspected", "open")
+    assert grace == [("demo owner", DEMO_GRACE_SECONDS)]
 
     deadline = time.monotonic() + 10
     while processes_in(checkout) and time.monotonic() < deadline:

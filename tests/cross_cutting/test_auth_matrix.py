@@ -77,7 +77,34 @@ def test_the_protected_set_includes_the_known_routes():
         ("PATCH", f"{discrepancy}/resolve"),
         ("GET", "/billing/webhooks/events"),
         ("POST", "/billing/payments"),
+        ("GET", "/billing/settings"),
+        ("PATCH", "/billing/settings"),
+        ("GET", "/billing/settings/history"),
+        ("GET", "/billing/provider-accounts"),
+        ("POST", "/billing/provider-accounts"),
+        ("PATCH", "/billing/provider-accounts/<uuid:account_id>"),
     } <= protected
+
+
+OWNER_ONLY = [
+    ("PATCH", "/billing/settings"),
+    ("GET", "/billing/provider-accounts"),
+    ("POST", "/billing/provider-accounts"),
+    ("PATCH", "/billing/provider-accounts/<uuid:account_id>"),
+]
+
+
+@pytest.mark.parametrize(("method", "rule"), OWNER_ONLY)
+def test_owner_only_routes_refuse_a_manager_and_change_nothing(client, session, method, rule):
+    org = make_org(session)
+    manager = create_api_key(session=session, org_id=org.id, role="manager").secret
+    before = database_checksum(session)
+    response = client.open(
+        concrete_path(rule), method=method, headers={"Authorization": f"Bearer {manager}"}, json={}
+    )
+    assert response.status_code == 403, (method, rule)
+    assert response.mimetype == "application/problem+json"
+    assert database_checksum(session) == before
 
 
 @pytest.fixture
@@ -181,7 +208,12 @@ def foreign_objects(session) -> dict[str, uuid.UUID]:
     )
     session.add(run)
     session.flush()
-    return {"discrepancy_id": discrepancy.id, "run_id": run.id, "event_id": event.id}
+    return {
+        "discrepancy_id": discrepancy.id,
+        "run_id": run.id,
+        "event_id": event.id,
+        "account_id": account.id,
+    }
 
 
 # A body each action would accept, so that only the object's organisation is wrong.
@@ -189,6 +221,7 @@ VALID_BODIES = {
     "assign": {"assignee": "mallory"},
     "notes": {"note": "seen"},
     "resolve": {"resolution": "other", "reason": "not ours"},
+    "<uuid:account_id>": {"active": False},
 }
 ROUTES_WITH_IDS = [(method, rule) for method, rule in PROTECTED if RULES[rule].arguments]
 

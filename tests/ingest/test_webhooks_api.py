@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from shared.access.organizations import create_organization
+from shared.access.settings_log import OPERATOR
 from shared.models import ProviderAccount, ProviderEvent
-from shared.providers.accounts import add_provider_account, add_signing_secret
+from shared.providers.accounts import AccountChange, add_provider_account, change_provider_account
 from tests.support.signing import (
     ADYEN_KEY,
     STANDARD_SECRET,
@@ -165,7 +166,12 @@ def test_standard_webhook_with_an_unknown_shape_is_refused_with_the_field(
 
 def test_every_active_secret_verifies_during_rotation(client, session, accounts):
     new_secret = "whsec_rotated_secret_value"
-    add_signing_secret(session=session, account_id=accounts.stripe.id, secret=new_secret)
+    change_provider_account(
+        session=session,
+        account_id=accounts.stripe.id,
+        change=AccountChange(add_secret=new_secret),
+        actor=OPERATOR,
+    )
     session.flush()
     for secret in (STRIPE_SECRET, new_secret):
         body, headers = stripe_request(stripe_event(), secret=secret)

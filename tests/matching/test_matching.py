@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -173,6 +174,44 @@ def test_amount_tolerance_absorbs_small_differences():
     assert (
         compare_pair(payment(), record(amount_minor=997), lenient, NOW)[0].type == "AmountMismatch"
     )
+
+
+# (fixed tolerance, percent tolerance, payment amount, record amount, agrees)
+TOLERANCES = [
+    (0, "0.5", 10_000, 10_050, True),  # 0.5 % of 10,000 = 50: at the limit agrees
+    (0, "0.5", 10_000, 10_051, False),
+    (0, "0.5", 10_000, 9_950, True),  # below as above
+    (0, "0.5", 10_000, 9_949, False),
+    (100, "0.5", 10_000, 10_100, True),  # the fixed tolerance is larger here
+    (100, "0.5", 10_000, 10_101, False),
+    (10, "1", 100_000, 101_000, True),  # the percentage is larger here
+    (10, "1", 100_000, 101_001, False),
+    (0, "0.25", 999, 1_001, True),  # 0.25 % of 999 = 2.4975: a difference of 2 agrees
+    (0, "0.25", 999, 1_002, False),  # 3 does not (never rounded up)
+    (0, "100", 1_000, 2_000, True),
+    (0, "0", 1_000, 1_001, False),
+]
+
+
+@pytest.mark.parametrize(("fixed", "percent", "paid", "charged", "agrees"), TOLERANCES)
+def test_the_larger_of_the_fixed_and_the_percentage_tolerance_applies(
+    fixed, percent, paid, charged, agrees
+):
+    settings = replace(
+        SETTINGS, amount_tolerance_minor=fixed, amount_tolerance_percent=Decimal(percent)
+    )
+    findings = compare_pair(payment(amount_minor=paid), record(amount_minor=charged), settings, NOW)
+    assert (findings == []) is agrees
+    assert all(f.type == "AmountMismatch" for f in findings)
+
+
+def test_the_percentage_tolerance_applies_to_refunded_amounts_too():
+    settings = replace(SETTINGS, amount_tolerance_percent=Decimal("1"))
+    paid = payment(amount_minor=10_000, status="partially_refunded", amount_refunded_minor=500)
+    close = record(amount_minor=10_000, status="partially_refunded", amount_refunded_minor=600)
+    far = record(amount_minor=10_000, status="partially_refunded", amount_refunded_minor=601)
+    assert compare_pair(paid, close, settings, NOW) == []
+    assert [f.type for f in compare_pair(paid, far, settings, NOW)] == ["AmountMismatch"]
 
 
 def test_missing_provider_record_waits_for_the_grace_period():

@@ -18,6 +18,7 @@ from shared.models import (
     Payment,
     ReconciliationActionLog,
     ReconciliationDiscrepancy,
+    SettingsLogEntry,
 )
 from shared.platform import migrations
 from shared.platform.db import make_engine
@@ -127,6 +128,34 @@ def test_action_log_refuses_update_and_delete(session, statement):
             text("SELECT actor FROM reconciliation_action_logs WHERE id = :id"), {"id": entry.id}
         )
         == "system"
+    )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE settings_log SET new_value = '1'::jsonb WHERE id = :id",
+        "DELETE FROM settings_log WHERE id = :id",
+    ],
+)
+def test_settings_log_refuses_update_and_delete(session, statement):
+    organization = Organization(name="Acme")
+    session.add(organization)
+    session.flush()
+    entry = SettingsLogEntry(
+        org_id=organization.id,
+        actor="cli",
+        subject="organization",
+        field="paused",
+        old_value=False,
+        new_value=True,
+    )
+    session.add(entry)
+    session.flush()
+    with pytest.raises(DBAPIError, match="settings_log is append-only"), session.begin_nested():
+        session.execute(text(statement), {"id": entry.id})
+    assert session.scalar(
+        text("SELECT new_value FROM settings_log WHERE id = :id"), {"id": entry.id}
     )
 
 
