@@ -6,9 +6,10 @@ import datetime as dt
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, model_validator
 
 from api.schemas import Strict
+from shared.access.settings import SettingsChange
 from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 
@@ -19,9 +20,13 @@ class RunTrigger(Strict):
     period_end: dt.date | None = None
     date: dt.date | None = None
     is_verification_run: bool = False
-    dry_run: bool = Field(
+    dry_run: StrictBool = Field(
         default=False,
         description="Answer what the run would do (200, DryRunOut) and write nothing",
+    )
+    settings: SettingsChange | None = Field(
+        default=None,
+        description="With dry_run: the settings to try instead of the organisation's own",
     )
 
     @model_validator(mode="after")
@@ -30,6 +35,8 @@ class RunTrigger(Strict):
             raise ValueError("send either date or period_start and period_end, not both")
         if self.date is None and not (self.period_start and self.period_end):
             raise ValueError("send date, or both period_start and period_end")
+        if self.settings is not None and not self.dry_run:
+            raise ValueError("settings can only be tried in a dry run (dry_run: true)")
         return self
 
     @property

@@ -23,9 +23,8 @@ from api.run_schemas import (
 )
 from shared.access.api_keys import TRIAGE_ROLES, Caller
 from shared.access.daily_token import TOKEN_HEADER, check_daily_token
-from shared.matching.engine import match_settings
 from shared.platform.errors import Conflict
-from shared.runs.dry_run import dry_run
+from shared.runs.dry_run import Rehearsal, dry_run
 from shared.runs.lifecycle import get_run, list_runs, trigger_daily_runs, trigger_run
 
 blueprint = Blueprint("runs", __name__)
@@ -50,14 +49,8 @@ def trigger(session: Session, caller: Caller) -> Response:
     body = parse_json_body(RunTrigger)
     start, end = body.bounds
     if body.dry_run:
-        rehearsal = dry_run(
-            org_id=caller.org_id,
-            period_start=start,
-            period_end=end,
-            settings=match_settings(session=session, org_id=caller.org_id),
-            is_verification_run=body.is_verification_run,
-        )
-        return _json(DryRunOut.model_validate(rehearsal))
+        rehearsal = Rehearsal(caller.org_id, start, end, body.settings, body.is_verification_run)
+        return _json(DryRunOut.model_validate(dry_run(rehearsal)))
     triggered = trigger_run(
         session=session,
         org_id=caller.org_id,

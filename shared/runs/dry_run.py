@@ -1,9 +1,10 @@
-"""Dry runs: what a period run would do under given settings, with nothing written.
+"""Dry runs: what a period run would do under other settings, with nothing written.
 
 The run is the real one (:func:`shared.runs.lifecycle.reconcile_run`, the same code and
 SQL), done in a transaction of its own that is always rolled back: every row it wrote,
 every lock it took and every metric or task it queued for the commit goes with it. What
-it would have done is read back before the rollback.
+it would have done is read back before the rollback. The settings a change would give
+(time zone included) are applied to a detached copy of the organisation, never to its row.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.access.organizations import get_organization
+from shared.access.settings import SettingsChange, effective_match_settings
 from shared.discrepancies.lifecycle import AUTO_RESOLUTION
-from shared.matching.rules import MatchSettings
 from shared.models import ReconciliationActionLog, ReconciliationDiscrepancy, ReconciliationRun
 from shared.platform.db import SessionFactory
 from shared.platform.ids import new_id
@@ -57,48 +58,44 @@ class DryRun:
     would_auto_resolve: list[WouldResolve]
 
 
-def dry_run(
-    *,
-    org_id: uuid.UUID,
-    period_start: date,
-    period_end: date,
-    settings: MatchSettings,
-    is_verification_run: bool = False,
-    now: datetime | None = None,
-) -> DryRun:
-    """Run the period under ``settings`` in a transaction that is rolled back."""
-    check_period(period_start, period_end)
+@dataclass(frozen=True)
+class Rehearsal:
+    """The run to rehearse: the organisation's period, and the settings to change."""
+
+    org_id: uuid.UUID
+    period_start: date
+    period_end: date
+    change: SettingsChange | None = None
+    is_verification_run: bool = False
+
+
+def dry_run(rehearsal: Rehearsal, *, now: datetime | None = None) -> DryRun:
+    """Run the period with the change applied, in a transaction that is rolled back."""
+    check_period(rehearsal.period_start, rehearsal.period_end)
     session = SessionFactory()
     try:
-        return _rehearse(
-            session, org_id, period_start, period_end, settings, is_verification_run, now
-        )
+        return _rehearse(session, rehearsal, now or datetime.now(UTC))
     finally:
         session.rollback()
         session.close()
 
 
-def _rehearse(
-    session: Session,
-    org_id: uuid.UUID,
-    period_start: date,
-    period_end: date,
-    settings: MatchSettings,
-    is_verification_run: bool,
-    now: datetime | None,
-) -> DryRun:
-    org = get_organization(session=session, org_id=org_id)
-    now = now or datetime.now(UTC)
+def _rehearse(session: Session, rehearsal: Rehearsal, now: datetime) -> DryRun:
+    org = get_organization(session=session, org_id=rehearsal.org_id)
+    session.expunge(org)  # the change below must never reach the row
+    if rehearsal.change is not None and "timezone" in rehearsal.change.model_fields_set:
+        org.timezone = rehearsal.change.timezone
+    settings = effective_match_settings(org, rehearsal.change)
     # ``completed`` from the start: the row never takes the period's one active-run slot,
     # so a real run queued meanwhile is neither blocked nor refused.
     run = ReconciliationRun(
         id=new_id(),
-        org_id=org_id,
-        period_start=period_start,
-        period_end=period_end,
+        org_id=org.id,
+        period_start=rehearsal.period_start,
+        period_end=rehearsal.period_end,
         status="completed",
         triggered_by="api",
-        is_verification_run=is_verification_run,
+        is_verification_run=rehearsal.is_verification_run,
         auto_fix_enabled=settings.auto_fix,
         started_at=now,
     )
@@ -114,7 +111,7 @@ def _rehearse(
         select(ReconciliationDiscrepancy.id, ReconciliationDiscrepancy.type)
         .join(ReconciliationActionLog)
         .where(
-            ReconciliationActionLog.org_id == org_id,
+            ReconciliationActionLog.org_id == org.id,
             ReconciliationActionLog.action == AUTO_RESOLUTION,
             ReconciliationActionLog.payload["evidence"]["run_id"].astext == str(run.id),
         )

@@ -830,7 +830,19 @@ TRIGGER_BODIES: dict[str, object] = {
     "unknown-field": {"date": DAY, "org_id": str(uuid.uuid4())},
     "empty-object": {},
     "a-list": [DAY],
-}
+    "dry-run-a-string": {"date": DAY, "dry_run": "yes"},
+    "settings-without-dry-run": {"date": DAY, "settings": {"amount_tolerance_minor": 50}},
+    "dry-run-settings-empty": {"date": DAY, "dry_run": True, "settings": {}},
+    "dry-run-settings-unknown": {"date": DAY, "dry_run": True, "settings": {"fee": 1}},
+    "dry-run-tolerance-negative": {
+        "date": DAY, "dry_run": True, "settings": {"amount_tolerance_minor": -1}
+    },
+    "dry-run-timezone-sql": {"date": DAY, "dry_run": True, "settings": {"timezone": SQL}},
+    "dry-run-period-367-days": {
+        "period_start": (TODAY - timedelta(days=367)).isoformat(), "period_end": DAY,
+        "dry_run": True,
+    },
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", TRIGGER_BODIES)

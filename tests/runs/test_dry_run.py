@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
 from shared.access.api_keys import create_api_key
+from shared.access.settings import SettingsChange
 from shared.ingest.processing import process_provider_event
-from shared.matching.engine import match_settings, reconcile_payment
+from shared.matching.engine import reconcile_payment
 from shared.models import ReconciliationDiscrepancy, ReconciliationRun
-from shared.runs.dry_run import dry_run
+from shared.runs.dry_run import Rehearsal, dry_run
 from tests.runs.test_runs import run_day
 from tests.support.checksums import database_checksum
 from tests.support.factories import (
@@ -56,12 +56,10 @@ def subjects(discrepancies) -> set:
 
 def test_a_dry_run_answers_what_the_run_would_open_and_writes_nothing(session):
     org = day_of(session, amount_tolerance_minor=1000)  # 5.00 apart is within it
-    stricter = replace(match_settings(session=session, org_id=org.id), amount_tolerance_minor=0)
+    stricter = SettingsChange(amount_tolerance_minor=0)
     before = database_checksum(session)
 
-    rehearsal = dry_run(
-        org_id=org.id, period_start=DAY, period_end=DAY, settings=stricter, now=LATER
-    )
+    rehearsal = dry_run(Rehearsal(org.id, DAY, DAY, stricter), now=LATER)
 
     assert database_checksum(session) == before
     assert {d.type for d in rehearsal.would_open} == {"AmountMismatch", "MissingProviderRecord"}
@@ -82,15 +80,10 @@ def test_a_verification_dry_run_names_the_discrepancies_it_would_auto_resolve(se
     [mismatch] = session.scalars(
         select(ReconciliationDiscrepancy).where(ReconciliationDiscrepancy.type == "AmountMismatch")
     )
-    looser = replace(
-        match_settings(session=session, org_id=org.id), amount_tolerance_minor=1000, auto_fix=True
-    )
+    looser = SettingsChange(amount_tolerance_minor=1000, auto_fix=True)
     before = database_checksum(session)
 
-    rehearsal = dry_run(
-        org_id=org.id, period_start=DAY, period_end=DAY, settings=looser,
-        is_verification_run=True, now=LATER,
-    )  # fmt: skip
+    rehearsal = dry_run(Rehearsal(org.id, DAY, DAY, looser, is_verification_run=True), now=LATER)
 
     assert [(d.id, d.type) for d in rehearsal.would_auto_resolve] == [
         (mismatch.id, "AmountMismatch")
@@ -120,4 +113,53 @@ def test_the_api_answers_a_dry_run_with_200_and_writes_nothing(client, session):
     assert {d["type"] for d in body["would_open"]} == {"MissingProviderRecord"}
     assert body["would_auto_resolve"] == []
     assert database_checksum(session) == before
+    assert session.scalar(select(func.count()).select_from(ReconciliationRun)) == 0
+
+
+def test_a_dry_run_tries_the_settings_sent_with_it_and_changes_none(client, session):
+    """ "Tolerance 5.00 on yesterday" before turning it on: the mismatch 5.00 apart would
+    no longer open; the organisation keeps its own settings."""
+    org = day_of(session, amount_tolerance_minor=0, grace_period_seconds=0)
+    key = create_api_key(session=session, org_id=org.id, role="owner").secret
+    headers = {"Authorization": f"Bearer {key}"}
+    trigger = "/billing/reconciliation/runs/trigger"
+    as_is = client.post(trigger, json={"date": DAY.isoformat(), "dry_run": True}, headers=headers)
+    before = database_checksum(session)
+
+    tried = client.post(
+        trigger,
+        json={"date": DAY.isoformat(), "dry_run": True,
+              "settings": {"amount_tolerance_minor": 500, "auto_fix": True},
+              "is_verification_run": True},
+        headers=headers,
+    )  # fmt: skip
+
+    assert as_is.json["report"]["discrepancies_by_type"]["AmountMismatch"] == 1
+    assert tried.status_code == 200, tried.json
+    assert tried.json["report"]["discrepancies_by_type"]["AmountMismatch"] == 0
+    assert [d["type"] for d in tried.json["would_auto_resolve"]] == ["AmountMismatch"]
+    assert database_checksum(session) == before
+    session.refresh(org)
+    assert (org.amount_tolerance_minor, org.auto_fix) == (0, None)
+
+
+def test_a_dry_runs_settings_are_validated_and_only_for_a_dry_run(client, session):
+    org = day_of(session)
+    key = create_api_key(session=session, org_id=org.id, role="owner").secret
+    headers = {"Authorization": f"Bearer {key}"}
+    trigger = "/billing/reconciliation/runs/trigger"
+    bad = client.post(
+        trigger,
+        json={"date": DAY.isoformat(), "dry_run": True, "settings": {"grace_period_seconds": -1}},
+        headers=headers,
+    )
+    without = client.post(
+        trigger,
+        json={"date": DAY.isoformat(), "settings": {"amount_tolerance_minor": 500}},
+        headers=headers,
+    )
+    assert bad.status_code == without.status_code == 422
+    assert bad.mimetype == without.mimetype == "application/problem+json"
+    assert "grace_period_seconds" in str(bad.json)
+    assert "dry run" in str(without.json)
     assert session.scalar(select(func.count()).select_from(ReconciliationRun)) == 0
