@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, model_
 from api.schemas import Strict
 from shared.access.settings import SettingsChange
 from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from shared.runs.dry_run import WouldOpen, WouldResolve
 
 
 class RunTrigger(Strict):
@@ -108,28 +109,6 @@ class DailyRuns(BaseModel):
     runs: list[RunOut]
 
 
-class WouldOpenOut(BaseModel):
-    """A discrepancy a dry run would open (it was never written, so it has no id)."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    type: str
-    severity: str
-    payment_id: uuid.UUID | None
-    provider_record_id: uuid.UUID | None
-    amount_minor: int
-    currency: str
-
-
-class WouldResolveOut(BaseModel):
-    """An existing discrepancy a dry run would auto-resolve."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    type: str
-
-
 class DryRunOut(BaseModel):
     """What a run of the period would do under the settings given; nothing was written."""
 
@@ -137,8 +116,8 @@ class DryRunOut(BaseModel):
 
     dry_run: Literal[True] = True
     report: dict[str, Any] = Field(description="The report the run would write")
-    would_open: list[WouldOpenOut]
-    would_auto_resolve: list[WouldResolveOut]
+    would_open: list[WouldOpen]
+    would_auto_resolve: list[WouldResolve]
 
 
 class TriggerAnswer(RootModel[DryRunOut | RunOut]):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from sqlalchemy import func, select
 
 from shared.access.api_keys import create_api_key
@@ -12,7 +10,7 @@ from shared.ingest.processing import process_provider_event
 from shared.matching.engine import reconcile_payment
 from shared.models import ReconciliationDiscrepancy, ReconciliationRun
 from shared.runs.dry_run import Rehearsal, dry_run
-from tests.runs.test_runs import run_day
+from tests.runs.test_runs import DAY, LATER, NOON, run_day
 from tests.support.checksums import database_checksum
 from tests.support.factories import (
     make_account,
@@ -21,10 +19,6 @@ from tests.support.factories import (
     make_payment,
     stripe_intent_event,
 )
-
-DAY = datetime.now(UTC).date() - timedelta(days=1)
-NOON = datetime.combine(DAY, datetime.min.time(), UTC) + timedelta(hours=12)
-LATER = datetime.now(UTC) + timedelta(hours=3)  # every grace period is over
 
 
 def day_of(session, **settings):
