@@ -16,7 +16,13 @@ from shared.discrepancies.lifecycle import (
     RESOLUTION_CODES,
 )
 from shared.discrepancies.listing import SORTS, DiscrepancyDetail, DiscrepancyFilters
-from shared.models import DISCREPANCY_STATUSES, DISCREPANCY_TYPES, EVENT_STATES, SEVERITIES
+from shared.models import (
+    DISCREPANCY_STATUSES,
+    DISCREPANCY_TYPES,
+    DISPUTE_STATUSES,
+    EVENT_STATES,
+    SEVERITIES,
+)
 from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.values.text import check_identifier
 
@@ -126,6 +132,7 @@ class DiscrepancyListQuery(Strict):
     min_amount: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
+    dispute_status: Literal[DISPUTE_STATUSES] | None = None
     sort: Literal[SORTS] = "opened_at"
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
@@ -142,6 +149,7 @@ class DiscrepancyListQuery(Strict):
             min_amount=self.min_amount,
             since=self.since,
             until=self.until,
+            dispute_status=self.dispute_status,
         )
 
 
@@ -187,7 +195,9 @@ class ProviderRecordSummaryOut(BaseModel):
 
 
 class DiscrepancyOut(BaseModel):
-    """A discrepancy as docs/design.md shapes it; ``difference_minor`` for AmountMismatch."""
+    """A discrepancy as docs/design.md shapes it; ``difference_minor`` for AmountMismatch;
+    the ``dispute_*`` fields for DisputeOpened (``amount_minor`` is then the disputed
+    amount, ``dispute_status`` one of open, under_review, won, lost)."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -206,6 +216,10 @@ class DiscrepancyOut(BaseModel):
     opened_at: datetime
     acknowledged_at: datetime | None
     resolved_at: datetime | None
+    dispute_status: str | None
+    dispute_provider_status: str | None
+    dispute_reason: str | None
+    dispute_evidence_due_at: datetime | None
 
 
 class DiscrepancyPage(BaseModel):
