@@ -17,7 +17,12 @@ from shared.discrepancies.lifecycle import (
 )
 from shared.discrepancies.listing import SORTS, DiscrepancyDetail, DiscrepancyFilters
 from shared.ingest.events import EVENT_LIST_STATES
-from shared.models import DISCREPANCY_STATUSES, DISCREPANCY_TYPES, SEVERITIES
+from shared.models import (
+    DISCREPANCY_STATUSES,
+    DISCREPANCY_TYPES,
+    DISPUTE_STATUSES,
+    SEVERITIES,
+)
 from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.values.text import check_identifier
 
@@ -130,6 +135,7 @@ class DiscrepancyListQuery(Strict):
     min_amount: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
+    dispute_status: Literal[DISPUTE_STATUSES] | None = None
     sort: Literal[SORTS] = "opened_at"
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
@@ -146,6 +152,7 @@ class DiscrepancyListQuery(Strict):
             min_amount=self.min_amount,
             since=self.since,
             until=self.until,
+            dispute_status=self.dispute_status,
         )
 
 
@@ -191,7 +198,9 @@ class ProviderRecordSummaryOut(BaseModel):
 
 
 class DiscrepancyOut(BaseModel):
-    """A discrepancy as docs/design.md shapes it; ``difference_minor`` for AmountMismatch."""
+    """A discrepancy as docs/design.md shapes it; ``difference_minor`` for AmountMismatch;
+    the ``dispute_*`` fields for DisputeOpened (``amount_minor`` is then the disputed
+    amount, ``dispute_status`` one of open, under_review, won, lost)."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -210,6 +219,10 @@ class DiscrepancyOut(BaseModel):
     opened_at: datetime
     acknowledged_at: datetime | None
     resolved_at: datetime | None
+    dispute_status: str | None
+    dispute_provider_status: str | None
+    dispute_reason: str | None
+    dispute_evidence_due_at: datetime | None
 
 
 class DiscrepancyPage(BaseModel):

@@ -33,6 +33,7 @@ DELIBERATE = {
     "DuplicateChargeSuspected": 2,
     "MissingInternalRecord": 3,
     "MissingProviderRecord": 3,
+    "DisputeOpened": 2,
 }
 OTHER_CURRENCY = {"EUR": "GBP", "USD": "EUR", "GBP": "EUR", "JPY": "USD", "KWD": "USD"}
 
@@ -298,6 +299,36 @@ def _standard_events(seen: Seen) -> list[Event]:
     return events
 
 
+def stripe_dispute(*, intent: str, amount: int, currency: str, at: datetime) -> Event:
+    """A Stripe ``charge.dispute.created`` event: the whole amount of ``intent`` disputed,
+    evidence due in a week."""
+    dispute_id = "dp_" + intent.removeprefix("pi_")
+    return Event(
+        "stripe",
+        {
+            "id": f"evt_{dispute_id}",
+            "object": "event",
+            "type": "charge.dispute.created",
+            "created": _unix(at),
+            "livemode": False,
+            "data": {
+                "object": {
+                    "id": dispute_id,
+                    "object": "dispute",
+                    "amount": amount,
+                    "currency": currency.lower(),
+                    "charge": "ch_" + intent.removeprefix("pi_"),
+                    "payment_intent": intent,
+                    "reason": "fraudulent",
+                    "status": "needs_response",
+                    "evidence_details": {"due_by": _unix(at + timedelta(days=7))},
+                    "created": _unix(at),
+                }
+            },
+        },
+    )
+
+
 PROVIDER_EVENTS = {"stripe": _stripe_events, "adyen": _adyen_events, "standard": _standard_events}
 
 
@@ -362,7 +393,11 @@ def _pick_deliberate(rng: random.Random, payments: list[dict[str, Any]]) -> dict
             continue
         # A duplicate is two Stripe PaymentIntents; a missing provider record is an Adyen
         # payment, so that no unknown (Stripe/Standard) provider payment can pair with it.
-        wanted = {"DuplicateChargeSuspected": "stripe", "MissingProviderRecord": "adyen"}
+        wanted = {
+            "DuplicateChargeSuspected": "stripe",
+            "MissingProviderRecord": "adyen",
+            "DisputeOpened": "stripe",
+        }
         fits = [i for i in plain if i not in chosen]
         if kind in wanted:
             fits = [i for i in fits if payments[i]["provider"] == wanted[kind]]
@@ -391,6 +426,13 @@ def build_demo_data(day: date, count: int = 3_000, seed: int = 7) -> DemoData:
         events = PROVIDER_EVENTS[payment["provider"]](_tampered(kind or "", seen))
         if kind == "DuplicateChargeSuspected":
             events.append(_duplicate_intent(payment, seen))
+        if kind == "DisputeOpened":
+            at = seen.occurred_at + timedelta(minutes=20)
+            events.append(
+                stripe_dispute(
+                    intent=seen.reference, amount=seen.amount, currency=seen.currency, at=at
+                )
+            )
         data.sequences.append(events)
     for number in range(DELIBERATE["MissingInternalRecord"]):
         at = start + timedelta(hours=3 + 6 * number, minutes=17)

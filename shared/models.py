@@ -66,11 +66,23 @@ DISCREPANCY_TYPES = (
     "CurrencyMismatch",
     "StatusMismatch",
     "DuplicateChargeSuspected",
+    "DisputeOpened",
 )
+# A dispute's (or chargeback's) normalised status: the provider's own text is kept beside it
+# (docs/decisions.md, "Dispute status vocabulary").
+DISPUTE_STATUSES = ("open", "under_review", "won", "lost")
 SEVERITIES = ("high", "medium", "low")
 DISCREPANCY_STATUSES = ("open", "acknowledged", "resolved")
 # The equality filters of the discrepancy list (shared/discrepancies/listing.py), in its indexes.
-DISCREPANCY_LIST_FILTERS = ("status", "type", "severity", "currency", "assignee", "run_id")
+DISCREPANCY_LIST_FILTERS = (
+    "status",
+    "type",
+    "severity",
+    "currency",
+    "assignee",
+    "run_id",
+    "dispute_status",
+)
 ACTIONS = (
     "opened",
     "acknowledged",
@@ -79,6 +91,7 @@ ACTIONS = (
     "resolved",
     "auto_resolved",
     "reopened_as_new",
+    "dispute_updated",
 )
 
 
@@ -105,6 +118,14 @@ def payment_checks() -> tuple[CheckConstraint, ...]:
         provider_check(),
         CheckConstraint(one_of("status", PAYMENT_STATUSES), name="status_known"),
         currency_check(),
+    )
+
+
+def dispute_status_check() -> CheckConstraint:
+    """A dispute status, when there is one, is one of DISPUTE_STATUSES."""
+    return CheckConstraint(
+        f"dispute_status IS NULL OR {one_of('dispute_status', DISPUTE_STATUSES)}",
+        name="dispute_status_known",
     )
 
 
@@ -347,6 +368,7 @@ class ProviderRecord(Base):
         heuristic_index(
             "ix_provider_records_heuristic", postgresql_where=text("payment_id IS NULL")
         ),
+        dispute_status_check(),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -376,6 +398,11 @@ class ProviderRecord(Base):
         BigInteger, nullable=False, server_default="0"
     )
     dispute_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The newest dispute event's reason, the provider's own status text (``dispute_status``
+    # is its normalised form) and the evidence due date (migration 0009).
+    dispute_reason: Mapped[str | None] = mapped_column(Text)
+    dispute_provider_status: Mapped[str | None] = mapped_column(Text)
+    dispute_evidence_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The internal payment this record is matched to, and how. No foreign key: its check
     # locked the payment until the binding committed (migration 0007, docs/decisions.md).
     payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
@@ -478,6 +505,7 @@ class ReconciliationDiscrepancy(Base):
             "payment_id IS NOT NULL OR provider_record_id IS NOT NULL", name="has_subject"
         ),
         CheckConstraint("version >= 1", name="version_positive"),
+        dispute_status_check(),
         Index(
             "uq_reconciliation_discrepancies_one_unresolved",
             "org_id",
@@ -542,6 +570,12 @@ class ReconciliationDiscrepancy(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    # DisputeOpened only: the dispute as the provider last stated it (``amount_minor`` is the
+    # disputed amount). Null for every other type (migration 0009).
+    dispute_status: Mapped[str | None] = mapped_column(String(16))
+    dispute_reason: Mapped[str | None] = mapped_column(Text)
+    dispute_provider_status: Mapped[str | None] = mapped_column(Text)
+    dispute_evidence_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ReconciliationActionLog(Base):

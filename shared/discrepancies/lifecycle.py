@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from shared.access.api_keys import Caller
 from shared.discrepancies.listing import DiscrepancyView, discrepancy_view, with_subjects
-from shared.matching.rules import Finding
+from shared.matching.rules import DISPUTE_LOST, Dispute, Finding
 from shared.models import ReconciliationActionLog, ReconciliationDiscrepancy
 from shared.platform.bulk import array_parameters, column_arrays, expire_rewritten
 from shared.platform.errors import InvalidTransition, NotFound, PreconditionFailed, ValidationFailed
@@ -45,6 +45,7 @@ OPENED = "opened"
 UNRESOLVED = ("open", "acknowledged")
 AUTO_RESOLUTION = "auto_resolved"
 AUTO_RESOLUTION_REASON = "the condition no longer holds"
+DISPUTE_UPDATED = "dispute_updated"
 
 # status → action (as the action log names it) → status afterwards. An action missing
 # from a status's row is refused there with InvalidTransition, and nothing is written.
@@ -53,12 +54,14 @@ TRANSITIONS: dict[str, dict[str, str]] = {
         "acknowledged": "acknowledged",
         "assigned": "open",
         "note_added": "open",
+        DISPUTE_UPDATED: "open",
         "resolved": "resolved",
         AUTO_RESOLUTION: "resolved",
     },
     "acknowledged": {
         "assigned": "acknowledged",
         "note_added": "acknowledged",
+        DISPUTE_UPDATED: "acknowledged",
         "resolved": "resolved",
         AUTO_RESOLUTION: "resolved",
     },
@@ -69,6 +72,7 @@ REFUSED_AS = {
     "acknowledged": "acknowledge",
     "assigned": "assign",
     "note_added": "add a note to",
+    DISPUTE_UPDATED: "update the dispute of",
     "resolved": "resolve",
     AUTO_RESOLUTION: "auto-resolve",
 }
@@ -210,7 +214,8 @@ def resolve(
     """Close an open or acknowledged discrepancy for good with a code and a reason.
 
     ``resolution`` is one of :data:`RESOLUTION_CODES`; ``adjustment_reference`` may cite
-    the ledger adjustment made elsewhere. Nothing here changes the payment itself.
+    the ledger adjustment made elsewhere, and must for a lost dispute (the provider kept
+    the money: the books need an entry). Nothing here changes the payment itself.
     """
     if resolution not in RESOLUTION_CODES:
         if resolution in SYSTEM_RESOLUTIONS:
@@ -222,6 +227,12 @@ def resolve(
             adjustment_reference, "adjustment_reference", MAX_ADJUSTMENT_REFERENCE_LENGTH
         )
     locked = _lock(session, caller, discrepancy_id, expected_version)
+    lost = locked.discrepancy.dispute_status == DISPUTE_LOST
+    if lost and locked.discrepancy.status in UNRESOLVED and adjustment_reference is None:
+        raise ValidationFailed(
+            "a lost dispute is resolved with the adjustment_reference of the ledger entry "
+            "that books the loss"
+        )
     payload = {
         "resolution": resolution,
         "reason": reason,
@@ -332,6 +343,16 @@ class DiscrepancyRow:
     @property
     def key(self) -> tuple[str, uuid.UUID | None, uuid.UUID | None]:
         return (self.type, self.payment_id, self.provider_record_id)
+
+
+def dispute_columns(dispute: Dispute | None) -> dict[str, Any]:
+    """The discrepancy columns stating ``dispute`` (all None for another type's finding)."""
+    return {
+        "dispute_status": dispute.status if dispute else None,
+        "dispute_provider_status": dispute.provider_status if dispute else None,
+        "dispute_reason": dispute.reason if dispute else None,
+        "dispute_evidence_due_at": dispute.evidence_due_at if dispute else None,
+    }
 
 
 def opened_payload(finding: Finding, evidence: dict[str, Any]) -> dict[str, Any]:
@@ -488,6 +509,8 @@ _OPEN_COLUMNS = {
     "amount_minor": "bigint",
     "currency": "text",
     "difference_minor": "bigint",
+    **dict.fromkeys(("dispute_status", "dispute_provider_status", "dispute_reason"), "text"),
+    "dispute_evidence_due_at": "timestamptz",
 }
 _OPEN_DISCREPANCIES = text(
     "INSERT INTO reconciliation_discrepancies "  # noqa: S608
@@ -514,7 +537,7 @@ def open_discrepancies(
     by_id = {new_id(): finding for finding in findings}
     rows = [
         (key, f.type, f.severity, f.payment_id, f.provider_record_id, f.amount_minor, f.currency,
-         f.difference_minor)
+         f.difference_minor, *dispute_columns(f.dispute).values())
         for key, f in by_id.items()
     ]  # fmt: skip
     opened = list(

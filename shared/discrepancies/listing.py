@@ -54,6 +54,7 @@ class DiscrepancyFilters:
     min_amount: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    dispute_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,11 @@ class DiscrepancyView:
     opened_at: datetime
     acknowledged_at: datetime | None
     resolved_at: datetime | None
+    # DisputeOpened only (``amount_minor`` is then the disputed amount).
+    dispute_status: str | None
+    dispute_provider_status: str | None
+    dispute_reason: str | None
+    dispute_evidence_due_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,7 @@ _CONDITIONS = {
     "min_amount": _D.amount_minor >= bindparam("min_amount"),
     "since": _D.opened_at >= bindparam("since"),
     "until": _D.opened_at < bindparam("until"),
+    "dispute_status": _D.dispute_status == bindparam("dispute_status"),
 }
 
 
@@ -174,7 +181,7 @@ def _sort_key(sort: str) -> tuple[Any, type, Callable[[DiscrepancyView], Any]]:
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
-@cache  # at most 2 sorts x 2**9 sets of filters x with or without a cursor
+@cache  # at most 2 sorts x 2**10 sets of filters x with or without a cursor
 def _list_statement(sort: str, filtered: frozenset[str], after_cursor: bool) -> Select:
     """The list statement of one shape of request, built once; values are bound when run.
 
@@ -290,6 +297,10 @@ CSV_COLUMNS = (
     "opened_at",
     "acknowledged_at",
     "resolved_at",
+    "dispute_status",
+    "dispute_provider_status",
+    "dispute_reason",
+    "dispute_evidence_due_at",
 )
 # A cell starting with one of these is run as a formula by spreadsheet programs; free
 # text from outside (external ids, references, assignees) is prefixed with a quote.
@@ -337,11 +348,16 @@ def csv_row(view: DiscrepancyView) -> list[str | int]:
         view.opened_at.isoformat(),
         view.acknowledged_at.isoformat() if view.acknowledged_at else "",
         view.resolved_at.isoformat() if view.resolved_at else "",
+        view.dispute_status or "",
+        safe_cell(view.dispute_provider_status or ""),
+        safe_cell(view.dispute_reason or ""),
+        view.dispute_evidence_due_at.isoformat() if view.dispute_evidence_due_at else "",
     ]
 
 
 def safe_cell(text: str) -> str:
-    """Free text made inert for spreadsheets (no formula injection)."""
+    """Free text made inert for spreadsheets (no formula injection): a provider's dispute
+    status and reason are free text from outside too."""
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from shared.access.organizations import get_organization
 from shared.access.settings import effective_match_settings
+from shared.discrepancies.disputes import follow_disputes
 from shared.discrepancies.lifecycle import DiscrepancyChanges, DiscrepancyRow
 from shared.matching.batch_rows import BatchRows
 from shared.matching.binding import Binder
@@ -45,7 +46,7 @@ from shared.matching.judging import (
 )
 from shared.matching.locking import external_key, lock_match_keys
 from shared.matching.reading import BatchReader
-from shared.matching.record_fields import RecordRow
+from shared.matching.record_fields import RecordFacts, RecordRow, record_facts
 from shared.matching.rules import MatchSettings, PaymentFacts
 from shared.matching.writing import write_changes
 from shared.models import Payment, ProviderRecord
@@ -77,6 +78,9 @@ class MatchBatch:
         self.reader = BatchReader(session=session, rows=self.rows, settings=settings)
         self.binder = Binder(reader=self.reader, rows=self.rows, settings=settings, now=now)
         self.discrepancies = DiscrepancyChanges()
+        # Each judgement of a disputed record, in order, with its evidence: replayed at the
+        # end, so a batch logs what its events matched one at a time would.
+        self.disputed: list[tuple[uuid.UUID, RecordFacts, dict[str, Any]]] = []
         self.items: list[tuple[Any, ...]] = []
 
     # --- reading ------------------------------------------------------------------------
@@ -140,6 +144,7 @@ class MatchBatch:
         unresolved = self.reader.unresolved(None, [record.id])
         verdict = judge_record(record, customers, settings, self.now)
         self._record_verdict(record.org_id, verdict, unresolved, evidence)
+        self._hold_disputes([record], evidence)
         self._add_item(record.org_id, item_of(verdict, [record], None))
         return verdict
 
@@ -151,6 +156,7 @@ class MatchBatch:
         unresolved = self.reader.unresolved(payment.id, [record.id for record in group])
         verdict = judge_payment(payment, group, customers, self.settings[org_id], self.now)
         self._record_verdict(org_id, verdict, unresolved, evidence)
+        self._hold_disputes(group, evidence)
         self._add_item(org_id, item_of(verdict, group, payment))
         return verdict
 
@@ -182,6 +188,12 @@ class MatchBatch:
             self.rows.drop_unresolved(discrepancy)
             self.discrepancies.auto_resolve(discrepancy, evidence)
 
+    def _hold_disputes(self, records: list[RecordRow], evidence: dict[str, Any]) -> None:
+        """Keep the judged records' disputes: their discrepancies follow at the end."""
+        for record in records:
+            if record.dispute_status is not None:
+                self.disputed.append((record.org_id, record_facts(record), evidence))
+
     def _add_item(self, org_id: uuid.UUID, item: tuple[Any, ...] | None) -> None:
         if item is not None:
             self.items.append((org_id, *item))
@@ -189,7 +201,9 @@ class MatchBatch:
     # --- writing ------------------------------------------------------------------------
 
     def write(self) -> None:
-        """Write every change, a multi-row statement per kind; once, at the end."""
+        """Write every change, a multi-row statement per kind; once, at the end. Then the
+        disputed records' discrepancies follow their disputes, judgement by judgement (rare:
+        one statement or two each)."""
         write_changes(
             session=self.session,
             rows=self.rows,
@@ -197,6 +211,11 @@ class MatchBatch:
             items=self.items,
             now=self.now,
         )
+        for org_id, facts, evidence in self.disputed:
+            follow_disputes(
+                session=self.session, org_id=org_id, records=[facts], now=self.now,
+                evidence=evidence,
+            )  # fmt: skip
 
 
 # --- Entry points for one record or payment -------------------------------------------

@@ -10,18 +10,22 @@ reconciliation item to record.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared.discrepancies.lifecycle import DiscrepancyRow
-from shared.matching.record_fields import RecordRow, record_facts
+from shared.matching.record_fields import RecordFacts, RecordRow, record_facts
 from shared.matching.rules import (
+    DISPUTE_OPENED,
+    Dispute,
     Finding,
     MatchSettings,
     PaymentFacts,
+    dispute_of,
     item_outcome,
     judge_customer_duplicate,
+    judge_dispute,
     judge_group,
     judge_unmatched_record,
     primary_record,
@@ -104,9 +108,13 @@ def discrepancy_changes(
 ) -> tuple[list[Finding], list[DiscrepancyRow]]:
     """What to open (a finding no unresolved discrepancy holds yet) and, with auto-fix,
     what to resolve (an unresolved discrepancy the verdict no longer finds, in id order).
-    An evaluation never clears what it did not check: ``unresolved`` is its scope."""
-    unresolved = list(unresolved)
-    found = {finding.key: finding for finding in verdict.findings}
+    An evaluation never clears what it did not check: ``unresolved`` is its scope.
+
+    DisputeOpened is left out: a dispute's discrepancy follows the provider's dispute
+    status (:func:`dispute_changes`), not this open-or-clear rule.
+    """
+    unresolved = [d for d in unresolved if d.type != DISPUTE_OPENED]
+    found = {f.key: f for f in verdict.findings if f.type != DISPUTE_OPENED}
     open_keys = {discrepancy.key for discrepancy in unresolved}
     to_open = [finding for key, finding in found.items() if key not in open_keys]
     to_resolve = []
@@ -139,3 +147,72 @@ def item_of(verdict: Verdict, group: list[RecordRow], payment: PaymentFacts | No
     if payment is None and "MissingInternalRecord" in types:
         return (None, verdict.record_ids[0], "missing_internal", None, None)
     return None
+
+
+# --- disputes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredDispute:
+    """A DisputeOpened discrepancy as stored: what it says of its dispute."""
+
+    id: uuid.UUID
+    unresolved: bool
+    payment_id: uuid.UUID | None
+    amount_minor: int
+    currency: str
+    dispute: Dispute
+
+    def says(self, finding: Finding) -> bool:
+        """True when it states the finding's dispute (amount, currency, status, reason, due
+        date) on the finding's payment."""
+        return (self.payment_id, *_dispute_state(self)) == (
+            finding.payment_id,
+            *_dispute_state(finding),
+        )
+
+
+def _dispute_state(held: StoredDispute | Finding) -> tuple:
+    return (held.amount_minor, held.currency, held.dispute)
+
+
+@dataclass
+class DisputeChanges:
+    """What the disputes of some records change: findings to open, discrepancies to
+    update to a finding, and discrepancies to resolve because their dispute was won."""
+
+    to_open: list[Finding] = field(default_factory=list)
+    to_update: list[tuple[StoredDispute, Finding]] = field(default_factory=list)
+    to_resolve: list[tuple[StoredDispute, Dispute]] = field(default_factory=list)
+
+
+def dispute_changes(
+    records: Iterable[RecordFacts], held: Mapping[uuid.UUID, Sequence[StoredDispute]]
+) -> DisputeChanges:
+    """How each disputed record's DisputeOpened discrepancy follows its dispute.
+
+    ``held``: each record's DisputeOpened discrepancies, newest first. A dispute won
+    resolves the unresolved one; any other status opens one, or updates the unresolved
+    one to what the provider now says (its payment too, when the record was bound since).
+    A resolved one that already says all of it is not opened again: finance closed it and
+    nothing has changed since. A dispute first seen won opens nothing.
+    """
+    changes = DisputeChanges()
+    for record in records:
+        dispute = dispute_of(record)
+        if dispute is None:
+            continue
+        stored = held.get(record.id, ())
+        unresolved = next((d for d in stored if d.unresolved), None)
+        found = judge_dispute(record, record.payment_id)
+        if not found:
+            if unresolved is not None:
+                changes.to_resolve.append((unresolved, dispute))
+            continue
+        finding = found[0]
+        if unresolved is not None:
+            if not unresolved.says(finding):
+                changes.to_update.append((unresolved, finding))
+        elif not stored or _dispute_state(stored[0]) != _dispute_state(finding):
+            changes.to_open.append(finding)
+    return changes

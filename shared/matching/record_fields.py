@@ -65,20 +65,26 @@ FOLDED_FIELDS = (
 _FOLD_TIMES = ("last_event_at", "status_at", "dispute_at")
 # What one event may state about the object (besides its reference and time).
 STATED_FIELDS = tuple(name for name in FOLDED_FIELDS[1:] if name not in _FOLD_TIMES)
-# What the rules read: every column in table order but the owner, the fold's inner state and
-# the dispute (the rules judge the derived status and refunded total), then the binding's
-# payment and method. This order is the period run's select list.
+# What the rules read: every column in table order but the owner and the fold's inner state
+# (the rules judge the derived status and refunded total), then the dispute as last stated
+# and the binding's payment and method, which a record may lack. This order is the period
+# run's select list.
 _UNJUDGED = (
     "org_id",
-    *(name for name in FOLDED_FIELDS if name in _FOLD_TIMES or name.startswith("dispute_")),
+    *(name for name in FOLDED_FIELDS if name in _FOLD_TIMES),
     "payment_status",
     "refunds",
     "reported_refunded_minor",
 )
+DISPUTE_FIELDS = tuple(name for name in STATED_FIELDS if name.startswith("dispute_"))
+_OPTIONAL_FACTS = (*DISPUTE_FIELDS, "payment_id", "match_method")
 FACT_FIELDS = (
-    *(name for name in RECORD_COLUMNS if name not in (*_UNJUDGED, *BINDING_COLUMNS)),
-    "payment_id",
-    "match_method",
+    *(
+        name
+        for name in RECORD_COLUMNS
+        if name not in (*_UNJUDGED, *BINDING_COLUMNS, *_OPTIONAL_FACTS)
+    ),
+    *_OPTIONAL_FACTS,
 )
 # The flags a batch keeps on a row it holds.
 ROW_FLAGS = (
@@ -122,11 +128,15 @@ RecordState = _shape(
 RecordFacts = make_dataclass(
     "RecordFacts",
     [
-        *((name, _PYTHON_TYPES[name]) for name in FACT_FIELDS[:-2]),
-        *((name, _PYTHON_TYPES[name], field(default=None)) for name in FACT_FIELDS[-2:]),
+        *((name, _PYTHON_TYPES[name]) for name in FACT_FIELDS[: -len(_OPTIONAL_FACTS)]),
+        *(
+            (name, _PYTHON_TYPES[name], field(default=None))
+            for name in FACT_FIELDS[-len(_OPTIONAL_FACTS) :]
+        ),
     ],
     namespace={
-        "__doc__": "A provider record, as the rules see it (``amount_minor`` None: not yet known).",
+        "__doc__": "A provider record, as the rules see it (``amount_minor`` None: not yet "
+        "known; ``dispute_status`` None: never disputed).",
         "__module__": __name__,
     },
     frozen=True,

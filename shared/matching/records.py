@@ -90,6 +90,13 @@ def merge_update(state: RecordState, update: RecordUpdate) -> RecordState:
             update.dispute_amount_minor if dispute_wins else state.dispute_amount_minor
         ),
         dispute_at=update.event_at if dispute_wins else state.dispute_at,
+        dispute_reason=update.dispute_reason if dispute_wins else state.dispute_reason,
+        dispute_provider_status=(
+            update.dispute_provider_status if dispute_wins else state.dispute_provider_status
+        ),
+        dispute_evidence_due_at=(
+            update.dispute_evidence_due_at if dispute_wins else state.dispute_evidence_due_at
+        ),
         last_event_at=max(state.last_event_at, update.event_at),
     )
 

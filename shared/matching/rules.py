@@ -25,7 +25,13 @@ SEVERITY = {
     "CurrencyMismatch": "high",
     "StatusMismatch": "medium",
     "DuplicateChargeSuspected": "high",
+    "DisputeOpened": "high",
 }
+DISPUTE_OPENED = "DisputeOpened"
+# The dispute statuses that end it: the provider gave the money back (or never took it),
+# or kept it.
+DISPUTE_WON = "won"
+DISPUTE_LOST = "lost"
 # Statuses under which money moved: only these can be missing on the other side.
 SETTLED = frozenset({"succeeded", "refunded", "partially_refunded"})
 # A further charge in these statuses next to the matched one is a suspected duplicate.
@@ -70,6 +76,18 @@ class PaymentFacts:
 
 
 @dataclass(frozen=True)
+class Dispute:
+    """A dispute (chargeback) as its provider last stated it: the normalised status
+    (models.DISPUTE_STATUSES), the provider's own status text, its reason and the date
+    evidence is due."""
+
+    status: str
+    provider_status: str | None
+    reason: str | None
+    evidence_due_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Finding:
     """One discrepancy the rules say exists right now, with the evidence for it."""
 
@@ -80,6 +98,7 @@ class Finding:
     currency: str
     difference_minor: int | None = None
     evidence: dict[str, Any] = field(default_factory=dict, compare=False)
+    dispute: Dispute | None = None  # DisputeOpened only
 
     @property
     def severity(self) -> str:
@@ -232,8 +251,8 @@ def judge_group(
     """Findings for a payment and the records matched to it.
 
     No record: MissingProviderRecord once the grace period is over (settled payments
-    only). Otherwise the primary record is compared, and every further record that
-    charged is a suspected duplicate.
+    only). Otherwise the primary record is compared, every further record that charged
+    is a suspected duplicate, and every record's dispute is judged.
     """
     if not records:
         if payment.status in SETTLED and _grace_over(payment.created_at, now, settings):
@@ -251,6 +270,7 @@ def judge_group(
     primary = primary_record(records)
     findings = compare_pair(payment, primary, settings, now)
     for record in records:
+        findings += judge_dispute(record, payment.id)
         if record.id != primary.id and record.status in CHARGED:
             findings.append(
                 _record_finding(
@@ -266,9 +286,11 @@ def judge_group(
 def judge_unmatched_record(
     record: RecordFacts, settings: MatchSettings, now: datetime
 ) -> list[Finding]:
-    """MissingInternalRecord for a settled record with no payment after the grace period."""
+    """MissingInternalRecord for a settled record with no payment after the grace period,
+    and its dispute (visible even though recon cannot find its payment)."""
+    findings = judge_dispute(record, None)
     if record.status in SETTLED and _grace_over(record.created_at, now, settings):
-        return [
+        findings.append(
             _record_finding(
                 "MissingInternalRecord",
                 record,
@@ -278,8 +300,44 @@ def judge_unmatched_record(
                     "status": record.status,
                 },
             )
-        ]
-    return []
+        )
+    return findings
+
+
+def dispute_of(record: RecordFacts) -> Dispute | None:
+    """The record's dispute as last stated (None: never disputed)."""
+    if record.dispute_status is None:
+        return None
+    return Dispute(
+        record.dispute_status,
+        record.dispute_provider_status,
+        record.dispute_reason,
+        record.dispute_evidence_due_at,
+    )
+
+
+def judge_dispute(record: RecordFacts, payment_id: uuid.UUID | None) -> list[Finding]:
+    """DisputeOpened while the record's dispute is not won: the provider took, or may take,
+    the disputed amount back (at once, no grace period: the provider says so)."""
+    dispute = dispute_of(record)
+    if dispute is None or dispute.status == DISPUTE_WON:
+        return []
+    amount = record.dispute_amount_minor
+    return [
+        Finding(
+            DISPUTE_OPENED,
+            payment_id,
+            record.id,
+            amount if amount is not None else 0,
+            record.currency,
+            evidence={
+                "dispute_status": dispute.status,
+                "provider_status": dispute.provider_status,
+                "provider_reference": record.provider_reference,
+            },
+            dispute=dispute,
+        )
+    ]
 
 
 def judge_customer_duplicate(

@@ -47,6 +47,7 @@ from shared.providers.webhook_input import (
     any_signature_matches,
     parse_json_object,
 )
+from shared.values.timestamps import DEADLINE_HORIZON
 
 SIGNED_FIELDS = (
     "pspReference",
@@ -281,10 +282,66 @@ def _refund_failed(notification: _Notification) -> Normalised:
     return _modification(notification, refund_minor=0)
 
 
-def _chargeback(notification: _Notification) -> Normalised:
-    value, currency = _amount(notification.item)
+# Each dispute event code's status (docs/decisions.md, "Dispute status vocabulary"). A
+# chargeback is ``open`` until defended; CHARGEBACK and the end of the defense period
+# leave the outcome to ``additionalData.disputeStatus`` (below) when it states one.
+_DISPUTE_EVENTS = {
+    "NOTIFICATION_OF_CHARGEBACK": "open",
+    "REQUEST_FOR_INFORMATION": "open",
+    "CHARGEBACK": "open",
+    "INFORMATION_SUPPLIED": "under_review",
+    "DISPUTE_DEFENSE_PERIOD_ENDED": "under_review",
+    "CHARGEBACK_REVERSED": "won",
+    "PREARBITRATION_WON": "won",
+    "SECOND_CHARGEBACK": "lost",
+    "PREARBITRATION_LOST": "lost",
+}
+# What a final ``disputeStatus`` says, on the codes that leave the outcome open: the
+# chargeback stands once accepted, lost, or left undefended past the defense period.
+_DISPUTE_OUTCOMES = {
+    "CHARGEBACK": {"Lost": "lost", "Accepted": "lost", "Won": "won"},
+    "DISPUTE_DEFENSE_PERIOD_ENDED": {
+        "Lost": "lost",
+        "Accepted": "lost",
+        "Expired": "lost",
+        "Undefended": "lost",
+        "Won": "won",
+    },
+}
+
+
+def _additional_text(item: dict[str, Any], name: str) -> str | None:
+    additional = item.get("additionalData")
+    if not isinstance(additional, dict):
+        return None
+    value = optional_text(additional.get(name), f"{_ITEM}.additionalData.{name}")
+    return value.strip() or None if value else None
+
+
+def _dispute(notification: _Notification) -> Normalised:
+    """A dispute event: the disputed amount, its status, reason and defense deadline.
+
+    The provider's status is ``disputeStatus`` after the event code (``CHARGEBACK/Undefended``),
+    the reason the scheme's reason code, else the item's ``reason``.
+    """
+    item = notification.item
+    code = item["eventCode"]
+    value, currency = _amount(item)
+    provider_status = _additional_text(item, "disputeStatus")
+    status = _DISPUTE_OUTCOMES.get(code, {}).get(provider_status or "", _DISPUTE_EVENTS[code])
+    due = _additional_text(item, "defensePeriodEndsAt")
+    due_field = f"{_ITEM}.additionalData.defensePeriodEndsAt"
     return _modification(
-        notification, currency=currency, dispute_status="chargeback", dispute_amount_minor=value
+        notification,
+        currency=currency,
+        dispute_status=status,
+        dispute_provider_status=f"{code}/{provider_status}" if provider_status else code,
+        dispute_amount_minor=value,
+        dispute_reason=_additional_text(item, "chargebackReasonCode")
+        or optional_text(item.get("reason"), f"{_ITEM}.reason"),
+        dispute_evidence_due_at=(
+            None if due is None else iso_time(due, due_field, ahead=DEADLINE_HORIZON)
+        ),
     )
 
 
@@ -295,7 +352,7 @@ _MAPPINGS: dict[str, Callable[[_Notification], Normalised]] = {
     "CANCELLATION": _cancellation,
     "REFUND": _refund,
     "REFUND_FAILED": _refund_failed,
-    "CHARGEBACK": _chargeback,
+    **dict.fromkeys(_DISPUTE_EVENTS, _dispute),
 }
 
 

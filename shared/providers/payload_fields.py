@@ -7,13 +7,13 @@ must fail the event (visible and replayable), never be guessed at.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.platform.errors import ValidationFailed
 from shared.values.money import MAX_AMOUNT_MINOR, normalise_currency
 from shared.values.text import MAX_TEXT_LENGTH
-from shared.values.timestamps import check_plausible
+from shared.values.timestamps import FUTURE_SKEW, check_plausible
 
 
 def required_object(value: Any, field: str) -> dict[str, Any]:
@@ -59,33 +59,34 @@ def currency_code(value: Any, field: str) -> str:
         raise ValidationFailed(f"{field}: {error.detail}") from None
 
 
-def unix_time(value: Any, field: str) -> datetime:
-    """The plausible UTC moment of a Unix time in whole seconds."""
+def unix_time(value: Any, field: str, *, ahead: timedelta = FUTURE_SKEW) -> datetime:
+    """The plausible UTC moment of a Unix time in whole seconds (at most ``ahead`` of now)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationFailed(f"{field} is required and must be a Unix time in seconds")
     try:
         moment = datetime.fromtimestamp(value, tz=UTC)
     except (OverflowError, OSError, ValueError):
         raise ValidationFailed(f"{field} is not a representable Unix time") from None
-    return check_plausible(moment, field=field)
+    return check_plausible(moment, field=field, ahead=ahead)
 
 
-def iso_time(value: Any, field: str) -> datetime:
-    """The plausible UTC moment of an ISO 8601 date-time with a UTC offset."""
+def iso_time(value: Any, field: str, *, ahead: timedelta = FUTURE_SKEW) -> datetime:
+    """The plausible UTC moment of an ISO 8601 date-time with a UTC offset (at most
+    ``ahead`` of now)."""
     try:
         parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         parsed = None
     if parsed is None:
         raise ValidationFailed(f"{field} is required and must be an ISO 8601 date-time")
-    return as_utc(parsed, field)
+    return as_utc(parsed, field, ahead=ahead)
 
 
-def as_utc(value: datetime, field: str) -> datetime:
+def as_utc(value: datetime, field: str, *, ahead: timedelta = FUTURE_SKEW) -> datetime:
     """``value`` (which must carry an offset) in UTC, if plausible."""
     if value.utcoffset() is None:
         raise ValidationFailed(f"{field} must carry a UTC offset")
     try:
-        return check_plausible(value.astimezone(UTC), field=field)
+        return check_plausible(value.astimezone(UTC), field=field, ahead=ahead)
     except OverflowError:
         raise ValidationFailed(f"{field} is outside the supported range of dates") from None

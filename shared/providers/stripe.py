@@ -40,6 +40,7 @@ from shared.providers.webhook_input import (
     parse_json_object,
     parse_timestamp,
 )
+from shared.values.timestamps import DEADLINE_HORIZON
 
 SIGNATURE_HEADER = "Stripe-Signature"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format marker, not a secret
@@ -128,6 +129,19 @@ _DISPUTE_EVENTS = frozenset(
         "charge.dispute.funds_reinstated",
     }
 )
+# A dispute's status (docs/decisions.md, "Dispute status vocabulary"). An inquiry
+# (``warning_*``) closed without a chargeback, and a dispute prevented before one, took no
+# money: the merchant won.
+_DISPUTE_STATUSES = {
+    "warning_needs_response": "open",
+    "needs_response": "open",
+    "warning_under_review": "under_review",
+    "under_review": "under_review",
+    "warning_closed": "won",
+    "prevented": "won",
+    "won": "won",
+    "lost": "lost",
+}
 _REFUND_WITHDRAWN = frozenset({"failed", "canceled"})
 _REFUND_IN_FLIGHT = frozenset({"pending", "requires_action"})
 _OBJECT = "data.object"
@@ -253,9 +267,22 @@ def _refund_fields(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _dispute_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    status = required_text(obj.get("status"), f"{_OBJECT}.status")
+    if status not in _DISPUTE_STATUSES:
+        raise ValidationFailed(f"{_OBJECT}.status must be a Stripe dispute status")
+    details = obj.get("evidence_details")
+    due_by = None
+    if details is not None:
+        due_by = required_object(details, f"{_OBJECT}.evidence_details").get("due_by")
+    field = f"{_OBJECT}.evidence_details.due_by"
     return {
-        "dispute_status": required_text(obj.get("status"), f"{_OBJECT}.status"),
+        "dispute_status": _DISPUTE_STATUSES[status],
+        "dispute_provider_status": status,
         "dispute_amount_minor": amount_minor(obj.get("amount"), f"{_OBJECT}.amount"),
+        "dispute_reason": optional_text(obj.get("reason"), f"{_OBJECT}.reason"),
+        "dispute_evidence_due_at": (
+            None if due_by is None else unix_time(due_by, field, ahead=DEADLINE_HORIZON)
+        ),
     }
 
 

@@ -30,8 +30,10 @@ from typing import Any
 from sqlalchemy import column, exists, select, table, text
 from sqlalchemy.orm import Session
 
+from shared.discrepancies.disputes import follow_disputes
 from shared.discrepancies.lifecycle import UNRESOLVED, auto_resolve, open_discrepancies
 from shared.matching.rules import (
+    DISPUTE_OPENED,
     Finding,
     MatchSettings,
     PaymentFacts,
@@ -56,6 +58,7 @@ ITEM_COLUMNS = (
 )  # fmt: skip
 FINDING_COLUMNS = (
     "type", "payment_id", "provider_record_id", "amount_minor", "currency", "difference_minor",
+    "dispute_status",
 )  # fmt: skip
 PAYMENT_FIELDS = tuple(f.name for f in fields(PaymentFacts))
 RECORD_FIELDS = tuple(f.name for f in fields(RecordFacts))
@@ -70,6 +73,7 @@ class FoundTotal:
     count: int
     amount_minor: int  # the findings' amounts, summed
     difference_minor: int  # their absolute differences (AmountMismatch), summed
+    dispute_status: str | None = None  # DisputeOpened: one total per dispute status
 
 
 @dataclass
@@ -158,7 +162,7 @@ _CREATE_CANDIDATES = text(
 _CREATE_FINDINGS = text(
     "CREATE TEMPORARY TABLE period_findings (type text NOT NULL, payment_id uuid, "
     "provider_record_id uuid, amount_minor bigint NOT NULL, currency text NOT NULL, "
-    "difference_minor bigint) ON COMMIT DROP"
+    "difference_minor bigint, dispute_status text) ON COMMIT DROP"
 )
 _DROP_WORK_TABLES = text("DROP TABLE pg_temp.period_candidates, pg_temp.period_findings")
 _FINDINGS = table("period_findings", *(column(name) for name in FINDING_COLUMNS), schema="pg_temp")
@@ -176,7 +180,8 @@ _MAY_REPEAT = (
 
 # The SQL pre-filter. A pair is clean when the payment has exactly this one record, the
 # two agree on currency, amount, refunded amount and status (an unknown amount is not
-# equal), and no other record could make the record a same-customer duplicate. Clean
+# equal), the record was never disputed, and no other record could make the record a
+# same-customer duplicate. Clean
 # pairs get their ``matched`` item here, in payment order (so the items' payment index
 # is written in order too); every other payment of the period — one with no record
 # among them — becomes a candidate. Why no clean pair can give a finding:
@@ -186,7 +191,8 @@ WITH pairs AS MATERIALIZED (
   SELECT p.id AS payment_id, r.id, r.match_method, r.org_id, r.customer_ref,
          r.currency, r.amount_minor, r.occurred_at,
          (r.currency = p.currency AND r.amount_minor = p.amount_minor
-          AND r.amount_refunded_minor = p.amount_refunded_minor AND r.status = p.status) AS same
+          AND r.amount_refunded_minor = p.amount_refunded_minor AND r.status = p.status
+          AND r.dispute_status IS NULL) AS same
   FROM payments AS p LEFT JOIN provider_records AS r ON r.payment_id = p.id
   WHERE p.org_id = :org AND p.occurred_at >= :start AND p.occurred_at < :end
 ), clean AS (
@@ -332,6 +338,12 @@ class _Batch:
     run_id: uuid.UUID
     items: list[tuple] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    disputed: list[RecordFacts] = field(default_factory=list)
+
+    def judged(self, records: Iterable[RecordFacts], findings: list[Finding]) -> None:
+        """Keep what judging these records found, and those with a dispute."""
+        self.findings += findings
+        self.disputed += [record for record in records if record.dispute_status is not None]
 
     def item(self, payment_id, record_id, outcome, method=None, difference=None) -> None:
         self.items.append(
@@ -340,7 +352,8 @@ class _Batch:
         )  # fmt: skip
 
     def write(self, session: Session, now: datetime, evidence: dict[str, Any]) -> int:
-        """Write the items, open the findings, keep them for the report; the number opened."""
+        """Write the items, open the findings (disputes follow theirs), keep them for the
+        report; the number opened."""
         _copy(session, "reconciliation_items", ITEM_COLUMNS, self.items)
         _copy(
             session,
@@ -348,18 +361,27 @@ class _Batch:
             FINDING_COLUMNS,
             [
                 (f.type, f.payment_id, f.provider_record_id, f.amount_minor, f.currency,
-                 f.difference_minor)
+                 f.difference_minor, f.dispute.status if f.dispute else None)
                 for f in self.findings
             ],
         )  # fmt: skip
-        return open_discrepancies(
+        opened = open_discrepancies(
             session=session,
             org_id=self.org_id,
-            findings=self.findings,
+            findings=[f for f in self.findings if f.type != DISPUTE_OPENED],
             now=now,
             evidence=evidence,
             run_id=self.run_id,
         )
+        disputes = follow_disputes(
+            session=session,
+            org_id=self.org_id,
+            records=self.disputed,
+            now=now,
+            evidence=evidence,
+            run_id=self.run_id,
+        )
+        return opened + disputes.opened
 
 
 # --- The run --------------------------------------------------------------------------------
@@ -402,7 +424,7 @@ def reconcile_period(
                 findings += judge_customer_duplicate(record, siblings[record.id], settings)
             result.payments_checked += 1
             result.provider_records_checked += len(records)
-            batch.findings += findings
+            batch.judged(records, findings)
             if records:
                 primary = primary_record(records)
                 outcome = item_outcome(findings)
@@ -422,7 +444,7 @@ def reconcile_period(
             findings = judge_unmatched_record(record, settings, now)
             findings += judge_customer_duplicate(record, siblings[record.id], settings)
             result.provider_records_checked += 1
-            batch.findings += findings
+            batch.judged([record], findings)
             if any(f.type == "MissingInternalRecord" for f in findings):
                 batch.item(None, record.id, "missing_internal")
         result.items += len(batch.items)
@@ -435,16 +457,23 @@ def reconcile_period(
 
 
 _FOUND_TOTALS = text(
-    "SELECT type, currency, count(*) AS count, sum(amount_minor) AS amount_minor, "
+    "SELECT type, currency, dispute_status, count(*) AS count, "
+    "sum(amount_minor) AS amount_minor, "
     "coalesce(sum(abs(difference_minor)), 0) AS difference_minor "
-    "FROM pg_temp.period_findings GROUP BY type, currency ORDER BY type, currency"
+    "FROM pg_temp.period_findings GROUP BY type, currency, dispute_status "
+    "ORDER BY type, currency, dispute_status"
 )
 
 
 def _found_totals(session: Session) -> list[FoundTotal]:
     return [
         FoundTotal(
-            row.type, row.currency, row.count, int(row.amount_minor), int(row.difference_minor)
+            row.type,
+            row.currency,
+            row.count,
+            int(row.amount_minor),
+            int(row.difference_minor),
+            row.dispute_status,
         )
         for row in session.execute(_FOUND_TOTALS)
     ]

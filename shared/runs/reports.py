@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.matching.rules import SETTLED, SEVERITY
+from shared.matching.rules import DISPUTE_OPENED, SETTLED, SEVERITY
 from shared.models import SEVERITIES, Payment, ProviderRecord, ReconciliationRun
 from shared.runs.period import FoundTotal
 from shared.values.money import format_minor
@@ -68,6 +68,7 @@ def build_report(
         "internal": defaultdict(int),
         "provider": defaultdict(int),
     }
+    disputes: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
     for total in found:
         by_type[total.type] += total.count
         by_severity[SEVERITY[total.type]] += total.count
@@ -77,6 +78,11 @@ def build_report(
             unmatched["internal"][total.currency] += total.amount_minor
         elif total.type == "MissingInternalRecord":
             unmatched["provider"][total.currency] += total.amount_minor
+        elif total.type == DISPUTE_OPENED:
+            disputes[total.currency][total.dispute_status] = {
+                "count": total.count,
+                "amount_minor": total.amount_minor,
+            }
     finished = run.finished_at
     return {
         "matched_percent": round(100 * matched / items, 2) if items else 100.0,
@@ -85,6 +91,13 @@ def build_report(
         "mismatch_amount_by_currency": dict(sorted(mismatch.items())),
         "unmatched_amount_by_currency": {
             side: dict(sorted(amounts.items())) for side, amounts in unmatched.items()
+        },
+        "disputes": {
+            "count": by_type[DISPUTE_OPENED],
+            "by_currency": {
+                currency: dict(sorted(statuses.items()))
+                for currency, statuses in sorted(disputes.items())
+            },
         },
         "totals": {
             "internal": _totals(session, Payment, run.org_id, start, end),
@@ -115,6 +128,22 @@ def _money_table(title: str, amounts: dict[str, int]) -> list[str]:
     lines += [f"| {cur} | {format_minor(value, cur)} |" for cur, value in amounts.items()]
     if not amounts:
         lines.append("| — | 0 |")
+    return [*lines, ""]
+
+
+def _disputes_table(disputes: dict[str, Any]) -> list[str]:
+    lines = [
+        f"## Disputes ({disputes['count']})",
+        "",
+        "| currency | status | count | amount |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for currency, statuses in disputes["by_currency"].items():
+        for status, figures in statuses.items():
+            amount = format_minor(figures["amount_minor"], currency)
+            lines.append(f"| {currency} | {status} | {figures['count']} | {amount} |")
+    if not disputes["by_currency"]:
+        lines.append("| — | — | 0 | 0 |")
     return [*lines, ""]
 
 
@@ -149,6 +178,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         *_money_table("Amount mismatches (sum of differences)", mismatch),
         *_money_table("Internal payments with no provider record", unmatched["internal"]),
         *_money_table("Provider records with no internal payment", unmatched["provider"]),
+        *_disputes_table(report["disputes"]),
         "## Period totals",
         "",
         "| side | kind | currency | count | amount |",

@@ -17,15 +17,19 @@ from shared.platform.errors import ValidationFailed
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SKEW = timedelta(days=1)
+# A deadline a provider sets (a dispute's evidence due date) lies weeks ahead, rarely
+# months: further than this is a unit error too.
+DEADLINE_HORIZON = timedelta(days=366)
 
 
 class ImplausibleTime(ValidationFailed, ValueError):
     """An instant outside the plausible window (a ValueError too, for pydantic)."""
 
 
-def latest(now: datetime | None = None) -> datetime:
-    """The latest plausible instant at ``now``: clock skew into the future is tolerated."""
-    return (now or datetime.now(UTC)) + FUTURE_SKEW
+def latest(now: datetime | None = None, ahead: timedelta = FUTURE_SKEW) -> datetime:
+    """The latest plausible instant at ``now``: clock skew into the future is tolerated
+    (``ahead``: how far a deadline may lie instead)."""
+    return (now or datetime.now(UTC)) + ahead
 
 
 def _refuse(field: str | None, rule: str) -> ImplausibleTime:
@@ -33,16 +37,26 @@ def _refuse(field: str | None, rule: str) -> ImplausibleTime:
 
 
 def check_plausible(
-    moment: datetime, *, field: str | None = None, now: datetime | None = None
+    moment: datetime,
+    *,
+    field: str | None = None,
+    now: datetime | None = None,
+    ahead: timedelta = FUTURE_SKEW,
 ) -> datetime:
-    """``moment`` unchanged if it lies from EARLIEST to ``now`` + FUTURE_SKEW, else refused.
+    """``moment`` unchanged if it lies from EARLIEST to ``now`` + ``ahead`` (FUTURE_SKEW,
+    or DEADLINE_HORIZON for a deadline), else refused.
 
     The message starts with ``field`` when given (pydantic adds the field itself).
     """
     if moment < EARLIEST:
         raise _refuse(field, f"must not be before {EARLIEST.date().isoformat()}")
-    if moment > latest(now):
-        raise _refuse(field, "must not be in the future")
+    if moment > latest(now, ahead):
+        raise _refuse(
+            field,
+            "must not be in the future"
+            if ahead == FUTURE_SKEW
+            else f"must not be more than {ahead.days} days ahead",
+        )
     return moment
 
 

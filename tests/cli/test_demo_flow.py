@@ -36,6 +36,7 @@ TYPES = (
     "CurrencyMismatch",
     "StatusMismatch",
     "DuplicateChargeSuspected",
+    "DisputeOpened",
 )
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 DEMO_DATABASE = f"recon_demo_test_{WORKER_ID}"

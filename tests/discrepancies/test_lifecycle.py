@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shared.discrepancies.disputes import update_dispute
 from shared.discrepancies.lifecycle import (
     AUTO_RESOLUTION,
     AUTO_RESOLUTION_REASON,
+    DISPUTE_UPDATED,
     OPENED,
     REFUSED_AS,
     RESOLUTION_CODES,
@@ -23,6 +25,7 @@ from shared.discrepancies.lifecycle import (
     record_transition,
     resolve,
 )
+from shared.matching.rules import Dispute, Finding
 from shared.models import ACTIONS as LOGGED_ACTIONS
 from shared.models import DISCREPANCY_STATUSES
 from shared.platform.errors import InvalidTransition, NotFound, PreconditionFailed, ValidationFailed
@@ -108,17 +111,30 @@ TRIAGE = {
 }
 
 
+LOST = Dispute("lost", "lost", "fraudulent", None)
+
+
 def take(action, session, caller, discrepancy) -> None:
     """``action`` taken by the code that takes it: triage as ``caller``, or the system."""
     if action == AUTO_RESOLUTION:
         auto_resolve(session=session, discrepancy=discrepancy, now=NOW, evidence={"run": "r"})
+        return
+    if action == DISPUTE_UPDATED:
+        finding = Finding(
+            "DisputeOpened", discrepancy.payment_id, discrepancy.provider_record_id, 900, "EUR",
+            dispute=LOST,
+        )  # fmt: skip
+        update_dispute(
+            session=session, discrepancy=discrepancy, finding=finding, now=NOW,
+            evidence={"run": "r"},
+        )  # fmt: skip
         return
     function, arguments = TRIAGE[action]
     function(session=session, caller=caller, discrepancy_id=discrepancy.id, **arguments)
 
 
 def test_every_action_of_the_table_is_taken_by_a_person_or_the_system():
-    assert {*TRIAGE, AUTO_RESOLUTION} == set(EVERY_ACTION)
+    assert {*TRIAGE, AUTO_RESOLUTION, DISPUTE_UPDATED} == set(EVERY_ACTION)
 
 
 @pytest.mark.parametrize(("status", "action"), EVERY_CASE)
@@ -143,6 +159,16 @@ def test_each_action_taken_follows_the_table_and_names_its_actor(
             AUTO_RESOLUTION_REASON,
         )
         assert entry.payload == {"reason": AUTO_RESOLUTION_REASON, "evidence": {"run": "r"}}
+    elif action == DISPUTE_UPDATED:
+        assert (entry.actor, entry.actor_name) == ("system", None)
+        assert (current.amount_minor, current.dispute_status, current.dispute_reason) == (
+            900,
+            "lost",
+            "fraudulent",
+        )
+        assert entry.payload["source"] == {"run": "r"}
+        assert entry.payload["before"]["amount_minor"] == 2500
+        assert entry.payload["after"]["dispute_status"] == "lost"
     else:
         assert (entry.actor, entry.actor_name) == (str(caller.key_id), "Ana (finance)")
 

@@ -130,6 +130,10 @@ DISCREPANCY_FIELDS = {
     "opened_at",
     "acknowledged_at",
     "resolved_at",
+    "dispute_status",
+    "dispute_provider_status",
+    "dispute_reason",
+    "dispute_evidence_due_at",
 }
 
 

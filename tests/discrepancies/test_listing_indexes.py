@@ -29,7 +29,7 @@ LIST_INDEX = {
 }
 ONE_OF_EACH = {
     "status": "open",
-    "type": "AmountMismatch",
+    "type": "DisputeOpened",
     "severity": "high",
     "assignee": "ana@example.com",
     "run_id": uuid.uuid4(),
@@ -37,6 +37,7 @@ ONE_OF_EACH = {
     "min_amount": 1_000,
     "since": OPENED - timedelta(days=7),
     "until": OPENED + timedelta(days=1),
+    "dispute_status": "lost",
 }
 
 
@@ -95,8 +96,9 @@ def two_pages(session) -> tuple[uuid.UUID, uuid.UUID]:
         session.add(
             ReconciliationDiscrepancy(
                 org_id=org.id,
-                type="AmountMismatch",
+                type="DisputeOpened",
                 severity="high",
+                dispute_status="lost",
                 status="open",
                 payment_id=make_payment(session, org).id,
                 run_id=run.id,

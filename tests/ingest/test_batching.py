@@ -36,6 +36,7 @@ from tests.support.factories import (
     make_event,
     make_org,
     make_payment,
+    stripe_dispute_event,
     stripe_intent_event,
     stripe_refund_event,
 )
@@ -336,6 +337,20 @@ def scenario_events() -> list[dict]:
         ),
         stripe_intent_event(intent_id="pi_h", amount=4321, created=NOW),
         stripe_intent_event(intent_id="pi_orphan", amount=1234, created=NOW),
+        stripe_dispute_event(intent_id="pi_10", created=NOW + timedelta(minutes=3)),
+        stripe_dispute_event(
+            "charge.dispute.closed",
+            intent_id="pi_10",
+            status="lost",
+            created=NOW + timedelta(minutes=4),
+        ),
+        stripe_dispute_event(intent_id="pi_orphan", created=NOW + timedelta(minutes=4)),
+        stripe_dispute_event(
+            "charge.dispute.closed",
+            intent_id="pi_orphan",
+            status="won",
+            created=NOW + timedelta(minutes=5),
+        ),
     ]
 
 
@@ -365,7 +380,9 @@ def test_a_batch_reaches_the_verdicts_of_its_events_matched_one_at_a_time(sessio
     )
     assert describe(session, together_org) == describe(session, alone_org)
     kinds = {entry[0] for entry in describe(session, together_org)["discrepancies"]}
-    assert kinds >= {"DuplicateChargeSuspected", "MissingInternalRecord"}
+    assert kinds >= {"DuplicateChargeSuspected", "MissingInternalRecord", "DisputeOpened"}
+    actions = {entry[0] for entry in describe(session, together_org)["actions"]}
+    assert actions >= {"dispute_updated", "auto_resolved"}
 
 
 def test_matching_settings_are_read_once_per_process_for_a_few_seconds(session, monkeypatch):

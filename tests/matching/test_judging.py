@@ -9,15 +9,18 @@ import pytest
 
 from shared.discrepancies.lifecycle import DiscrepancyRow
 from shared.matching.judging import (
+    StoredDispute,
     Verdict,
     customer_duplicates,
     customer_span,
     discrepancy_changes,
+    dispute_changes,
     item_of,
     judge_payment,
     judge_record,
 )
-from shared.matching.rules import Finding, MatchSettings
+from shared.matching.record_fields import record_facts
+from shared.matching.rules import Dispute, Finding, MatchSettings
 from tests.matching.test_matching import NOW, OLD, payment
 from tests.matching.test_record_fields import row
 
@@ -158,3 +161,122 @@ def test_a_finding_is_opened_once_however_often_the_rules_state_it():
     verdict = Verdict([finding, finding], None, [finding.provider_record_id])
     to_open, _ = discrepancy_changes(verdict, [], auto_fix=False)
     assert to_open == [finding]
+
+
+# --- disputes -------------------------------------------------------------------------
+
+DUE = OLD + timedelta(days=14)
+
+
+def disputed(dispute_status: str, **values):
+    """A record disputed in ``dispute_status`` (600 of its 1000 disputed)."""
+    dispute = {
+        "dispute_status": dispute_status,
+        "dispute_provider_status": f"stripe_{dispute_status}",
+        "dispute_amount_minor": 600,
+        "dispute_reason": "fraudulent",
+        "dispute_evidence_due_at": DUE,
+        "currency": "EUR",
+    }
+    return record(**(dispute | values))
+
+
+@pytest.mark.parametrize(
+    ("status", "found"), [("open", True), ("under_review", True), ("lost", True), ("won", False)]
+)
+def test_a_dispute_is_found_until_won_on_the_payment_and_on_a_record_without_one(status, found):
+    paid = payment()
+    bound = disputed(status, payment_id=paid.id, match_method="provider_reference")
+    alone = disputed(status, status="pending")
+    expected = Dispute(status, f"stripe_{status}", "fraudulent", DUE)
+    for verdict, payment_id, subject in [
+        (judge_payment(paid, [bound], {}, SETTINGS, NOW), paid.id, bound),
+        (judge_record(alone, {}, SETTINGS, NOW), None, alone),
+    ]:
+        disputes = [f for f in verdict.findings if f.type == "DisputeOpened"]
+        if not found:
+            assert disputes == []
+            continue
+        assert disputes == [
+            Finding("DisputeOpened", payment_id, subject.id, 600, "EUR", dispute=expected)
+        ]
+        assert disputes[0].severity == "high"
+    # A dispute is no pair difference: the pair's item stays matched.
+    assert item_of(judge_payment(paid, [bound], {}, SETTINGS, NOW), [bound], paid)[2] == "matched"
+
+
+def test_dispute_discrepancies_are_left_to_their_own_rule():
+    finding = Finding("DisputeOpened", None, uuid.uuid4(), 600, "EUR")
+    held = discrepancy("DisputeOpened", None, uuid.uuid4())
+    verdict = Verdict([finding], None, [finding.provider_record_id])
+    assert discrepancy_changes(verdict, [held], auto_fix=True) == ([], [])
+
+
+def stored(subject, *, unresolved=True, status="open", payment_id=None, amount=600, **dispute):
+    facts = {"provider_status": f"stripe_{status}", "reason": "fraudulent", "due": DUE} | dispute
+    return StoredDispute(
+        uuid.uuid4(),
+        unresolved,
+        payment_id,
+        amount,
+        "EUR",
+        Dispute(status, facts["provider_status"], facts["reason"], facts["due"]),
+    )
+
+
+def changes_of(subject, *held):
+    changes = dispute_changes([record_facts(subject)], {subject.id: list(held)})
+    return (
+        [f.type for f in changes.to_open],
+        [(d, f.dispute.status) for d, f in changes.to_update],
+        [(d, dispute.status) for d, dispute in changes.to_resolve],
+    )
+
+
+def test_a_new_dispute_opens_and_one_stated_already_changes_nothing():
+    subject = disputed("open")
+    assert changes_of(subject) == (["DisputeOpened"], [], [])
+    assert changes_of(subject, stored(subject)) == ([], [], [])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"dispute_status": "under_review", "dispute_provider_status": "stripe_under_review"},
+        {"dispute_status": "lost", "dispute_provider_status": "stripe_lost"},
+        {"dispute_amount_minor": 400},
+        {"dispute_reason": "duplicate"},
+        {"dispute_evidence_due_at": None},
+    ],
+)
+def test_what_the_provider_says_next_updates_the_unresolved_discrepancy(change):
+    held = stored(disputed("open"))
+    subject = disputed(**({"dispute_status": "open"} | change))
+    assert changes_of(subject, held) == ([], [(held, subject.dispute_status)], [])
+
+
+def test_a_record_bound_since_moves_its_dispute_onto_the_payment():
+    paid = payment()
+    held = stored(disputed("open"))
+    subject = disputed("open", payment_id=paid.id, match_method="merchant_reference")
+    assert changes_of(subject, held) == ([], [(held, "open")], [])
+
+
+def test_a_won_dispute_resolves_its_discrepancy_and_opens_none():
+    held = stored(disputed("open"))
+    subject = disputed("won")
+    assert changes_of(subject, held) == ([], [], [(held, "won")])
+    assert changes_of(subject) == ([], [], [])
+
+
+def test_a_dispute_finance_resolved_is_not_opened_again_until_the_provider_says_more():
+    subject = disputed("lost")
+    closed = stored(subject, unresolved=False, status="lost")
+    assert changes_of(subject, closed) == ([], [], [])
+    # Won after the loss was booked, then lost again (pre-arbitration): a new finding.
+    relost = disputed("lost", dispute_amount_minor=900)
+    assert changes_of(relost, closed) == (["DisputeOpened"], [], [])
+
+
+def test_a_record_never_disputed_changes_no_dispute():
+    assert changes_of(record()) == ([], [], [])

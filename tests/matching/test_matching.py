@@ -273,6 +273,7 @@ def test_every_type_has_its_default_severity():
         "CurrencyMismatch": "high",
         "StatusMismatch": "medium",
         "DuplicateChargeSuspected": "high",
+        "DisputeOpened": "high",
     }
 
 

@@ -47,7 +47,7 @@ def row(**values) -> RecordRow:
         "status": "partially_refunded",
         "amount_refunded_minor": 500,
         "customer_ref": "cus_1",
-        "dispute_status": "needs_response",
+        "dispute_status": "open",
         "dispute_amount_minor": 2500,
         "occurred_at": AT,
         "last_event_at": AT + timedelta(minutes=3),
@@ -56,6 +56,9 @@ def row(**values) -> RecordRow:
         "refunds": {"re_1": 500},
         "reported_refunded_minor": 500,
         "dispute_at": AT + timedelta(minutes=3),
+        "dispute_reason": "fraudulent",
+        "dispute_provider_status": "needs_response",
+        "dispute_evidence_due_at": AT + timedelta(days=14),
         "payment_id": uuid.uuid4(),
         "match_method": "provider_reference",
         "matched_at": AT + timedelta(minutes=1),
@@ -85,13 +88,15 @@ def test_the_shapes_are_projections_of_the_columns():
     assert FACT_FIELDS == (
         "id", "provider", "provider_reference", "merchant_reference", "amount_minor",
         "currency", "status", "amount_refunded_minor", "customer_ref", "occurred_at",
-        "created_at", "updated_at", "payment_id", "match_method",
+        "created_at", "updated_at", "dispute_status", "dispute_amount_minor", "dispute_reason",
+        "dispute_provider_status", "dispute_evidence_due_at", "payment_id", "match_method",
     )  # fmt: skip
     assert names(RecordUpdate) == ["provider_reference", "event_at", *STATED_FIELDS]
     assert set(STATED_FIELDS) == {
         "currency", "amount_minor", "merchant_reference", "customer_ref", "occurred_at",
         "payment_status", "refunds", "reported_refunded_minor", "dispute_status",
-        "dispute_amount_minor",
+        "dispute_amount_minor", "dispute_reason", "dispute_provider_status",
+        "dispute_evidence_due_at",
     }  # fmt: skip
 
 

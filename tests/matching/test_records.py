@@ -62,7 +62,7 @@ SECOND_REFUND = update(120, refunds={"re_2": 700})
             id="failed-then-succeeded-retry",
         ),
         pytest.param(
-            [CHARGE, update(10, dispute_status="needs_response", dispute_amount_minor=1000)],
+            [CHARGE, update(10, dispute_status="open", dispute_amount_minor=1000)],
             "succeeded",
             0,
             id="dispute-keeps-status",
@@ -121,3 +121,46 @@ def test_equal_timestamps_prefer_the_further_status():
 def test_a_withdrawn_refund_stays_withdrawn():
     state = fold([CHARGE, update(90, refunds={"re_1": 0}), update(60, refunds={"re_1": 300})])
     assert refunded_total(state) == 0
+
+
+DISPUTE_OPENED = update(
+    100,
+    dispute_status="open",
+    dispute_provider_status="needs_response",
+    dispute_amount_minor=1000,
+    dispute_reason="fraudulent",
+    dispute_evidence_due_at=at(14 * 86400),
+)
+DISPUTE_LOST = update(
+    200,
+    dispute_status="lost",
+    dispute_provider_status="lost",
+    dispute_amount_minor=1000,
+    dispute_reason="fraudulent",
+)
+
+
+def dispute_of(state) -> tuple:
+    return (
+        state.dispute_status,
+        state.dispute_provider_status,
+        state.dispute_amount_minor,
+        state.dispute_reason,
+        state.dispute_evidence_due_at,
+        state.dispute_at,
+    )
+
+
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations([CHARGE, DISPUTE_OPENED, DISPUTE_LOST]))
+)
+def test_the_newest_dispute_event_states_the_whole_dispute_in_any_order(order):
+    state = fold(list(order))
+    # The newest event's fields, its missing due date included: never a mix of two events.
+    assert dispute_of(state) == ("lost", "lost", 1000, "fraudulent", None, at(200))
+    assert derived_status(state) == "succeeded"
+
+
+def test_an_older_dispute_event_changes_nothing_of_the_dispute():
+    state = fold([CHARGE, DISPUTE_LOST, DISPUTE_OPENED])
+    assert dispute_of(state) == dispute_of(fold([CHARGE, DISPUTE_LOST]))

@@ -328,6 +328,18 @@ def adyen_modification(event_code: str, **overrides: Any) -> dict[str, Any]:
     return adyen_item(**(modification | overrides))
 
 
+def adyen_dispute(event_code: str, **overrides: Any) -> dict[str, Any]:
+    """A dispute notification: its own pspReference, the payment in originalReference."""
+    additional = {
+        "chargebackReasonCode": " 4853",
+        "defensePeriodEndsAt": "2026-12-14T11:00:00+01:00",
+        "hmacSignature": "c2ln",
+    } | overrides.pop("additionalData", {})
+    return adyen_modification(
+        event_code, amount={"value": 800, "currency": "EUR"}, additionalData=additional, **overrides
+    )
+
+
 def adyen_payload(item: dict[str, Any]) -> dict[str, Any]:
     return {"live": "false", "NotificationRequestItem": item}
 
@@ -343,6 +355,12 @@ ADYEN_PAYMENT = RecordUpdate(
 )
 # A modification states the currency of its amount (the payment's): it may arrive first.
 ADYEN_MODIFICATION = RecordUpdate(provider_reference="PSP1", event_at=EVENT_AT, currency="EUR")
+ADYEN_DISPUTE = replace(
+    ADYEN_MODIFICATION,
+    dispute_amount_minor=800,
+    dispute_reason="4853",
+    dispute_evidence_due_at=datetime(2026, 12, 14, 10, 0, tzinfo=UTC),
+)
 
 
 def adyen_case(item: dict[str, Any], expected: RecordUpdate, case_id: str, manual: bool = False):
@@ -476,15 +494,56 @@ ADYEN_CASES = [
         replace(ADYEN_MODIFICATION, refunds={"MOD1": 0}),
         "refund-failed-is-withdrawn",
     ),
+    *(
+        adyen_case(
+            adyen_dispute(code, additionalData=additional),
+            replace(ADYEN_DISPUTE, dispute_status=status, dispute_provider_status=provider_status),
+            f"{code.lower()}-{status}",
+        )
+        for code, additional, status, provider_status in [
+            ("NOTIFICATION_OF_CHARGEBACK", {}, "open", "NOTIFICATION_OF_CHARGEBACK"),
+            ("REQUEST_FOR_INFORMATION", {}, "open", "REQUEST_FOR_INFORMATION"),
+            ("CHARGEBACK", {}, "open", "CHARGEBACK"),
+            (
+                "CHARGEBACK",
+                {"disputeStatus": "Undefended"},
+                "open",
+                "CHARGEBACK/Undefended",
+            ),
+            ("CHARGEBACK", {"disputeStatus": "Accepted"}, "lost", "CHARGEBACK/Accepted"),
+            ("INFORMATION_SUPPLIED", {}, "under_review", "INFORMATION_SUPPLIED"),
+            (
+                "DISPUTE_DEFENSE_PERIOD_ENDED",
+                {},
+                "under_review",
+                "DISPUTE_DEFENSE_PERIOD_ENDED",
+            ),
+            (
+                "DISPUTE_DEFENSE_PERIOD_ENDED",
+                {"disputeStatus": "Undefended"},
+                "lost",
+                "DISPUTE_DEFENSE_PERIOD_ENDED/Undefended",
+            ),
+            ("CHARGEBACK_REVERSED", {"disputeStatus": "Won"}, "won", "CHARGEBACK_REVERSED/Won"),
+            ("PREARBITRATION_WON", {}, "won", "PREARBITRATION_WON"),
+            ("SECOND_CHARGEBACK", {"disputeStatus": "Lost"}, "lost", "SECOND_CHARGEBACK/Lost"),
+            ("PREARBITRATION_LOST", {}, "lost", "PREARBITRATION_LOST"),
+        ]
+    ),
     adyen_case(
-        adyen_modification("CHARGEBACK", amount={"value": 1000, "currency": "EUR"}),
-        replace(
-            ADYEN_MODIFICATION,
-            currency="EUR",
-            dispute_status="chargeback",
-            dispute_amount_minor=1000,
+        adyen_dispute(
+            "CHARGEBACK",
+            reason="Payment.TxId=300000000524534724 dispute",
+            additionalData={"chargebackReasonCode": " ", "defensePeriodEndsAt": ""},
         ),
-        "chargeback-is-a-dispute",
+        replace(
+            ADYEN_DISPUTE,
+            dispute_status="open",
+            dispute_provider_status="CHARGEBACK",
+            dispute_reason="Payment.TxId=300000000524534724 dispute",
+            dispute_evidence_due_at=None,
+        ),
+        "chargeback-reason-from-the-item-when-no-reason-code",
     ),
 ]
 
@@ -614,6 +673,26 @@ MALFORMED_CASES = [
     ),
     adyen_malformed(
         adyen_modification("CHARGEBACK", amount=DROP), f"{ITEM}.amount", "chargeback-no-amount"
+    ),
+    adyen_malformed(
+        adyen_dispute("NOTIFICATION_OF_CHARGEBACK", originalReference=DROP),
+        f"{ITEM}.originalReference",
+        "dispute-without-original-reference",
+    ),
+    adyen_malformed(
+        adyen_dispute("CHARGEBACK", additionalData={"defensePeriodEndsAt": "in two weeks"}),
+        f"{ITEM}.additionalData.defensePeriodEndsAt",
+        "dispute-bad-defense-period",
+    ),
+    adyen_malformed(
+        adyen_dispute("CHARGEBACK", additionalData={"defensePeriodEndsAt": "2031-01-01T00:00:00Z"}),
+        f"{ITEM}.additionalData.defensePeriodEndsAt",
+        "dispute-defense-period-years-ahead",
+    ),
+    adyen_malformed(
+        adyen_dispute("CHARGEBACK", additionalData={"disputeStatus": 7}),
+        f"{ITEM}.additionalData.disputeStatus",
+        "dispute-numeric-status",
     ),
     adyen_malformed(
         adyen_modification("REFUND", amount={"currency": "EUR"}),

@@ -351,6 +351,7 @@ def stripe_dispute(**overrides: Any) -> dict[str, Any]:
         "reason": "fraudulent",
         "created": OBJECT_CREATED + 86400,
         "status": "needs_response",
+        "evidence_details": {"due_by": DISPUTE_DUE_BY, "has_evidence": False},
     }
     return with_fields(base, overrides)
 
@@ -369,8 +370,16 @@ STRIPE_PAYMENT = RecordUpdate(
     occurred_at=OCCURRED_AT,
 )
 STRIPE_REFUND = RecordUpdate(provider_reference="pi_1", event_at=EVENT_AT, currency="EUR")
+DISPUTE_DUE_BY = OBJECT_CREATED + 14 * 86400
 STRIPE_DISPUTE = RecordUpdate(
-    provider_reference="pi_1", event_at=EVENT_AT, currency="EUR", dispute_amount_minor=2500
+    provider_reference="pi_1",
+    event_at=EVENT_AT,
+    currency="EUR",
+    dispute_status="open",
+    dispute_provider_status="needs_response",
+    dispute_amount_minor=2500,
+    dispute_reason="fraudulent",
+    dispute_evidence_due_at=OCCURRED_AT + timedelta(days=14),
 )
 
 
@@ -668,21 +677,44 @@ STRIPE_DISPUTE_CASES = [
     stripe_case(
         f"charge.dispute.{action}",
         stripe_dispute(status=status),
-        replace(STRIPE_DISPUTE, dispute_status=status),
-        f"dispute-{action}",
+        replace(STRIPE_DISPUTE, dispute_status=normalised, dispute_provider_status=status),
+        f"dispute-{action}-{status}",
     )
-    for action, status in [
-        ("created", "needs_response"),
-        ("updated", "under_review"),
-        ("closed", "lost"),
-        ("funds_withdrawn", "needs_response"),
-        ("funds_reinstated", "won"),
+    for action, status, normalised in [
+        ("created", "warning_needs_response", "open"),
+        ("created", "needs_response", "open"),
+        ("updated", "warning_under_review", "under_review"),
+        ("updated", "under_review", "under_review"),
+        ("closed", "warning_closed", "won"),
+        ("closed", "prevented", "won"),
+        ("closed", "won", "won"),
+        ("closed", "lost", "lost"),
+        ("funds_withdrawn", "needs_response", "open"),
+        ("funds_reinstated", "won", "won"),
     ]
 ] + [
     stripe_case(
+        "charge.dispute.closed",
+        stripe_dispute(status="won", reason=None, evidence_details={"due_by": None}),
+        replace(
+            STRIPE_DISPUTE,
+            dispute_status="won",
+            dispute_provider_status="won",
+            dispute_reason=None,
+            dispute_evidence_due_at=None,
+        ),
+        "dispute-closed-without-reason-or-due-date",
+    ),
+    stripe_case(
+        "charge.dispute.created",
+        stripe_dispute(evidence_details=DROP),
+        replace(STRIPE_DISPUTE, dispute_evidence_due_at=None),
+        "dispute-without-evidence-details",
+    ),
+    stripe_case(
         "charge.dispute.created",
         stripe_dispute(payment_intent=None),
-        replace(STRIPE_DISPUTE, provider_reference="ch_1", dispute_status="needs_response"),
+        replace(STRIPE_DISPUTE, provider_reference="ch_1"),
         "dispute-without-intent-belongs-to-its-charge",
     ),
     stripe_case(
@@ -692,7 +724,6 @@ STRIPE_DISPUTE_CASES = [
             STRIPE_DISPUTE,
             provider_reference="ch_9",
             currency="JPY",
-            dispute_status="needs_response",
             dispute_amount_minor=5000,
         ),
         "dispute-expanded-charge-zero-decimal",
@@ -900,6 +931,36 @@ MALFORMED_CASES = [
         stripe_dispute(amount=DROP),
         "data.object.amount",
         "dispute-without-amount",
+    ),
+    stripe_malformed(
+        "charge.dispute.updated",
+        stripe_dispute(status="charge_refunded"),
+        "data.object.status",
+        "dispute-unknown-status",
+    ),
+    stripe_malformed(
+        "charge.dispute.created",
+        stripe_dispute(evidence_details={"due_by": "2026-12-07"}),
+        "data.object.evidence_details.due_by",
+        "dispute-due-date-not-unix",
+    ),
+    stripe_malformed(
+        "charge.dispute.created",
+        stripe_dispute(evidence_details={"due_by": OBJECT_CREATED * 1000}),
+        "data.object.evidence_details.due_by",
+        "dispute-due-date-in-milliseconds",
+    ),
+    stripe_malformed(
+        "charge.dispute.created",
+        stripe_dispute(evidence_details={"due_by": int(time.time()) + 400 * 86400}),
+        "data.object.evidence_details.due_by",
+        "dispute-due-date-over-a-year-ahead",
+    ),
+    stripe_malformed(
+        "charge.dispute.created",
+        stripe_dispute(evidence_details="soon"),
+        "data.object.evidence_details",
+        "dispute-evidence-details-not-an-object",
     ),
 ]
 

@@ -31,6 +31,7 @@ from shared.matching.rules import (
     primary_record,
 )
 from shared.models import (
+    DISPUTE_STATUSES,
     PAYMENT_STATUSES,
     Payment,
     ProviderRecord,
@@ -158,6 +159,17 @@ def generated_day(session, org_id: uuid.UUID) -> Day:
         )
         if bound and offset < timedelta(0):  # the subject comes later: no earlier sibling
             day.plainly_clean.add(other["id"])
+    # A dispute in every status: on an otherwise equal pair, and on a pending record with
+    # no payment (only the dispute can be found there).
+    for status in DISPUTE_STATUSES:
+        dispute = {
+            "dispute_status": status,
+            "dispute_provider_status": f"provider_{status}",
+            "dispute_amount_minor": 500,
+            "dispute_reason": "fraudulent",
+        }
+        day.record(day.payment(customer_ref=None), **dispute)
+        day.record(None, status="pending", **dispute)
     # No customer at all: nothing can repeat it.
     for status in PAYMENT_STATUSES:
         day.plainly_clean.add(
@@ -261,7 +273,7 @@ def test_the_pre_filter_never_keeps_back_a_group_the_rules_find_something_in(ses
         assert item.amount_difference_minor is None
     assert {f.type for findings in verdicts.by_payment.values() for f in findings} == {
         "MissingProviderRecord", "AmountMismatch", "CurrencyMismatch", "StatusMismatch",
-        "DuplicateChargeSuspected",
+        "DuplicateChargeSuspected", "DisputeOpened",
     }  # fmt: skip
 
 

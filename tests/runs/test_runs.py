@@ -22,6 +22,7 @@ from tests.support.factories import (
     make_event,
     make_org,
     make_payment,
+    stripe_dispute_event,
     stripe_intent_event,
     stripe_refund_event,
 )
@@ -62,6 +63,10 @@ def scenario(session):
         stripe_intent_event(intent_id="pi_orphan", amount=8000, created=NOON),
         stripe_intent_event(intent_id="pi_rf", external_id="ok_refund", amount=1500, created=NOON),
         stripe_refund_event(intent_id="pi_rf", amount=1500, created=NOON + timedelta(hours=1)),
+        stripe_dispute_event(intent_id="pi_ok", status="needs_response", amount=400,
+                             created=NOON + timedelta(hours=1)),
+        stripe_dispute_event("charge.dispute.closed", intent_id="pi_ok", status="lost",
+                             amount=400, created=NOON + timedelta(hours=2)),
     ]  # fmt: skip
     for payload in events:
         event = make_event(session, account, payload["type"], payload)
@@ -121,7 +126,7 @@ def test_rerunning_a_period_opens_no_duplicate(session):
     assert first.discrepancies_opened == 1  # the incremental path had opened the rest
     assert second.discrepancies_opened == 0
     report = second.report_json
-    assert sum(report["discrepancies_by_type"].values()) == 6
+    assert sum(report["discrepancies_by_type"].values()) == 7
 
 
 def test_the_report_has_every_figure_of_the_design(session):
@@ -129,11 +134,15 @@ def test_the_report_has_every_figure_of_the_design(session):
     run = run_day(session, org)
     report = run.report_json
     assert report["discrepancies_by_type"] == dict.fromkeys(DISCREPANCY_TYPES, 1)
-    assert report["discrepancies_by_severity"] == {"high": 4, "medium": 2, "low": 0}
+    assert report["discrepancies_by_severity"] == {"high": 5, "medium": 2, "low": 0}
     assert report["mismatch_amount_by_currency"] == {"EUR": 500}
     assert report["unmatched_amount_by_currency"] == {
         "internal": {"EUR": 7000},
         "provider": {"EUR": 8000},
+    }
+    assert report["disputes"] == {
+        "count": 1,
+        "by_currency": {"EUR": {"lost": {"count": 1, "amount_minor": 400}}},
     }
     assert report["totals"]["internal"]["succeeded"]["JPY"] == {"count": 1, "amount_minor": 5000}
     for side in ("internal", "provider"):
@@ -145,6 +154,8 @@ def test_the_report_has_every_figure_of_the_design(session):
     assert "| AmountMismatch | 1 |" in markdown
     assert "| internal | succeeded | JPY | 1 | 5,000 |" in markdown
     assert "5.00" in markdown  # EUR 500 minor units, formatted with its exponent
+    assert "## Disputes (1)" in markdown
+    assert "| EUR | lost | 1 | 4.00 |" in markdown
     assert (run.status, run.payments_checked, run.matched) == ("completed", 8, 4)
 
 
@@ -271,5 +282,5 @@ def test_a_completed_run_mails_its_report_when_mail_is_configured(
     [delivery] = smtp_server.inbox.deliveries
     assert delivery.envelope.rcpt_tos == ["finance@example.com"]
     message = delivery.message()
-    assert "6 discrepancies" in message["Subject"]
+    assert "7 discrepancies" in message["Subject"]
     assert "| AmountMismatch | 1 |" in message.get_body(("plain",)).get_content()

@@ -155,3 +155,36 @@ def stripe_refund_event(
             }
         },
     }
+
+
+def stripe_dispute_event(
+    event_type: str = "charge.dispute.created",
+    *,
+    intent_id: str = "pi_1",
+    status: str = "needs_response",
+    amount: int = 1500,
+    reason: str = "fraudulent",
+    created: datetime | None = None,
+    due_by: datetime | None = None,
+) -> dict:
+    created = created or datetime.now(UTC)
+    due_by = due_by or created + timedelta(days=14)
+    return {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": event_type,
+        "created": int(created.timestamp()),
+        "data": {
+            "object": {
+                "id": f"dp_{intent_id}",
+                "object": "dispute",
+                "amount": amount,
+                "currency": "eur",
+                "charge": f"ch_{intent_id}",
+                "payment_intent": intent_id,
+                "reason": reason,
+                "status": status,
+                "evidence_details": {"due_by": int(due_by.timestamp())},
+                "created": int(created.timestamp()),
+            }
+        },
+    }
