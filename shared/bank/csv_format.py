@@ -99,7 +99,9 @@ def read_csv(source: IO[bytes], mapping: CsvMapping) -> Iterator[StatementItem]:
         text.detach()  # the caller owns (and closes) the binary file
 
 
-def _statement(rows: Iterator, index: dict[str, int], mapping: CsvMapping) -> Iterator:
+def _statement(
+    rows: Iterator[list[str]], index: dict[str, int], mapping: CsvMapping
+) -> Iterator[StatementItem]:
     header = StatementHeader(
         format=FORMAT,
         statement_id=STATEMENT_ID,
@@ -155,7 +157,9 @@ def _amount(cell: object, mapping: CsvMapping, currency: str) -> int:
     """Signed minor units: the amount column, else credit minus debit (one of them set)."""
 
     def minor(text: str | None) -> int:
-        plain = (text or "").replace(mapping.thousands_separator or "\0", "")
+        plain = text or ""
+        if mapping.thousands_separator:
+            plain = plain.replace(mapping.thousands_separator, "")
         try:
             return minor_units(plain.replace(mapping.decimal_separator, "."), currency)
         except ValidationFailed as error:

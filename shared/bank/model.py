@@ -172,7 +172,9 @@ class StatementAssembler:
         )
 
 
-def assemble(header: StatementHeader, entries: Iterable[tuple[BankEntry, str]]) -> Iterator:
+def assemble(
+    header: StatementHeader, entries: Iterable[tuple[BankEntry, str]]
+) -> Iterator[StatementItem]:
     """The stream of one statement whose entries (with their locations) are already read."""
     assembler = StatementAssembler(header)
     yield header

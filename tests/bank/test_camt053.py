@@ -207,3 +207,26 @@ def test_the_stream_yields_each_entry_before_the_document_ends():
     assert entry.amount_minor == 25010
     with pytest.raises(UnreadableStatement):
         next(stream)
+
+
+def test_a_doctype_before_any_other_root_is_refused_too():
+    document = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'
+    with pytest.raises(ForbiddenXml):
+        read_bytes(document)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ('<Amt Ccy="EUR">1249.75</Amt>', '<Amt Ccy="SEK">1249.75</Amt>'),
+            r"camt053 Stmt\[1\]/Bal\[2\]: balance in SEK on a EUR statement",
+        ),
+        (("<Id>RECON-2026-03-02</Id>", ""), r"Stmt\[1\]: needs Id and Acct/Id"),
+        (("<CdtDbtInd>CRDT</CdtDbtInd>", "<CdtDbtInd>CREDIT</CdtDbtInd>"), r"Bal\[1\]: needs Amt"),
+        (("<Dt>2026-03-02</Dt></BookgDt>", "<Dt>2026-02-30</Dt></BookgDt>"), r"BookgDt '2026"),
+    ],
+)
+def test_a_malformed_statement_is_refused_naming_the_element(change, message):
+    with pytest.raises(UnreadableStatement, match=message):
+        read_bytes(V02.replace(*change, 1).encode())

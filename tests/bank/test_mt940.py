@@ -58,6 +58,8 @@ def test_unbalanced_statement_is_read_and_flagged():
         ((":62F:C260302EUR1249,75\n", ""), r"statement 1 \(line 2\): missing closing balance"),
         (("C260301EUR1000,00", "C260301XXX1000,00"), r"opening balance currency 'XXX'"),
         (("CR250,10", "CR250,105"), r"statement 1, line 6: .*more decimals"),
+        (("62F:C260302", "62F:C260228"), r"closing balance date 2026-02-28 is before the open"),
+        (("62F:C260302EUR", "62F:C260302USD"), r"closing balance in USD, opening in EUR"),
     ],
 )
 def test_broken_tags_are_refused_naming_the_line(change, message):
