@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Annotated
 
 from iso4217 import Currency
@@ -42,6 +44,34 @@ def currency_exponent(code: str) -> int:
     if exponent is None:
         raise ValidationFailed(f"currency {code} has no minor unit")
     return exponent
+
+
+class InvalidAmount(ValidationFailed, ValueError):
+    """Decimal text that is not an exact amount of its currency (a ValueError too)."""
+
+
+# Plain decimal text: digits with an optional point and fraction, an optional sign. No
+# exponent, no thousands separator, no NaN or infinity: what banks write.
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def minor_units(amount: str, currency: str) -> int:
+    """Exact minor units of decimal text in ``currency``: ``("12.3", "EUR")`` → 1230.
+
+    Never a float: the text goes through Decimal. Refuses anything but plain decimal text,
+    more decimals than the currency has (``"1.005"`` in EUR; trailing zeros are fine), and
+    amounts beyond ±MAX_AMOUNT_MINOR.
+    """
+    text = amount.strip()
+    if not _DECIMAL_TEXT.fullmatch(text):
+        raise InvalidAmount(f"{amount[:40]!r} is not a decimal amount")
+    scaled = Decimal(text).scaleb(currency_exponent(currency))
+    if scaled != scaled.to_integral_value():
+        raise InvalidAmount(f"{text} has more decimals than {currency.upper()} allows")
+    minor = int(scaled)
+    if abs(minor) > MAX_AMOUNT_MINOR:
+        raise InvalidAmount(f"{text} {currency.upper()} is beyond the largest amount accepted")
+    return minor
 
 
 def format_minor(amount_minor: int, currency: str) -> str:

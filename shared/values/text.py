@@ -46,3 +46,14 @@ def check_free_text(value: str, *, field: str | None = None) -> str:
     return _check(
         value, _FREE_TEXT_REFUSED, field, "control characters other than line breaks and tabs"
     )
+
+
+_LINE_BREAKERS = re.compile(f"[\\s\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}]+")
+
+
+def one_line(value: str | None) -> str | None:
+    """Text from a file as one storable line: every run of whitespace or control characters
+    becomes one space, ends trimmed; None for None or nothing left (bank text wraps lines)."""
+    if value is None:
+        return None
+    return _LINE_BREAKERS.sub(" ", value).strip() or None
