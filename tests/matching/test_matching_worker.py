@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from shared.access.api_keys import create_api_key
 from shared.ingest.events import ingest_webhook
+from shared.ingest.processing import SETTINGS_CACHE_SECONDS
 from shared.platform.db import unit_of_work
 from shared.platform.dispatch import send_now
 from shared.platform.tasks import MATCH_PAYMENT
@@ -120,3 +123,33 @@ def test_a_duplicate_charge_opens_duplicate_charge_suspected_through_the_worker(
     assert found == "DuplicateChargeSuspected"
     assert payments_checksum(committed) == before
     assert scalar(committed, "SELECT payment_id FROM reconciliation_discrepancies") == payment.id
+
+
+def test_a_tolerance_changed_through_the_api_reaches_the_running_worker(
+    committed, committed_client, celery_worker
+):
+    """No restart: once the worker's cached settings expire (SETTINGS_CACHE_SECONDS),
+    the next event is judged under the new tolerance."""
+    org, account, _ = setup_org(provider_reference="pi_before", amount_minor=2000)
+    with unit_of_work() as session:
+        make_payment(session, org, provider_reference="pi_after", amount_minor=2000)
+        key = create_api_key(session=session, org_id=org.id, role="owner").secret
+    headers = {"Authorization": f"Bearer {key}"}
+    deliver(account.id, stripe_intent_event(intent_id="pi_before", amount=2300))
+    wait_until(lambda: all_processed(committed))
+    assert scalar(committed, "SELECT type FROM reconciliation_discrepancies") == "AmountMismatch"
+
+    version = committed_client.get("/billing/settings", headers=headers).headers["ETag"]
+    changed = committed_client.patch(
+        "/billing/settings",
+        json={"amount_tolerance_minor": 500},
+        headers={**headers, "If-Match": version},
+    )
+    assert changed.status_code == 200, changed.json
+    time.sleep(SETTINGS_CACHE_SECONDS + 0.5)
+    deliver(account.id, stripe_intent_event(intent_id="pi_after", amount=2300))
+    wait_until(lambda: all_processed(committed))
+
+    assert scalar(committed, "SELECT count(*) FROM reconciliation_discrepancies") == 1
+    matched = "SELECT outcome FROM reconciliation_items i JOIN payments p ON p.id = i.payment_id"
+    assert scalar(committed, f"{matched} WHERE p.provider_reference = 'pi_after'") == "matched"
