@@ -29,7 +29,7 @@ from shared.platform.pagination import Page, newest_first
 from shared.platform.settings import get_settings
 from shared.platform.tasks import RUN_PERIOD
 from shared.runs.period import PeriodResult, reconcile_period
-from shared.runs.reports import build_report, render_markdown
+from shared.runs.reports import build_report, finish_report, render_markdown
 from shared.values.timestamps import check_plausible_day
 
 MAX_PERIOD_DAYS = 366
@@ -205,11 +205,12 @@ def reconcile_run(
     run.matched = result.matched
     run.discrepancies_opened = result.opened
     run.discrepancies_auto_resolved = result.auto_resolved
-    run.finished_at = datetime.now(UTC)
-    run.report_json = build_report(
+    report = build_report(
         session=session, run=run, org_name=org.name, start=start, end=end,
         found=result.found, matched=result.matched, items=result.items,
     )  # fmt: skip
+    run.finished_at = datetime.now(UTC)
+    run.report_json = finish_report(report, run)
     run.report_markdown = render_markdown(run.report_json)
     return result
 

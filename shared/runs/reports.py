@@ -83,7 +83,6 @@ def build_report(
                 "count": total.count,
                 "amount_minor": total.amount_minor,
             }
-    finished = run.finished_at
     return {
         "matched_percent": round(100 * matched / items, 2) if items else 100.0,
         "discrepancies_by_type": {kind: by_type.get(kind, 0) for kind in DISCREPANCY_TYPES},
@@ -112,15 +111,21 @@ def build_report(
             "triggered_by": run.triggered_by,
             "is_verification_run": run.is_verification_run,
             "started_at": run.started_at.isoformat() if run.started_at else None,
-            "finished_at": finished.isoformat() if finished else None,
-            "duration_seconds": (
-                round((finished - run.started_at).total_seconds(), 3)
-                if finished and run.started_at
-                else None
-            ),
+            "finished_at": None,  # set by finish_report, once the report is built
+            "duration_seconds": None,
             "counts": {"items": items, "matched": matched},
         },
     }
+
+
+def finish_report(report: dict[str, Any], run: ReconciliationRun) -> dict[str, Any]:
+    """``report`` with the run's ``finished_at`` and the duration up to it: the run ends
+    after its report is built, so the duration a reader sees covers the whole run."""
+    finished, started = run.finished_at, run.started_at
+    duration = round((finished - started).total_seconds(), 3) if finished and started else None
+    timing = {"finished_at": finished.isoformat() if finished else None,
+              "duration_seconds": duration}  # fmt: skip
+    return {**report, "run": {**report["run"], **timing}}
 
 
 def _money_table(title: str, amounts: dict[str, int]) -> list[str]:

@@ -284,3 +284,25 @@ def test_a_completed_run_mails_its_report_when_mail_is_configured(
     message = delivery.message()
     assert "7 discrepancies" in message["Subject"]
     assert "| AmountMismatch | 1 |" in message.get_body(("plain",)).get_content()
+
+
+def test_a_run_finishes_after_its_report_is_built(session, monkeypatch):
+    """The duration a user reads covers the whole run, the report's totals included."""
+    from shared.runs import lifecycle
+
+    built_at = []
+    build_report = lifecycle.build_report
+
+    def build_then_note_the_time(**arguments):
+        report = build_report(**arguments)
+        built_at.append(datetime.now(UTC))
+        return report
+
+    monkeypatch.setattr(lifecycle, "build_report", build_then_note_the_time)
+    run = run_day(session, scenario(session))
+
+    assert run.finished_at >= built_at[0]
+    timing = run.report_json["run"]
+    assert timing["finished_at"] == run.finished_at.isoformat()
+    expected = round((run.finished_at - run.started_at).total_seconds(), 3)
+    assert timing["duration_seconds"] == expected
