@@ -7,7 +7,16 @@ from flask import Flask
 from api.observability import register_observability
 from api.openapi import register_openapi
 from api.problems import register_problem_handlers
-from api.routes import discrepancies, events, health, metrics, payments, runs, webhooks
+from api.routes import (
+    discrepancies,
+    events,
+    health,
+    metrics,
+    payments,
+    runs,
+    settlements,
+    webhooks,
+)
 from shared.platform.logs import configure_logging
 from shared.platform.settings import get_settings
 
@@ -32,6 +41,7 @@ def create_app() -> Flask:
         payments.blueprint,
         runs.blueprint,
         discrepancies.blueprint,
+        settlements.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_openapi(app)

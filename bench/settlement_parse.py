@@ -20,7 +20,7 @@ from pathlib import Path
 from currencies import CURRENCIES
 
 from shared.settlements.layouts import read_settlement_report
-from shared.settlements.model import Payout
+from shared.settlements.model import ReportPayout
 from shared.values.money import format_minor
 
 HEADER = [
@@ -83,8 +83,8 @@ def parse(path: Path, lines: int) -> None:
     started = time.perf_counter()
     with path.open("rb") as binary:
         for row in read_settlement_report(binary).rows:
-            counted["payouts" if isinstance(row, Payout) else "lines"] += 1
-            if counted["lines"] % quarter == 0 and not isinstance(row, Payout):
+            counted["payouts" if isinstance(row, ReportPayout) else "lines"] += 1
+            if counted["lines"] % quarter == 0 and not isinstance(row, ReportPayout):
                 print(f"  {counted['lines']:>9,} lines  resident {resident_mb():6.1f} MB")
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3

@@ -18,6 +18,7 @@ from cli.demo import demo
 from cli.payments import payments
 from cli.processes import beat, serve, up, worker
 from cli.runs import run
+from cli.settlements import settlements
 from shared.access.api_keys import create_api_key, revoke_api_key
 from shared.access.organizations import create_organization
 from shared.models import ROLES
@@ -208,5 +209,5 @@ secret_rotation_command(
 )
 
 
-for command in (serve, worker, beat, up, demo, payments, run):
+for command in (serve, worker, beat, up, demo, payments, run, settlements):
     cli.add_command(command)

@@ -20,7 +20,7 @@ from shared.settlements.cells import (
     local_instant,
     zone_named,
 )
-from shared.settlements.model import Fees, Payout, SettlementLine
+from shared.settlements.model import Fees, ReportLine, ReportPayout
 
 LAYOUT = "adyen_settlement_details"
 # Without these a row cannot be read: they identify the layout.
@@ -69,14 +69,14 @@ FEE_COLUMNS = {
 
 def parse_adyen_settlement_details(
     header: list[str], records: Iterator[tuple[int, list[str]]]
-) -> Iterator[SettlementLine | Payout]:
+) -> Iterator[ReportLine | ReportPayout]:
     """The lines (and payouts) of an SDR whose header has every REQUIRED_COLUMNS name."""
     columns = Columns(header)
     for number, cells in records:
         line = _line(Row(number, cells, columns))
         yield line
         if line.line_type == "payout":
-            yield Payout(
+            yield ReportPayout(
                 provider="adyen",
                 row=line.row,
                 payout_id=line.batch_id or "",
@@ -88,7 +88,7 @@ def parse_adyen_settlement_details(
             )
 
 
-def _line(row: Row) -> SettlementLine:
+def _line(row: Row) -> ReportLine:
     provider_type = row.required("Type", identifier)
     line_type = LINE_TYPES.get(provider_type.casefold(), "other")
     gross_currency = row.currency("Gross Currency")
@@ -98,7 +98,7 @@ def _line(row: Row) -> SettlementLine:
     if net is None:
         raise row.refuse("Net Credit (NC)", "is empty, and so is Net Debit (NC)")
     fees = {name: row.amount(column, net_currency) or 0 for name, column in FEE_COLUMNS.items()}
-    return SettlementLine(
+    return ReportLine(
         provider="adyen",
         row=row.number,
         batch_id=row.required("Batch Number", identifier),

@@ -22,7 +22,7 @@ from shared.settlements.cells import (
     decoded_lines,
     numbered_records,
 )
-from shared.settlements.model import Payout, SettlementLine
+from shared.settlements.model import ReportLine, ReportPayout
 
 # What each layout is told by, for the refusal of a file that is none of them.
 EXPECTED = (
@@ -41,7 +41,7 @@ class SettlementReport:
 
     provider: str
     layout: str
-    rows: Iterator[SettlementLine | Payout]
+    rows: Iterator[ReportLine | ReportPayout]
 
 
 def read_settlement_report(
@@ -72,7 +72,7 @@ def _csv_rows(
     head: tuple[int, list[str]],
     records: Iterator[tuple[int, list[str]]],
     merchant_reference_key: str,
-) -> tuple[str, str, Iterator[SettlementLine | Payout]]:
+) -> tuple[str, str, Iterator[ReportLine | ReportPayout]]:
     _, header = head
     if header[0].strip().upper() in {"RH", "FH", "SH", "CH"}:
         rows = paypal.parse_paypal_settlement(itertools.chain([head], records))

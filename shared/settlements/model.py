@@ -12,26 +12,13 @@ from dataclasses import astuple, dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-PROVIDERS = ("adyen", "stripe", "paypal")
+from shared.models import PAYOUT_STATUSES, SETTLEMENT_LINE_TYPES, SETTLEMENT_PROVIDERS
 
-# The normalised type of a settlement line; the provider's own word is kept beside it.
-LINE_TYPES = (
-    "capture",
-    "refund",
-    "refund_reversal",
-    "chargeback",
-    "chargeback_reversal",
-    "fee",
-    "adjustment",
-    "payout",
-    "balance_transfer",
-    "deposit_correction",
-    "invoice_deduction",
-    "currency_conversion",
-    "other",
-)
-
-PAYOUT_STATUSES = ("pending", "in_transit", "paid", "failed", "canceled")
+# The normalised type of a settlement line (the provider's own word is kept beside it),
+# and the states of a payout: the tables' CHECK constraints hold the same lists.
+LINE_TYPES = SETTLEMENT_LINE_TYPES
+PROVIDERS = SETTLEMENT_PROVIDERS
+__all__ = ["LINE_TYPES", "PAYOUT_STATUSES", "PROVIDERS", "Fees", "ReportLine", "ReportPayout"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +40,7 @@ class Fees:
 
 
 @dataclass(frozen=True, slots=True)
-class SettlementLine:
+class ReportLine:
     """One row of a settlement report: a movement of the merchant's balance.
 
     ``net_minor`` is signed from the merchant's side (a credit is positive). ``row`` is the
@@ -94,7 +81,7 @@ class SettlementLine:
 
 
 @dataclass(frozen=True, slots=True)
-class Payout:
+class ReportPayout:
     """Money the provider sent (or will send) to the merchant's bank account.
 
     Adyen states one payout per batch and settlement currency, Stripe one per payout

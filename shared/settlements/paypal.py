@@ -20,7 +20,7 @@ from shared.settlements.cells import (
     integer_minor_units,
     plausible,
 )
-from shared.settlements.model import Fees, Payout, SettlementLine
+from shared.settlements.model import Fees, ReportLine, ReportPayout
 
 LAYOUT = "paypal_settlement"
 RECORD_TYPES = ("RH", "FH", "SH", "CH", "SB", "SF", "SC", "RF", "RC", "FF")
@@ -57,7 +57,7 @@ SIGNS = {"CR": 1, "DR": -1}
 
 def parse_paypal_settlement(
     records: Iterator[tuple[int, list[str]]],
-) -> Iterator[SettlementLine | Payout]:
+) -> Iterator[ReportLine | ReportPayout]:
     """The lines (and payouts) of an STL file whose records start with RECORD_TYPES."""
     columns: Columns | None = None
     batch_id: str | None = None
@@ -117,7 +117,7 @@ def _signed(text: str) -> int:
     return sign
 
 
-def _line(row: Row, batch_id: str | None) -> SettlementLine:
+def _line(row: Row, batch_id: str | None) -> ReportLine:
     code = row.required("Transaction Event Code", identifier).upper()
     currency = row.required("Gross Transaction Currency", currency_code)
     gross = _sign(row, "Transaction Debit or Credit") * row.required(
@@ -134,7 +134,7 @@ def _line(row: Row, batch_id: str | None) -> SettlementLine:
     is_reference = (row.text("PayPal Reference ID Type") or "").upper() == "TXN"
     reference = row.text("PayPal Reference ID") if is_reference else None
     completed = row.read("Transaction Completion Date", _instant)
-    return SettlementLine(
+    return ReportLine(
         provider="paypal",
         row=row.number,
         batch_id=batch_id,
@@ -155,8 +155,8 @@ def _line(row: Row, batch_id: str | None) -> SettlementLine:
     )
 
 
-def _payout(row: Row, line: SettlementLine) -> Payout:
-    return Payout(
+def _payout(row: Row, line: ReportLine) -> ReportPayout:
+    return ReportPayout(
         provider="paypal",
         row=line.row,
         payout_id=row.text("Bank Reference ID") or line.line_reference or "",

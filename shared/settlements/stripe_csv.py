@@ -20,7 +20,7 @@ from shared.settlements.cells import (
     iso_day,
     local_instant,
 )
-from shared.settlements.model import Fees, Payout, SettlementLine
+from shared.settlements.model import Fees, ReportLine, ReportPayout
 
 LAYOUT = "stripe_balance_report"
 REQUIRED_COLUMNS = (
@@ -72,7 +72,7 @@ def parse_stripe_balance_report(
     records: Iterator[tuple[int, list[str]]],
     *,
     merchant_reference_key: str,
-) -> Iterator[SettlementLine | Payout]:
+) -> Iterator[ReportLine | ReportPayout]:
     """The lines (and payouts) of a report whose header has every REQUIRED_COLUMNS name.
 
     The merchant reference is ``payment_metadata[<merchant_reference_key>]``, the key the
@@ -86,7 +86,7 @@ def parse_stripe_balance_report(
         line = _line(row, created=created, metadata=metadata)
         yield line
         if line.line_type == "payout":
-            yield Payout(
+            yield ReportPayout(
                 provider="stripe",
                 row=number,
                 payout_id=line.provider_reference or line.line_reference or "",
@@ -98,11 +98,11 @@ def parse_stripe_balance_report(
             )
 
 
-def _line(row: Row, *, created: str, metadata: str) -> SettlementLine:
+def _line(row: Row, *, created: str, metadata: str) -> ReportLine:
     currency = row.required("currency", currency_code)
     category = row.required("reporting_category", identifier)
     fee = row.amount("fee", currency) or 0
-    return SettlementLine(
+    return ReportLine(
         provider="stripe",
         row=row.number,
         batch_id=row.text("automatic_payout_id"),

@@ -19,7 +19,7 @@ from shared.settlements.cells import (
     identifier,
     plausible,
 )
-from shared.settlements.model import PAYOUT_STATUSES, Fees, Payout, SettlementLine
+from shared.settlements.model import PAYOUT_STATUSES, Fees, ReportLine, ReportPayout
 from shared.settlements.stripe_csv import stripe_line_type
 
 BALANCE_TRANSACTION_LAYOUT = "stripe_balance_transaction"
@@ -82,7 +82,7 @@ class _Fields:
         return None if self.document.get(name) is None else self.instant(name).date()
 
 
-def parse_balance_transaction(document: dict[str, Any]) -> Iterator[SettlementLine]:
+def parse_balance_transaction(document: dict[str, Any]) -> Iterator[ReportLine]:
     """The one line a balance transaction object is."""
     fields = _Fields(document)
     category = fields.text("reporting_category") or fields.text("type", required=True) or ""
@@ -90,7 +90,7 @@ def parse_balance_transaction(document: dict[str, Any]) -> Iterator[SettlementLi
     rate = document.get("exchange_rate")
     if rate is not None and (not isinstance(rate, Decimal | int) or rate <= 0):
         raise fields.refuse("exchange_rate", "must be a number above 0")
-    yield SettlementLine(
+    yield ReportLine(
         provider="stripe",
         row=1,
         batch_id=None,
@@ -124,13 +124,13 @@ def _fees(fields: _Fields) -> Fees:
     return Fees(**components)
 
 
-def parse_payout(document: dict[str, Any]) -> Iterator[Payout]:
+def parse_payout(document: dict[str, Any]) -> Iterator[ReportPayout]:
     """The one payout a payout object is."""
     fields = _Fields(document)
     status = fields.text("status", required=True)
     if status not in PAYOUT_STATUSES:
         raise fields.refuse("status", f"must be one of {', '.join(PAYOUT_STATUSES)}")
-    yield Payout(
+    yield ReportPayout(
         provider="stripe",
         row=1,
         payout_id=fields.text("id", required=True) or "",

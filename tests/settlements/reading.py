@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.settlements.layouts import read_settlement_report
-from shared.settlements.model import Payout, SettlementLine
+from shared.settlements.model import ReportLine, ReportPayout
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -19,8 +19,8 @@ class Parsed:
     non-payout lines and the sum of its payouts."""
 
     layout: str
-    lines: list[SettlementLine] = field(default_factory=list)
-    payouts: list[Payout] = field(default_factory=list)
+    lines: list[ReportLine] = field(default_factory=list)
+    payouts: list[ReportPayout] = field(default_factory=list)
     net: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     paid_out: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -30,7 +30,7 @@ def parse_bytes(content: bytes, **options: str) -> Parsed:
     report = read_settlement_report(io.BytesIO(content), **options)
     parsed = Parsed(report.layout)
     for row in report.rows:
-        if isinstance(row, Payout):
+        if isinstance(row, ReportPayout):
             parsed.payouts.append(row)
             parsed.paid_out[row.currency] += row.amount_minor
         else:
