@@ -580,7 +580,9 @@ class ReconciliationActionLog(Base):
 
 def settlement_provider_check() -> CheckConstraint:
     """The ``provider`` column names a provider whose settlement reports recon reads."""
-    return CheckConstraint(one_of("provider", SETTLEMENT_PROVIDERS), name="provider_known")
+    return CheckConstraint(
+        one_of("provider", SETTLEMENT_PROVIDERS), name="known_settlement_provider"
+    )
 
 
 class SettlementFile(Base):

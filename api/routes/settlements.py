@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from api.endpoint import endpoint
 from api.openapi import documented
@@ -73,7 +73,10 @@ def upload_settlement_file(session: Session, caller: Caller) -> Response:
     query = parse_query(UploadQuery)
     if request.mimetype != MULTIPART:
         raise UnsupportedMediaType("send the file as multipart/form-data, field 'file'")
-    request.max_content_length = get_settings().settlement_max_bytes
+    limit = request.max_content_length = get_settings().settlement_max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        # Refused before werkzeug spools any of it to a temporary file.
+        raise RequestEntityTooLarge(f"a settlement file may be at most {limit} bytes")
     upload = request.files.get("file")
     if upload is None:
         raise ValidationFailed("send the file as multipart/form-data, field 'file'")

@@ -86,7 +86,7 @@ def upgrade() -> None:
         ),
         sa.Column("imported_at", sa.DateTime(timezone=True), server_default=now, nullable=False),
         sa.UniqueConstraint("org_id", "sha256"),
-        sa.CheckConstraint(PROVIDER_KNOWN, name="provider_known"),
+        sa.CheckConstraint(PROVIDER_KNOWN, name="known_settlement_provider"),
         sa.CheckConstraint("size_bytes >= 0", name="size_non_negative"),
     )
     op.create_index(
@@ -113,7 +113,7 @@ def upgrade() -> None:
         sa.Column("booked_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=now, nullable=False),
         sa.UniqueConstraint("org_id", "provider", "payout_id", "currency"),
-        sa.CheckConstraint(PROVIDER_KNOWN, name="provider_known"),
+        sa.CheckConstraint(PROVIDER_KNOWN, name="known_settlement_provider"),
         sa.CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
         sa.CheckConstraint(_one_of("status", PAYOUT_STATUSES), name="status_known"),
         sa.CheckConstraint("amount_minor >= 0", name="amount_non_negative"),
@@ -150,7 +150,7 @@ def upgrade() -> None:
         sa.Column("booked_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("description", sa.Text()),
         sa.UniqueConstraint("org_id", "line_key"),
-        sa.CheckConstraint(PROVIDER_KNOWN, name="provider_known"),
+        sa.CheckConstraint(PROVIDER_KNOWN, name="known_settlement_provider"),
         sa.CheckConstraint(_one_of("line_type", LINE_TYPES), name="line_type_known"),
         sa.CheckConstraint("net_currency ~ '^[A-Z]{3}$'", name="net_currency_iso"),
         sa.CheckConstraint(

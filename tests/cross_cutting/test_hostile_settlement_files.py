@@ -6,12 +6,11 @@ Uses the hostile-input suite's ``refused`` and ``world`` fixtures (conftest.py).
 from __future__ import annotations
 
 import gzip
-import io
 
 import pytest
 
 from tests.cross_cutting.test_hostile_input import SQL
-from tests.settlements.reading import FIXTURES, csv_text
+from tests.settlements.reading import FIXTURES, csv_text, multipart
 from tests.settlements.test_layouts import ADYEN_HEADERS, SETTLED
 
 FILES = "/billing/settlements/files"
@@ -64,10 +63,7 @@ def test_sql_in_a_reference_is_stored_as_text(client, world):
 
 
 def post_file(client, world, content: bytes, query: str = ""):
-    data = {"file": (io.BytesIO(content), "x.csv")}
-    return client.post(
-        f"{FILES}{query}", data=data, headers=world.headers, content_type="multipart/form-data"
-    )
+    return client.post(f"{FILES}{query}", headers=world.headers, **multipart(content))
 
 
 def test_an_upload_that_is_not_multipart_is_415(client, world, refused):
@@ -75,25 +71,15 @@ def test_an_upload_that_is_not_multipart_is_415(client, world, refused):
 
 
 def test_an_upload_without_the_file_field_is_422(client, world, refused):
-    def send():
-        data = {"other": (io.BytesIO(ADYEN), "x.csv")}
-        return client.post(
-            FILES, data=data, headers=world.headers, content_type="multipart/form-data"
-        )
-
-    assert "field 'file'" in refused(send, 422)["detail"]
+    upload = multipart(ADYEN, field="other")
+    problem = refused(lambda: client.post(FILES, headers=world.headers, **upload), 422)
+    assert "field 'file'" in problem["detail"]
 
 
 def test_an_upload_over_the_limit_is_413(client, world, refused, override_settings):
     override_settings(SETTLEMENT_MAX_BYTES="4096")
 
-    def send():
-        data = {"file": (io.BytesIO(ADYEN * 3), "x.csv")}
-        return client.post(
-            FILES, data=data, headers=world.headers, content_type="multipart/form-data"
-        )
-
-    refused(send, 413)
+    refused(lambda: post_file(client, world, ADYEN * 3), 413)
 
 
 @pytest.mark.parametrize(

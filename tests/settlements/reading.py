@@ -7,6 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+
 from shared.settlements.layouts import read_settlement_report
 from shared.settlements.model import ReportLine, ReportPayout
 
@@ -55,3 +58,10 @@ def csv_text(header: list[str], rows: list[dict[str, str]], *, newline: str = "\
 
 def _quoted(cell: str) -> str:
     return f'"{cell}"' if "," in cell or '"' in cell else cell
+
+
+def multipart(content: bytes, filename: str = "report.csv", field: str = "file") -> dict:
+    """Keyword arguments of a test-client POST uploading ``content``, encoded in memory
+    (the client would spool a large one to a temporary file it never closes)."""
+    boundary, body = encode_multipart({field: FileStorage(io.BytesIO(content), filename)})
+    return {"data": body, "content_type": f"multipart/form-data; boundary={boundary}"}

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from sqlalchemy import func, select
 
 from shared.access.api_keys import create_api_key
 from shared.access.organizations import create_organization
 from shared.models import SettlementFile, SettlementLine, SettlementPayout
-from tests.settlements.reading import FIXTURES
+from tests.settlements.reading import FIXTURES, multipart
 from tests.support.checksums import database_checksum
 from tests.support.factories import make_account
 
@@ -32,10 +30,7 @@ def headers(session, org):
 
 
 def upload(client, headers, content: bytes, name: str = "report.csv", query: str = ""):
-    data = {"file": (io.BytesIO(content), name)}
-    return client.post(
-        f"{FILES}{query}", data=data, headers=headers, content_type="multipart/form-data"
-    )
+    return client.post(f"{FILES}{query}", headers=headers, **multipart(content, name))
 
 
 def count(session, model) -> int:
