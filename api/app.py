@@ -16,6 +16,7 @@ from api.routes import (
     payments,
     provider_accounts,
     runs,
+    settlements,
     webhooks,
 )
 from shared.platform.logs import configure_logging
@@ -44,6 +45,7 @@ def create_app() -> Flask:
         discrepancies.blueprint,
         organization_settings.blueprint,
         provider_accounts.blueprint,
+        settlements.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_openapi(app)

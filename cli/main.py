@@ -12,6 +12,7 @@ from cli.payments import payments
 from cli.processes import beat, serve, up, worker
 from cli.runs import run
 from cli.settings import provider, settings
+from cli.settlements import settlements
 from shared.access.api_keys import create_api_key, revoke_api_key
 from shared.access.organizations import create_organization
 from shared.models import ROLES
@@ -104,5 +105,5 @@ def key_revoke(key_id: uuid.UUID) -> None:
     click.echo(f"revoked {key_id}")
 
 
-for command in (serve, worker, beat, up, demo, payments, run, settings, provider):
+for command in (serve, worker, beat, up, demo, payments, run, settings, provider, settlements):
     cli.add_command(command)

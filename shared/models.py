@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -21,7 +22,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    Numeric,
     Numeric,
     SmallInteger,
     String,
@@ -93,6 +96,26 @@ ACTIONS = (
     "reopened_as_new",
     "dispute_updated",
 )
+
+# Settlement reports (shared/settlements): who sends them, the normalised line types, and
+# the states of a payout.
+SETTLEMENT_PROVIDERS = ("adyen", "stripe", "paypal")
+SETTLEMENT_LINE_TYPES = (
+    "capture",
+    "refund",
+    "refund_reversal",
+    "chargeback",
+    "chargeback_reversal",
+    "fee",
+    "adjustment",
+    "payout",
+    "balance_transfer",
+    "deposit_correction",
+    "invoice_deduction",
+    "currency_conversion",
+    "other",
+)
+PAYOUT_STATUSES = ("pending", "in_transit", "paid", "failed", "canceled")
 
 
 def one_of(column: str, values: tuple[str, ...]) -> str:
@@ -631,3 +654,129 @@ class SettingsLogEntry(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
     )
+
+
+def settlement_provider_check() -> CheckConstraint:
+    """The ``provider`` column names a provider whose settlement reports recon reads."""
+    return CheckConstraint(
+        one_of("provider", SETTLEMENT_PROVIDERS), name="known_settlement_provider"
+    )
+
+
+class SettlementFile(Base):
+    """One uploaded settlement report, as received: its layout, hash and summary.
+
+    The same bytes are imported once per organisation (unique sha256); the original is
+    kept in ``settlement_file_chunks``.
+    """
+
+    __tablename__ = "settlement_files"
+    __table_args__ = (
+        UniqueConstraint("org_id", "sha256"),
+        settlement_provider_check(),
+        CheckConstraint("size_bytes >= 0", name="size_non_negative"),
+        Index("ix_settlement_files_org_imported", "org_id", "imported_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    provider: Mapped[str] = mapped_column(String(16), nullable=False)
+    provider_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("provider_accounts.id")
+    )
+    layout: Mapped[str] = mapped_column(String(48), nullable=False)
+    filename: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    summary: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    imported_at: Mapped[datetime] = stamped_now()
+
+
+class SettlementFileChunk(Base):
+    """One piece (up to 1 MiB) of a settlement file's original bytes, in order."""
+
+    __tablename__ = "settlement_file_chunks"
+    __table_args__ = (CheckConstraint("position >= 0", name="position_non_negative"),)
+
+    file_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("settlement_files.id"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class SettlementPayout(Base):
+    """Money a provider paid out: one per provider payout id (Adyen: batch) and currency."""
+
+    __tablename__ = "settlement_payouts"
+    __table_args__ = (
+        UniqueConstraint("org_id", "provider", "payout_id", "currency"),
+        settlement_provider_check(),
+        currency_check(),
+        CheckConstraint(one_of("status", PAYOUT_STATUSES), name="status_known"),
+        CheckConstraint("amount_minor >= 0", name="amount_non_negative"),
+        Index("ix_settlement_payouts_org_booked", "org_id", "booked_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    file_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("settlement_files.id"), nullable=False
+    )
+    provider: Mapped[str] = mapped_column(String(16), nullable=False)
+    payout_id: Mapped[str] = mapped_column(Text, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    arrival_date: Mapped[date | None] = mapped_column(Date)
+    booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = stamped_now()
+
+
+class SettlementLine(Base):
+    """One row of a settlement report; ``line_key`` (shared.settlements.model) makes the
+    same row in another file the same line. Fees are in the net (settlement) currency."""
+
+    __tablename__ = "settlement_lines"
+    __table_args__ = (
+        UniqueConstraint("org_id", "line_key"),
+        settlement_provider_check(),
+        CheckConstraint(one_of("line_type", SETTLEMENT_LINE_TYPES), name="line_type_known"),
+        CheckConstraint("net_currency ~ '^[A-Z]{3}$'", name="net_currency_iso"),
+        CheckConstraint(
+            "gross_currency IS NULL OR gross_currency ~ '^[A-Z]{3}$'", name="gross_currency_iso"
+        ),
+        Index("ix_settlement_lines_batch", "org_id", "provider", "batch_id", "net_currency"),
+        Index("ix_settlement_lines_file", "file_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    file_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("settlement_files.id"), nullable=False
+    )
+    line_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    row_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    provider: Mapped[str] = mapped_column(String(16), nullable=False)
+    batch_id: Mapped[str | None] = mapped_column(Text)
+    line_type: Mapped[str] = mapped_column(String(24), nullable=False)
+    provider_type: Mapped[str] = mapped_column(Text, nullable=False)
+    provider_reference: Mapped[str | None] = mapped_column(Text)
+    line_reference: Mapped[str | None] = mapped_column(Text)
+    merchant_reference: Mapped[str | None] = mapped_column(Text)
+    payment_intent_id: Mapped[str | None] = mapped_column(Text)
+    gross_minor: Mapped[int | None] = mapped_column(BigInteger)
+    gross_currency: Mapped[str | None] = mapped_column(String(3))
+    commission_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    markup_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    scheme_fee_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    interchange_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    processing_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    other_fee_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    net_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    net_currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    exchange_rate: Mapped[Decimal | None] = mapped_column(Numeric)
+    booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)

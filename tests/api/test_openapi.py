@@ -29,7 +29,13 @@ from shared.access.api_keys import create_api_key
 from shared.discrepancies.lifecycle import RESOLUTION_CODES
 from shared.models import ReconciliationDiscrepancy
 from shared.runs.lifecycle import execute_run, trigger_run
-from tests.support.factories import make_account, make_event, make_org, make_payment
+from tests.support.factories import (
+    make_account,
+    make_event,
+    make_org,
+    make_payment,
+    make_settlement_payout,
+)
 
 APP = create_app()
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -191,9 +197,12 @@ def seeded(session, override_settings) -> dict[str, str]:
         triggered_by="api",
     ).run
     execute_run(session=session, run_id=run.id, now=datetime.now(UTC) + timedelta(hours=3))
+    payout = make_settlement_payout(session, org)
     session.flush()
     assert run.status == "completed"
     return {
+        "file_id": str(payout.file_id),
+        "payout_id": str(payout.id),
         "authorization": f"Bearer {key.secret}",
         "discrepancy_id": str(discrepancy.id),
         "event_id": str(event.id),

@@ -185,3 +185,36 @@ def test_payments_import_draws_a_progress_bar_on_a_terminal_and_summarises(
     assert stdout == "created 2500, updated 0, unchanged 0, rejected 0\n"
     assert "importing" in terminal
     assert "100%" in terminal
+
+
+def test_settlements_import_draws_a_progress_bar_and_prints_the_summary_once(
+    org_id, idle_broker, tmp_path
+):
+    source = REPO_ROOT / "tests" / "settlements" / "fixtures" / "adyen"
+    lines = (source / "settlement_details_every_type.csv").read_bytes().splitlines(True)
+    rows = [lines[16].replace(b"PSP0005", f"PSP{n:07d}".encode()) for n in range(20_000)]
+    path = tmp_path / "batch.csv"
+    path.write_bytes(lines[0] + b"".join(rows))
+    arguments = ("settlements", "import", str(path), "--org", org_id)
+    code, stdout, terminal = run_cli_on_terminal(*arguments, redis_url=idle_broker)
+    assert code == 0, terminal
+    summary = json.loads(stdout)
+    assert (summary["created"], summary["layout"], summary["lines"]) == (
+        True, "adyen_settlement_details", 20_000,
+    )  # fmt: skip
+    assert "importing" in terminal
+    assert "100%" in terminal
+    again = run_cli("settlements", "import", str(path), "--org", org_id)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) | {"created": True} == summary
+
+
+def test_settlements_import_of_a_bad_file_exits_1_naming_row_and_column(org_id, tmp_path):
+    path = tmp_path / "bad.csv"
+    source = REPO_ROOT / "tests" / "settlements" / "fixtures" / "adyen"
+    path.write_bytes(
+        (source / "settlement_details_every_type.csv").read_bytes().replace(b",98.10,", b",9.8.1,")
+    )
+    result = run_cli("settlements", "import", str(path), "--org", org_id)
+    assert result.returncode == 1
+    assert "row 2, column 'Net Credit (NC)'" in result.stderr

@@ -21,6 +21,7 @@ from tests.support.factories import (
     make_discrepancy,
     make_event,
     make_org,
+    make_settlement_payout,
 )
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -83,6 +84,11 @@ def test_the_protected_set_includes_the_known_routes():
         ("GET", "/billing/provider-accounts"),
         ("POST", "/billing/provider-accounts"),
         ("PATCH", "/billing/provider-accounts/<uuid:account_id>"),
+        ("POST", "/billing/settlements/files"),
+        ("GET", "/billing/settlements/files"),
+        ("GET", "/billing/settlements/files/<uuid:file_id>/original"),
+        ("GET", "/billing/settlements/payouts"),
+        ("GET", "/billing/settlements/payouts/<uuid:payout_id>"),
     } <= protected
 
 
@@ -207,12 +213,15 @@ def foreign_objects(session) -> dict[str, uuid.UUID]:
         report_markdown="",
     )
     session.add(run)
+    payout = make_settlement_payout(session, org)
     session.flush()
     return {
         "discrepancy_id": discrepancy.id,
         "run_id": run.id,
         "event_id": event.id,
         "account_id": account.id,
+        "file_id": payout.file_id,
+        "payout_id": payout.id,
     }
 
 

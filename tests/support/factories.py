@@ -15,6 +15,8 @@ from shared.models import (
     ProviderEvent,
     ReconciliationActionLog,
     ReconciliationDiscrepancy,
+    SettlementFile,
+    SettlementPayout,
 )
 from shared.providers.accounts import add_provider_account
 from tests.support.signing import ADYEN_KEY, STANDARD_SECRET, STRIPE_SECRET
@@ -188,3 +190,23 @@ def stripe_dispute_event(
             }
         },
     }
+
+
+def make_settlement_payout(session: Session, org: Organization) -> SettlementPayout:
+    """An imported (empty) Adyen settlement file of ``org`` and one payout of it."""
+    file = SettlementFile(
+        org_id=org.id, provider="adyen", layout="adyen_settlement_details",
+        filename="batch_1.csv", sha256=uuid.uuid4().hex * 2, size_bytes=0,
+        summary={"lines": 0, "payouts": 1, "already_known": {"lines": 0, "payouts": 0},
+                 "totals": {"EUR": {"lines": 0, "net_minor": 0, "fees_minor": 0,
+                                    "payouts_minor": 100}}},
+    )  # fmt: skip
+    session.add(file)
+    session.flush()
+    payout = SettlementPayout(
+        org_id=org.id, file_id=file.id, provider="adyen", payout_id="1", currency="EUR",
+        amount_minor=100, status="paid", booked_at=datetime.now(UTC),
+    )  # fmt: skip
+    session.add(payout)
+    session.flush()
+    return payout
