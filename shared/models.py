@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -24,7 +23,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    Numeric,
     Numeric,
     SmallInteger,
     String,
