@@ -8,6 +8,7 @@ from api.observability import register_observability
 from api.openapi import register_openapi
 from api.problems import register_problem_handlers
 from api.routes import (
+    bank,
     discrepancies,
     events,
     health,
@@ -44,6 +45,7 @@ def create_app() -> Flask:
         discrepancies.blueprint,
         organization_settings.blueprint,
         provider_accounts.blueprint,
+        bank.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_openapi(app)

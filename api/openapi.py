@@ -92,6 +92,7 @@ class Operation:
     query: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
     body_schema: Mapping[str, Any] | None = None
+    body_media: str = JSON
     headers: tuple[Header, ...] = ()
     errors: tuple[int, ...] = ()
     tag: str | None = None
@@ -277,7 +278,8 @@ def _operation(
     }
     if operation.body is not None or operation.body_schema is not None:
         body = refs[operation.body] if operation.body else dict(operation.body_schema or {})
-        document["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+        media = {operation.body_media: {"schema": body}}
+        document["requestBody"] = {"required": True, "content": media}
     if roles is not None:
         document["security"] = [{BEARER: []}]
     for status in sorted(_error_statuses(operation, roles, path_parameters)):

@@ -22,7 +22,8 @@ from shared.models import BankAccount
 from shared.platform.errors import NotFound, ValidationFailed
 from shared.platform.pagination import Page, newest_first
 
-COUNTRY = re.compile(r"[A-Z]{2}")
+# An IBAN's shape (ISO 13616): its first two letters are the account's country.
+IBAN = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}")
 
 
 def identifier_digest(org_id: uuid.UUID, account: AccountIdentification) -> str:
@@ -36,10 +37,11 @@ def find_or_create_account(
     *, session: Session, org_id: uuid.UUID, account: AccountIdentification, currency: str
 ) -> BankAccount:
     """The organisation's account for ``account`` in ``currency``, created on first sight
-    (named after its masked identifier; the country from an IBAN). Safe under concurrent
+    (named after its masked identifier; the country from an IBAN, whatever the format
+    called it). Safe under concurrent
     imports: the unique key decides, and the loser reads the winner's row."""
     digest = identifier_digest(org_id, account)
-    country = account.value[:2].upper() if account.scheme == "iban" else None
+    compact = account.value.replace(" ", "").upper()
     session.execute(
         insert(BankAccount)
         .values(
@@ -48,7 +50,7 @@ def find_or_create_account(
             masked_identifier=account.masked,
             identifier_digest=digest,
             currency=currency,
-            country=country if country and COUNTRY.fullmatch(country) else None,
+            country=compact[:2] if IBAN.fullmatch(compact) else None,
         )
         .on_conflict_do_nothing()
     )

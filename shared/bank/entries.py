@@ -39,15 +39,17 @@ def list_entries(
 ) -> Page[BankEntryRecord]:
     """The organisation's entries that pass ``filters``, newest booking date first."""
     query: Select = select(BankEntryRecord).where(BankEntryRecord.org_id == org_id)
-    for condition, applies in (
-        (BankEntryRecord.account_id == filters.account_id, filters.account_id is not None),
-        (BankEntryRecord.booking_date >= filters.booked_from, filters.booked_from is not None),
-        (BankEntryRecord.booking_date <= filters.booked_to, filters.booked_to is not None),
-        (BankEntryRecord.amount_minor >= filters.min_amount, filters.min_amount is not None),
-        (BankEntryRecord.amount_minor <= filters.max_amount, filters.max_amount is not None),
-        (false(), filters.unmatched is False),  # nothing is matched yet
+    entry = BankEntryRecord
+    for value, condition in (
+        (filters.account_id, lambda value: entry.account_id == value),
+        (filters.booked_from, lambda value: entry.booking_date >= value),
+        (filters.booked_to, lambda value: entry.booking_date <= value),
+        (filters.min_amount, lambda value: entry.amount_minor >= value),
+        (filters.max_amount, lambda value: entry.amount_minor <= value),
     ):
-        if applies:
-            query = query.where(condition)
+        if value is not None:
+            query = query.where(condition(value))
+    if filters.unmatched is False:
+        query = query.where(false())  # nothing is matched yet
     order = (BankEntryRecord.booking_date, BankEntryRecord.id)
     return newest_first(query, order, session=session, cursor=cursor, limit=limit)

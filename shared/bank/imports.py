@@ -215,7 +215,7 @@ class _Importer:
         binary: IO[bytes],
         on_progress: Callable[[int], None] | None,
     ) -> list[ImportedStatement]:
-        """Every statement of ``stream``, stored; refused when there is none."""
+        """Every statement of ``stream``, stored (each reader refuses a file without one)."""
         self.session.execute(CREATE_STAGING)
         imported: list[ImportedStatement] = []
         account: BankAccount | None = None
@@ -232,8 +232,6 @@ class _Importer:
             else:
                 assert account is not None  # a header always opens a statement
                 imported.append(self._close(item, account))
-        if not imported:
-            raise ValidationFailed("the file holds no bank statement")
         if on_progress is not None:
             on_progress(binary.tell())
         return imported

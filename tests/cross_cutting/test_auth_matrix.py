@@ -83,6 +83,9 @@ def test_the_protected_set_includes_the_known_routes():
         ("GET", "/billing/provider-accounts"),
         ("POST", "/billing/provider-accounts"),
         ("PATCH", "/billing/provider-accounts/<uuid:account_id>"),
+        ("POST", "/billing/bank/statements"),
+        ("GET", "/billing/bank/accounts"),
+        ("GET", "/billing/bank/entries"),
     } <= protected
 
 
