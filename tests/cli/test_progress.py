@@ -7,7 +7,6 @@ lines. Both are checked with real processes: stderr on a pseudo-terminal, or a p
 from __future__ import annotations
 
 import io
-import json
 import os
 import pty
 import re
@@ -74,13 +73,6 @@ def run_cli_on_terminal(
 def plain_lines(stderr: str) -> list[str]:
     """Progress lines of a piped stderr (the JSON log lines left out)."""
     return [line for line in stderr.splitlines() if not line.startswith("{")]
-
-
-@pytest.fixture
-def org_id(committed) -> str:
-    created = run_cli("org", "create", "Acme", "--timezone", "UTC", "--json")
-    assert created.returncode == 0, created.stderr
-    return json.loads(created.stdout)["id"]
 
 
 def assert_summary(stdout: str) -> None:
