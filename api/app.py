@@ -8,6 +8,7 @@ from api.observability import register_observability
 from api.openapi import register_openapi
 from api.problems import register_problem_handlers
 from api.routes import (
+    bank,
     discrepancies,
     events,
     health,
@@ -46,6 +47,7 @@ def create_app() -> Flask:
         organization_settings.blueprint,
         provider_accounts.blueprint,
         settlements.blueprint,
+        bank.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_openapi(app)

@@ -6,6 +6,7 @@ import uuid
 
 import click
 
+from cli.bank import bank
 from cli.demo import demo
 from cli.output import domain_errors, emit, json_option
 from cli.payments import payments
@@ -105,5 +106,17 @@ def key_revoke(key_id: uuid.UUID) -> None:
     click.echo(f"revoked {key_id}")
 
 
-for command in (serve, worker, beat, up, demo, payments, run, settings, provider, settlements):
+for command in (
+    serve,
+    worker,
+    beat,
+    up,
+    demo,
+    payments,
+    run,
+    settings,
+    provider,
+    settlements,
+    bank,
+):
     cli.add_command(command)

@@ -778,3 +778,125 @@ class SettlementLine(Base):
     exchange_rate: Mapped[Decimal | None] = mapped_column(Numeric)
     booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
+
+
+BANK_FORMATS = ("camt053", "mt940", "bai2", "csv")
+
+
+class BankAccount(Base):
+    """An organisation's bank account, as its statements identify it.
+
+    Only a masked identifier is kept in clear; ``identifier_digest`` (SHA-256 of the org and
+    the full identifier, shared.bank.accounts) finds the account again on the next statement.
+    One account per identifier and currency: a multi-currency IBAN is one account per currency.
+    """
+
+    __tablename__ = "bank_accounts"
+    __table_args__ = (
+        UniqueConstraint("org_id", "identifier_digest", "currency"),
+        currency_check(),
+        CheckConstraint("country IS NULL OR country ~ '^[A-Z]{2}$'", name="country_iso"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    masked_identifier: Mapped[str] = mapped_column(Text, nullable=False)
+    identifier_digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    # ISO 3166 alpha-2, for the business-day calendar (from an IBAN; else unknown).
+    country: Mapped[str | None] = mapped_column(String(2))
+    # The providers that pay out into this account.
+    providers: Mapped[list[str]] = mapped_column(
+        ARRAY(String(16)), nullable=False, server_default="{}"
+    )
+    # The CsvMapping (without its account) of the last CSV statement imported for it.
+    csv_mapping: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    created_at: Mapped[datetime] = stamped_now()
+
+
+class BankStatementRecord(Base):
+    """One statement of a bank account: its period, balances and whether they add up.
+
+    ``balanced`` is opening + entries == closing (null when a balance is missing). The same
+    statement id and period for the same account is one statement (a re-import adds nothing).
+    """
+
+    __tablename__ = "bank_statements"
+    __table_args__ = (
+        Index(
+            "uq_bank_statements_account_statement_period",
+            "account_id",
+            "statement_id",
+            "period_start",
+            "period_end",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+        Index("ix_bank_statements_org_file", "org_id", "file_sha256"),
+        currency_check(),
+        CheckConstraint(one_of("format", BANK_FORMATS), name="format_known"),
+        CheckConstraint("entry_count >= 0", name="entry_count_non_negative"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bank_accounts.id", ondelete="RESTRICT"), nullable=False
+    )
+    statement_id: Mapped[str] = mapped_column(Text, nullable=False)
+    format: Mapped[str] = mapped_column(String(16), nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+    opening_balance_minor: Mapped[int | None] = mapped_column(BigInteger)
+    closing_balance_minor: Mapped[int | None] = mapped_column(BigInteger)
+    entry_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    entries_total_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    balanced: Mapped[bool | None] = mapped_column(Boolean)
+    file_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    filename: Mapped[str] = mapped_column(Text, nullable=False)
+    imported_at: Mapped[datetime] = stamped_now()
+
+
+class BankEntryRecord(Base):
+    """One booked entry of a statement: signed minor units (credit > 0, debit < 0).
+
+    ``entry_digest`` hashes every fact of the entry and ``occurrence`` numbers identical
+    entries within their statement, so the same entries imported again add nothing.
+    """
+
+    __tablename__ = "bank_entries"
+    __table_args__ = (
+        UniqueConstraint("account_id", "entry_digest", "occurrence"),
+        Index("ix_bank_entries_org_booking", "org_id", "booking_date", "id"),
+        Index("ix_bank_entries_account_booking", "account_id", "booking_date", "id"),
+        Index("ix_bank_entries_statement", "bank_statement_id"),
+        currency_check(),
+        CheckConstraint("occurrence >= 1", name="occurrence_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bank_accounts.id", ondelete="RESTRICT"), nullable=False
+    )
+    bank_statement_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bank_statements.id", ondelete="RESTRICT"), nullable=False
+    )
+    booking_date: Mapped[date] = mapped_column(Date, nullable=False)
+    value_date: Mapped[date | None] = mapped_column(Date)
+    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    counterparty_name: Mapped[str | None] = mapped_column(Text)
+    counterparty_account: Mapped[str | None] = mapped_column(Text)
+    remittance_text: Mapped[str | None] = mapped_column(Text)
+    bank_reference: Mapped[str | None] = mapped_column(Text)
+    end_to_end_id: Mapped[str | None] = mapped_column(Text)
+    # The codes the format gives (TransactionCodes' fields that are set).
+    transaction_codes: Mapped[dict[str, str]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    reversal: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    entry_digest: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    occurrence: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, tuple_
@@ -35,9 +35,9 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def encode_cursor(*values: datetime | uuid.UUID | int) -> str:
+def encode_cursor(*values: date | uuid.UUID | int) -> str:
     """An opaque cursor holding the sort key of the last row of a page."""
-    plain = [value.isoformat() if isinstance(value, datetime) else str(value) for value in values]
+    plain = [value.isoformat() if isinstance(value, date) else str(value) for value in values]
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
 
 
@@ -63,6 +63,8 @@ def _convert(value: Any, kind: type) -> Any:
         if parsed.tzinfo is None:
             raise ValueError("cursor time without offset")
         return parsed
+    if kind is date:
+        return date.fromisoformat(value)
     if kind is uuid.UUID:
         return uuid.UUID(value)
     if kind is int:
@@ -90,10 +92,10 @@ def newest_first(
     limit: int,
 ) -> Page[Any]:
     """The page of ``query``'s rows after ``cursor``, latest first by ``order``: a time
-    column, then the id that breaks its ties."""
+    (or date) column, then the id that breaks its ties."""
     moment, row_id = order
     if cursor is not None:
-        after = decode_cursor(cursor, (datetime, uuid.UUID))
+        after = decode_cursor(cursor, (moment.type.python_type, uuid.UUID))
         query = query.where(tuple_(moment, row_id) < tuple_(*after))
     query = query.order_by(moment.desc(), row_id.desc())
     rows = list(session.scalars(query.limit(limit + 1)))

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest accepted settlement file upload (413 above).",
     )
+    bank_statement_max_bytes: int = Field(
+        default=200_000_000,
+        ge=1024,
+        description="Largest accepted bank statement upload (413 above).",
+    )
     pending_event_sweep_seconds: int = Field(
         default=120, ge=10, description="Age after which a still-pending event is re-enqueued."
     )

@@ -26,9 +26,11 @@ from api.app import create_app
 from api.openapi import DOCS_PATH, OPENAPI_PATH, openapi_path
 from api.problems import PROBLEM_JSON
 from shared.access.api_keys import create_api_key
+from shared.bank.imports import import_statement_file
 from shared.discrepancies.lifecycle import RESOLUTION_CODES
 from shared.models import ReconciliationDiscrepancy
 from shared.runs.lifecycle import execute_run, trigger_run
+from tests.bank.support import FIXTURES
 from tests.support.factories import (
     make_account,
     make_event,
@@ -198,6 +200,10 @@ def seeded(session, override_settings) -> dict[str, str]:
     ).run
     execute_run(session=session, run_id=run.id, now=datetime.now(UTC) + timedelta(hours=3))
     payout = make_settlement_payout(session, org)
+    with (FIXTURES / "camt053_v02.xml").open("rb") as statement:
+        import_statement_file(
+            session=session, org_id=org.id, binary=statement, filename="statement.xml"
+        )
     session.flush()
     assert run.status == "completed"
     return {

@@ -76,13 +76,6 @@ def plain_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if not line.startswith("{")]
 
 
-@pytest.fixture
-def org_id(committed) -> str:
-    created = run_cli("org", "create", "Acme", "--timezone", "UTC", "--json")
-    assert created.returncode == 0, created.stderr
-    return json.loads(created.stdout)["id"]
-
-
 def assert_summary(stdout: str) -> None:
     queued, completed, report = stdout.splitlines()
     run_id = re.fullmatch(rf"run (\S+) queued for {YESTERDAY} → {YESTERDAY}", queued)[1]

@@ -89,6 +89,9 @@ def test_the_protected_set_includes_the_known_routes():
         ("GET", "/billing/settlements/files/<uuid:file_id>/original"),
         ("GET", "/billing/settlements/payouts"),
         ("GET", "/billing/settlements/payouts/<uuid:payout_id>"),
+        ("POST", "/billing/bank/statements"),
+        ("GET", "/billing/bank/accounts"),
+        ("GET", "/billing/bank/entries"),
     } <= protected
 
 

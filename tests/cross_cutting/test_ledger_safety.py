@@ -72,6 +72,12 @@ WORKER_PRIVILEGES = [
     ("UPDATE reconciliation_action_logs SET actor = 'x' WHERE false", False),
     ("DELETE FROM reconciliation_action_logs WHERE false", False),
     ("TRUNCATE reconciliation_action_logs", False),
+    ("SELECT count(*) FROM bank_accounts", True),
+    ("SELECT count(*) FROM bank_statements", True),
+    ("SELECT count(*) FROM bank_entries", True),
+    ("UPDATE bank_accounts SET name = 'x' WHERE false", False),
+    ("UPDATE bank_entries SET amount_minor = 0 WHERE false", False),
+    ("DELETE FROM bank_statements WHERE false", False),
     ("SELECT count(*) FROM alembic_version", False),
     ("CREATE TABLE worker_owned (id int)", False),
 ]

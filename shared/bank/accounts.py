@@ -1,0 +1,113 @@
+"""Bank accounts as statements identify them: found again by a digest, never stored in clear.
+
+An account is one (identifier, currency) of an organisation: a statement of an IBAN in
+EUR and another in USD are two accounts. Only the masked identifier is readable;
+``identifier_digest`` is the SHA-256 of the organisation and the compacted identifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.bank.csv_format import CsvMapping
+from shared.bank.model import AccountIdentification
+from shared.models import BankAccount
+from shared.platform.errors import NotFound, ValidationFailed
+from shared.platform.pagination import Page, newest_first
+
+# An IBAN's shape (ISO 13616): its first two letters are the account's country.
+IBAN = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}")
+
+
+def identifier_digest(org_id: uuid.UUID, account: AccountIdentification) -> str:
+    """The account's lookup key: SHA-256 hex of the org and the identifier without spaces,
+    upper case (``NL91 abna…`` and ``NL91ABNA…`` are one account)."""
+    compact = account.value.replace(" ", "").upper()
+    return hashlib.sha256(f"{org_id}:{compact}".encode()).hexdigest()
+
+
+def find_or_create_account(
+    *, session: Session, org_id: uuid.UUID, account: AccountIdentification, currency: str
+) -> BankAccount:
+    """The organisation's account for ``account`` in ``currency``, created on first sight
+    (named after its masked identifier; the country from an IBAN, whatever the format
+    called it). Safe under concurrent
+    imports: the unique key decides, and the loser reads the winner's row."""
+    digest = identifier_digest(org_id, account)
+    compact = account.value.replace(" ", "").upper()
+    session.execute(
+        insert(BankAccount)
+        .values(
+            org_id=org_id,
+            name=f"{account.masked} {currency}",
+            masked_identifier=account.masked,
+            identifier_digest=digest,
+            currency=currency,
+            country=compact[:2] if IBAN.fullmatch(compact) else None,
+        )
+        .on_conflict_do_nothing()
+    )
+    return session.scalars(
+        select(BankAccount).where(
+            BankAccount.org_id == org_id,
+            BankAccount.identifier_digest == digest,
+            BankAccount.currency == currency,
+        )
+    ).one()
+
+
+def get_account(*, session: Session, org_id: uuid.UUID, account_id: uuid.UUID) -> BankAccount:
+    """The organisation's bank account ``account_id``, or NotFound."""
+    account = session.get(BankAccount, account_id)
+    if account is None or account.org_id != org_id:
+        raise NotFound(f"bank account {account_id} does not exist")
+    return account
+
+
+def check_statement_account(
+    account: BankAccount, identification: AccountIdentification, currency: str, *, fmt: str
+) -> None:
+    """Refuse a statement of another account than the one the request named (a CSV names
+    its account through the request, so only its currency is checked)."""
+    if fmt != "csv" and identifier_digest(account.org_id, identification) != (
+        account.identifier_digest
+    ):
+        raise ValidationFailed(
+            f"the statement is for account {identification.masked}, "
+            f"not {account.masked_identifier} (account_id)"
+        )
+    if currency != account.currency:
+        raise ValidationFailed(
+            f"the statement is in {currency}; account {account.masked_identifier} is in "
+            f"{account.currency}"
+        )
+
+
+def saved_csv_mapping(account: BankAccount) -> CsvMapping | None:
+    """The CSV mapping last used for ``account`` (None when it has none)."""
+    if account.csv_mapping is None:
+        return None
+    return CsvMapping.model_validate({**account.csv_mapping, "account": account.masked_identifier})
+
+
+def save_csv_mapping(account: BankAccount, mapping: CsvMapping) -> None:
+    """Keep ``mapping`` on ``account`` for its next CSV statement (without the identifier,
+    which is never stored in clear)."""
+    stored: dict[str, Any] = mapping.model_dump(mode="json", exclude={"account"})
+    account.csv_mapping = stored
+
+
+def list_accounts(
+    *, session: Session, org_id: uuid.UUID, cursor: str | None, limit: int
+) -> Page[BankAccount]:
+    """The organisation's bank accounts, newest first."""
+    query = select(BankAccount).where(BankAccount.org_id == org_id)
+    order = (BankAccount.created_at, BankAccount.id)
+    return newest_first(query, order, session=session, cursor=cursor, limit=limit)

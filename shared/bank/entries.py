@@ -1,0 +1,55 @@
+"""Reading imported bank entries: the organisation's, filtered, newest booked first.
+
+Payouts are not matched to entries yet (issue 19's next step): every entry is
+unmatched, so ``unmatched=true`` lists them all and ``unmatched=false`` none.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Select, false, select
+from sqlalchemy.orm import Session
+
+from shared.models import BankEntryRecord
+from shared.platform.pagination import Page, newest_first
+
+
+@dataclass(frozen=True)
+class EntryFilters:
+    """The entry list's filters; dates and amounts (signed minor units) inclusive."""
+
+    account_id: uuid.UUID | None = None
+    booked_from: date | None = None
+    booked_to: date | None = None
+    min_amount: int | None = None
+    max_amount: int | None = None
+    unmatched: bool | None = None
+
+
+def list_entries(
+    *,
+    session: Session,
+    org_id: uuid.UUID,
+    filters: EntryFilters,
+    cursor: str | None,
+    limit: int,
+) -> Page[BankEntryRecord]:
+    """The organisation's entries that pass ``filters``, newest booking date first."""
+    query: Select = select(BankEntryRecord).where(BankEntryRecord.org_id == org_id)
+    entry = BankEntryRecord
+    for value, condition in (
+        (filters.account_id, lambda value: entry.account_id == value),
+        (filters.booked_from, lambda value: entry.booking_date >= value),
+        (filters.booked_to, lambda value: entry.booking_date <= value),
+        (filters.min_amount, lambda value: entry.amount_minor >= value),
+        (filters.max_amount, lambda value: entry.amount_minor <= value),
+    ):
+        if value is not None:
+            query = query.where(condition(value))
+    if filters.unmatched is False:
+        query = query.where(false())  # nothing is matched yet
+    order = (BankEntryRecord.booking_date, BankEntryRecord.id)
+    return newest_first(query, order, session=session, cursor=cursor, limit=limit)
