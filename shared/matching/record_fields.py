@@ -1,7 +1,7 @@
 """One declaration of a provider record's fields: the columns of ``ProviderRecord``.
 
 A record is held in four shapes, each derived here from the model's columns, so a new
-column is declared once (in shared/models.py, with its migration) and reaches every shape,
+column is declared once (in shared/models/, with its migration) and reaches every shape,
 column list and conversion:
 
 - :class:`RecordRow`, the whole row, as a matching batch reads, changes and writes it;

@@ -1,9 +1,6 @@
-"""The data model of the service (SQLAlchemy 2 typed ORM).
-
-Money is always ``*_minor`` (BIGINT minor units) plus an upper-case ISO 4217 ``currency``.
-Timestamps are ``timestamptz`` in UTC. Enumerations are text columns guarded by CHECK
-constraints, so adding a value is a plain migration (see docs/decisions.md).
-"""
+"""The reconciliation tables: organisations, keys and provider accounts, payments,
+provider events and records, runs, items, discrepancies, their action log and the
+settings log."""
 
 from __future__ import annotations
 
@@ -21,8 +18,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
-    MetaData,
     Numeric,
     SmallInteger,
     String,
@@ -32,156 +27,32 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.platform.ids import SQL_NEW_ID, new_id
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-ROLES = ("owner", "manager", "viewer")
-PROVIDERS = ("stripe", "adyen", "standard")
-PAYMENT_STATUSES = (
-    "pending",
-    "succeeded",
-    "failed",
-    "refunded",
-    "partially_refunded",
-    "canceled",
+from shared.models.base import (
+    ACTIONS,
+    BASE_STATUSES,
+    DISCREPANCY_LIST_FILTERS,
+    DISCREPANCY_STATUSES,
+    DISCREPANCY_TYPES,
+    EVENT_STATES,
+    ITEM_OUTCOMES,
+    MATCH_METHODS,
+    ROLES,
+    RUN_STATUSES,
+    RUN_TRIGGERS,
+    SEVERITIES,
+    Base,
+    currency_check,
+    dispute_status_check,
+    heuristic_index,
+    one_of,
+    org_fk,
+    payment_checks,
+    provider_check,
+    stamped_now,
+    uuid_pk,
 )
-BASE_STATUSES = ("pending", "succeeded", "failed", "canceled")
-EVENT_STATES = ("pending", "processed", "failed")
-RUN_STATUSES = ("queued", "running", "completed", "failed")
-RUN_TRIGGERS = ("schedule", "daily_endpoint", "api", "cli")
-ITEM_OUTCOMES = ("matched", "mismatched", "missing_internal", "missing_provider")
-MATCH_METHODS = ("provider_reference", "merchant_reference", "heuristic")
-DISCREPANCY_TYPES = (
-    "MissingInternalRecord",
-    "MissingProviderRecord",
-    "AmountMismatch",
-    "CurrencyMismatch",
-    "StatusMismatch",
-    "DuplicateChargeSuspected",
-    "DisputeOpened",
-)
-# A dispute's (or chargeback's) normalised status: the provider's own text is kept beside it
-# (docs/decisions.md, "Dispute status vocabulary").
-DISPUTE_STATUSES = ("open", "under_review", "won", "lost")
-SEVERITIES = ("high", "medium", "low")
-DISCREPANCY_STATUSES = ("open", "acknowledged", "resolved")
-# The equality filters of the discrepancy list (shared/discrepancies/listing.py), in its indexes.
-DISCREPANCY_LIST_FILTERS = (
-    "status",
-    "type",
-    "severity",
-    "currency",
-    "assignee",
-    "run_id",
-    "dispute_status",
-)
-ACTIONS = (
-    "opened",
-    "acknowledged",
-    "assigned",
-    "note_added",
-    "resolved",
-    "auto_resolved",
-    "reopened_as_new",
-    "dispute_updated",
-)
-
-# Settlement reports (shared/settlements): who sends them, the normalised line types, and
-# the states of a payout.
-SETTLEMENT_PROVIDERS = ("adyen", "stripe", "paypal")
-SETTLEMENT_LINE_TYPES = (
-    "capture",
-    "refund",
-    "refund_reversal",
-    "chargeback",
-    "chargeback_reversal",
-    "fee",
-    "adjustment",
-    "payout",
-    "balance_transfer",
-    "deposit_correction",
-    "invoice_deduction",
-    "currency_conversion",
-    "other",
-)
-PAYOUT_STATUSES = ("pending", "in_transit", "paid", "failed", "canceled")
-
-
-def one_of(column: str, values: tuple[str, ...]) -> str:
-    """SQL for a CHECK that ``column`` holds one of ``values``."""
-    listed = ", ".join(f"'{value}'" for value in values)
-    return f"{column} IN ({listed})"
-
-
-def provider_check() -> CheckConstraint:
-    """The ``provider`` column names a provider the service knows."""
-    return CheckConstraint(one_of("provider", PROVIDERS), name="provider_known")
-
-
-def currency_check() -> CheckConstraint:
-    """Currency codes are three upper-case letters (ISO 4217 form)."""
-    return CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso")
-
-
-def payment_checks() -> tuple[CheckConstraint, ...]:
-    """What holds for a payment on either side: a known provider and payment status, and
-    an ISO 4217 currency."""
-    return (
-        provider_check(),
-        CheckConstraint(one_of("status", PAYMENT_STATUSES), name="status_known"),
-        currency_check(),
-    )
-
-
-def dispute_status_check() -> CheckConstraint:
-    """A dispute status, when there is one, is one of DISPUTE_STATUSES."""
-    return CheckConstraint(
-        f"dispute_status IS NULL OR {one_of('dispute_status', DISPUTE_STATUSES)}",
-        name="dispute_status_known",
-    )
-
-
-def heuristic_index(name: str, **options: Any) -> Index:
-    """The index the heuristic match searches: same provider, currency and amount, by time."""
-    return Index(name, "org_id", "provider", "currency", "amount_minor", "occurred_at", **options)
-
-
-def uuid_pk() -> Mapped[uuid.UUID]:
-    """A time-ordered UUID primary key (shared.platform.ids), made by the application or, for
-    bulk SQL, by PostgreSQL."""
-    return mapped_column(
-        UUID(as_uuid=True),
-        primary_key=True,
-        default=new_id,
-        server_default=text(SQL_NEW_ID),
-    )
-
-
-def stamped_now() -> Mapped[datetime]:
-    """A time the database sets on insert (creation; a last change's writer sets it anew)."""
-    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
-
-
-def org_fk() -> Mapped[uuid.UUID]:
-    """The owning organisation: every tenant row carries it."""
-    return mapped_column(
-        UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="RESTRICT"), nullable=False
-    )
-
-
-class Base(DeclarativeBase):
-    """Declarative base with a fixed constraint naming convention (stable migrations)."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Organization(Base):
@@ -652,251 +523,3 @@ class SettingsLogEntry(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
     )
-
-
-def settlement_provider_check() -> CheckConstraint:
-    """The ``provider`` column names a provider whose settlement reports recon reads."""
-    return CheckConstraint(
-        one_of("provider", SETTLEMENT_PROVIDERS), name="known_settlement_provider"
-    )
-
-
-class SettlementFile(Base):
-    """One uploaded settlement report, as received: its layout, hash and summary.
-
-    The same bytes are imported once per organisation (unique sha256); the original is
-    kept in ``settlement_file_chunks``.
-    """
-
-    __tablename__ = "settlement_files"
-    __table_args__ = (
-        UniqueConstraint("org_id", "sha256"),
-        settlement_provider_check(),
-        CheckConstraint("size_bytes >= 0", name="size_non_negative"),
-        Index("ix_settlement_files_org_imported", "org_id", "imported_at", "id"),
-    )
-
-    id: Mapped[uuid.UUID] = uuid_pk()
-    org_id: Mapped[uuid.UUID] = org_fk()
-    provider: Mapped[str] = mapped_column(String(16), nullable=False)
-    provider_account_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("provider_accounts.id")
-    )
-    layout: Mapped[str] = mapped_column(String(48), nullable=False)
-    filename: Mapped[str] = mapped_column(Text, nullable=False)
-    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    summary: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, nullable=False, server_default=text("'{}'::jsonb")
-    )
-    imported_at: Mapped[datetime] = stamped_now()
-
-
-class SettlementFileChunk(Base):
-    """One piece (up to 1 MiB) of a settlement file's original bytes, in order."""
-
-    __tablename__ = "settlement_file_chunks"
-    __table_args__ = (CheckConstraint("position >= 0", name="position_non_negative"),)
-
-    file_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("settlement_files.id"), primary_key=True
-    )
-    position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
-
-
-class SettlementPayout(Base):
-    """Money a provider paid out: one per provider payout id (Adyen: batch) and currency."""
-
-    __tablename__ = "settlement_payouts"
-    __table_args__ = (
-        UniqueConstraint("org_id", "provider", "payout_id", "currency"),
-        settlement_provider_check(),
-        currency_check(),
-        CheckConstraint(one_of("status", PAYOUT_STATUSES), name="status_known"),
-        CheckConstraint("amount_minor >= 0", name="amount_non_negative"),
-        Index("ix_settlement_payouts_org_booked", "org_id", "booked_at", "id"),
-    )
-
-    id: Mapped[uuid.UUID] = uuid_pk()
-    org_id: Mapped[uuid.UUID] = org_fk()
-    file_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("settlement_files.id"), nullable=False
-    )
-    provider: Mapped[str] = mapped_column(String(16), nullable=False)
-    payout_id: Mapped[str] = mapped_column(Text, nullable=False)
-    currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)
-    arrival_date: Mapped[date | None] = mapped_column(Date)
-    booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    created_at: Mapped[datetime] = stamped_now()
-
-
-class SettlementLine(Base):
-    """One row of a settlement report; ``line_key`` (shared.settlements.model) makes the
-    same row in another file the same line. Fees are in the net (settlement) currency."""
-
-    __tablename__ = "settlement_lines"
-    __table_args__ = (
-        UniqueConstraint("org_id", "line_key"),
-        settlement_provider_check(),
-        CheckConstraint(one_of("line_type", SETTLEMENT_LINE_TYPES), name="line_type_known"),
-        CheckConstraint("net_currency ~ '^[A-Z]{3}$'", name="net_currency_iso"),
-        CheckConstraint(
-            "gross_currency IS NULL OR gross_currency ~ '^[A-Z]{3}$'", name="gross_currency_iso"
-        ),
-        Index("ix_settlement_lines_batch", "org_id", "provider", "batch_id", "net_currency"),
-        Index("ix_settlement_lines_file", "file_id"),
-    )
-
-    id: Mapped[uuid.UUID] = uuid_pk()
-    org_id: Mapped[uuid.UUID] = org_fk()
-    file_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("settlement_files.id"), nullable=False
-    )
-    line_key: Mapped[str] = mapped_column(String(64), nullable=False)
-    row_number: Mapped[int] = mapped_column(Integer, nullable=False)
-    provider: Mapped[str] = mapped_column(String(16), nullable=False)
-    batch_id: Mapped[str | None] = mapped_column(Text)
-    line_type: Mapped[str] = mapped_column(String(24), nullable=False)
-    provider_type: Mapped[str] = mapped_column(Text, nullable=False)
-    provider_reference: Mapped[str | None] = mapped_column(Text)
-    line_reference: Mapped[str | None] = mapped_column(Text)
-    merchant_reference: Mapped[str | None] = mapped_column(Text)
-    payment_intent_id: Mapped[str | None] = mapped_column(Text)
-    gross_minor: Mapped[int | None] = mapped_column(BigInteger)
-    gross_currency: Mapped[str | None] = mapped_column(String(3))
-    commission_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    markup_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    scheme_fee_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    interchange_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    processing_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    other_fee_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    net_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    net_currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    exchange_rate: Mapped[Decimal | None] = mapped_column(Numeric)
-    booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    description: Mapped[str | None] = mapped_column(Text)
-
-
-BANK_FORMATS = ("camt053", "mt940", "bai2", "csv")
-
-
-class BankAccount(Base):
-    """An organisation's bank account, as its statements identify it.
-
-    Only a masked identifier is kept in clear; ``identifier_digest`` (SHA-256 of the org and
-    the full identifier, shared.bank.accounts) finds the account again on the next statement.
-    One account per identifier and currency: a multi-currency IBAN is one account per currency.
-    """
-
-    __tablename__ = "bank_accounts"
-    __table_args__ = (
-        UniqueConstraint("org_id", "identifier_digest", "currency"),
-        currency_check(),
-        CheckConstraint("country IS NULL OR country ~ '^[A-Z]{2}$'", name="country_iso"),
-    )
-
-    id: Mapped[uuid.UUID] = uuid_pk()
-    org_id: Mapped[uuid.UUID] = org_fk()
-    name: Mapped[str] = mapped_column(Text, nullable=False)
-    masked_identifier: Mapped[str] = mapped_column(Text, nullable=False)
-    identifier_digest: Mapped[str] = mapped_column(String(64), nullable=False)
-    currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    # ISO 3166 alpha-2, for the business-day calendar (from an IBAN; else unknown).
-    country: Mapped[str | None] = mapped_column(String(2))
-    # The providers that pay out into this account.
-    providers: Mapped[list[str]] = mapped_column(
-        ARRAY(String(16)), nullable=False, server_default="{}"
-    )
-    # The CsvMapping (without its account) of the last CSV statement imported for it.
-    csv_mapping: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
-    created_at: Mapped[datetime] = stamped_now()
-
-
-class BankStatementRecord(Base):
-    """One statement of a bank account: its period, balances and whether they add up.
-
-    ``balanced`` is opening + entries == closing (null when a balance is missing). The same
-    statement id and period for the same account is one statement (a re-import adds nothing).
-    """
-
-    __tablename__ = "bank_statements"
-    __table_args__ = (
-        Index(
-            "uq_bank_statements_account_statement_period",
-            "account_id",
-            "statement_id",
-            "period_start",
-            "period_end",
-            unique=True,
-            postgresql_nulls_not_distinct=True,
-        ),
-        Index("ix_bank_statements_org_file", "org_id", "file_sha256"),
-        currency_check(),
-        CheckConstraint(one_of("format", BANK_FORMATS), name="format_known"),
-        CheckConstraint("entry_count >= 0", name="entry_count_non_negative"),
-    )
-
-    id: Mapped[uuid.UUID] = uuid_pk()
-    org_id: Mapped[uuid.UUID] = org_fk()
-    account_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("bank_accounts.id", ondelete="RESTRICT"), nullable=False
-    )
-    statement_id: Mapped[str] = mapped_column(Text, nullable=False)
-    format: Mapped[str] = mapped_column(String(16), nullable=False)
-    currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    period_start: Mapped[date | None] = mapped_column(Date)
-    period_end: Mapped[date | None] = mapped_column(Date)
-    opening_balance_minor: Mapped[int | None] = mapped_column(BigInteger)
-    closing_balance_minor: Mapped[int | None] = mapped_column(BigInteger)
-    entry_count: Mapped[int] = mapped_column(Integer, nullable=False)
-    entries_total_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    balanced: Mapped[bool | None] = mapped_column(Boolean)
-    file_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    filename: Mapped[str] = mapped_column(Text, nullable=False)
-    imported_at: Mapped[datetime] = stamped_now()
-
-
-class BankEntryRecord(Base):
-    """One booked entry of a statement: signed minor units (credit > 0, debit < 0).
-
-    ``entry_digest`` hashes every fact of the entry and ``occurrence`` numbers identical
-    entries within their statement, so the same entries imported again add nothing.
-    """
-
-    __tablename__ = "bank_entries"
-    __table_args__ = (
-        UniqueConstraint("account_id", "entry_digest", "occurrence"),
-        Index("ix_bank_entries_org_booking", "org_id", "booking_date", "id"),
-        Index("ix_bank_entries_account_booking", "account_id", "booking_date", "id"),
-        Index("ix_bank_entries_statement", "bank_statement_id"),
-        currency_check(),
-        CheckConstraint("occurrence >= 1", name="occurrence_positive"),
-    )
-
-    id: Mapped[uuid.UUID] = uuid_pk()
-    org_id: Mapped[uuid.UUID] = org_fk()
-    account_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("bank_accounts.id", ondelete="RESTRICT"), nullable=False
-    )
-    bank_statement_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("bank_statements.id", ondelete="RESTRICT"), nullable=False
-    )
-    booking_date: Mapped[date] = mapped_column(Date, nullable=False)
-    value_date: Mapped[date | None] = mapped_column(Date)
-    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    counterparty_name: Mapped[str | None] = mapped_column(Text)
-    counterparty_account: Mapped[str | None] = mapped_column(Text)
-    remittance_text: Mapped[str | None] = mapped_column(Text)
-    bank_reference: Mapped[str | None] = mapped_column(Text)
-    end_to_end_id: Mapped[str | None] = mapped_column(Text)
-    # The codes the format gives (TransactionCodes' fields that are set).
-    transaction_codes: Mapped[dict[str, str]] = mapped_column(
-        JSONB, nullable=False, server_default=text("'{}'::jsonb")
-    )
-    reversal: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
-    entry_digest: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
-    occurrence: Mapped[int] = mapped_column(Integer, nullable=False)
