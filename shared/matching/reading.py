@@ -161,15 +161,9 @@ class BatchReader:
         self, payment_id: uuid.UUID | None, record_ids: Iterable[uuid.UUID]
     ) -> set[DiscrepancyRow]:
         """The unresolved discrepancies (locked) an evaluation of this payment and these
-        records is answerable for.
-
-        Kept as it behaves today (a known defect): the payment's own discrepancies count
-        only when this call reads them. Once read earlier in the batch (read_ahead reads
-        those of every payment it found), the payment drops out of the scope: auto-fix
-        does not resolve them, and a finding that still holds is opened again in memory,
-        which the insert's ON CONFLICT then skips. The records' discrepancies always count.
-        """
-        payments = {payment_id} - {None} - self._scoped_payments
+        records is answerable for: the payment's and the records', whether this call reads
+        them or an earlier read of the batch (read_ahead) already did."""
+        payments = {payment_id} - {None}
         self._load_discrepancies(payments, set(record_ids))
         return self.rows.unresolved(payments, record_ids)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select, text
 
 from shared.ingest.processing import process_provider_event
@@ -307,12 +306,6 @@ def test_the_heuristic_index_holds_unbound_records_and_serves_the_heuristic(sess
     assert "ix_provider_records_heuristic" in plan
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect, kept by the engine's restructuring: on the webhook path the "
-    "payment's discrepancies are read ahead, so the evaluation's scope drops the payment "
-    "and auto-fix never sees them (shared/matching/reading.py, BatchReader.unresolved)",
-)
 def test_auto_fix_resolves_a_payment_discrepancy_a_later_event_clears(session):
     org = make_org(session, auto_fix=True)
     account = make_account(session, org)
