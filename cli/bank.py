@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from cli.output import owning_org
 from cli.payments import Progress
 from shared.bank.csv_format import CsvMapping
 from shared.bank.imports import ImportedStatement, import_statement_file
@@ -83,13 +84,7 @@ def import_statements(
     try:
         mapping = read_mapping(mapping_path)
         with unit_of_work() as session:
-            if account_id is not None:
-                account = session.get(BankAccount, account_id)
-                if account is None:
-                    raise click.ClickException(f"bank account {account_id} does not exist")
-                org_id = account.org_id
-            if org_id is None:
-                raise click.UsageError("give --account or --org")
+            org_id = owning_org(session, BankAccount, account_id, org_id)
             with file.open("rb") as binary, Progress(binary, file.stat().st_size) as progress:
                 imported = import_statement_file(
                     session=session,

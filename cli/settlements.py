@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from cli.output import owning_org
 from cli.payments import Progress
 from shared.models import ProviderAccount
 from shared.platform.db import unit_of_work
@@ -39,13 +40,7 @@ def import_settlements(file: Path, account_id: uuid.UUID | None, org_id: uuid.UU
     """
     try:
         with unit_of_work() as session:
-            if account_id is not None:
-                account = session.get(ProviderAccount, account_id)
-                if account is None:
-                    raise click.ClickException(f"provider account {account_id} does not exist")
-                org_id = account.org_id
-            if org_id is None:
-                raise click.UsageError("give --account or --org")
+            org_id = owning_org(session, ProviderAccount, account_id, org_id)
             with file.open("rb") as binary, Progress(binary, file.stat().st_size) as progress:
                 imported = import_settlement_file(
                     session=session,

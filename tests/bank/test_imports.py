@@ -200,7 +200,11 @@ def test_an_unusable_filename_is_refused(session):
         load(session, org, CAMT, filename="a\x00b")
 
 
-@pytest.mark.skipif(not REPORTS.is_dir(), reason=f"{REPORTS} is absent on this machine")
+@pytest.mark.skipif(
+    not REPORTS.is_dir(),
+    reason=f"{REPORTS} is absent on this machine: the real bank statements are not imported "
+    "here (the suite's own fixtures still are)",
+)
 @pytest.mark.parametrize(
     "name", sorted(name for name, expected in EXPECTED.items() if not isinstance(expected, str))
 )
