@@ -200,7 +200,8 @@ class ProviderRecordSummaryOut(BaseModel):
 class DiscrepancyOut(BaseModel):
     """A discrepancy as docs/design.md shapes it; ``difference_minor`` for AmountMismatch;
     the ``dispute_*`` fields for DisputeOpened (``amount_minor`` is then the disputed
-    amount, ``dispute_status`` one of open, under_review, won, lost)."""
+    amount, ``dispute_status`` one of open, under_review, won, lost); the settlement and
+    bank ids for the cash chain's discrepancies."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -223,6 +224,10 @@ class DiscrepancyOut(BaseModel):
     dispute_provider_status: str | None
     dispute_reason: str | None
     dispute_evidence_due_at: datetime | None
+    settlement_line_id: uuid.UUID | None
+    settlement_payout_id: uuid.UUID | None
+    bank_statement_id: uuid.UUID | None
+    bank_entry_id: uuid.UUID | None
 
 
 class DiscrepancyPage(BaseModel):

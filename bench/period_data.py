@@ -19,10 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 from currencies import CURRENCIES
 from environment import connect
 
-from shared.models import DISCREPANCY_TYPES
+from shared.models import MATCHING_DISCREPANCY_TYPES
 from shared.platform.ids import new_id
 
-TYPES = DISCREPANCY_TYPES
+TYPES = MATCHING_DISCREPANCY_TYPES
 DISCREPANCY_SHARE = 0.02  # of the payments, spread evenly over TYPES
 HEURISTIC_SHARE = 0.01  # of the clean rows: no reference on either side
 PROVIDER_REFERENCE_SHARE = 0.70  # of the payments: the rest only know their external id

@@ -30,7 +30,11 @@ from sqlalchemy.orm import Session
 from shared.access.api_keys import Caller
 from shared.discrepancies.listing import DiscrepancyView, discrepancy_view, with_subjects
 from shared.matching.rules import DISPUTE_LOST, Dispute, Finding
-from shared.models import ReconciliationActionLog, ReconciliationDiscrepancy
+from shared.models import (
+    ONE_UNRESOLVED_CONFLICT,
+    ReconciliationActionLog,
+    ReconciliationDiscrepancy,
+)
 from shared.platform.bulk import array_parameters, column_arrays, expire_rewritten
 from shared.platform.errors import InvalidTransition, NotFound, PreconditionFailed, ValidationFailed
 from shared.platform.ids import new_id
@@ -385,8 +389,7 @@ _DISCREPANCY_COLUMNS = {
 _INSERT_DISCREPANCIES = text(
     f"INSERT INTO reconciliation_discrepancies ({', '.join(_DISCREPANCY_COLUMNS)}) "  # noqa: S608
     f"SELECT * FROM unnest({array_parameters(_DISCREPANCY_COLUMNS)}) "
-    "ON CONFLICT (org_id, type, payment_id, provider_record_id) WHERE status <> 'resolved' "
-    "DO NOTHING RETURNING id"
+    f"{ONE_UNRESOLVED_CONFLICT} DO NOTHING RETURNING id"
 )
 _RESOLVE_DISCREPANCIES = text(
     "UPDATE reconciliation_discrepancies SET status = 'resolved', resolution = :resolution, "
@@ -516,8 +519,7 @@ _OPEN_DISCREPANCIES = text(
     "INSERT INTO reconciliation_discrepancies "  # noqa: S608
     f"(org_id, run_id, status, opened_at, {', '.join(_OPEN_COLUMNS)}) "
     f"SELECT :org_id, :run_id, 'open', :now, * FROM unnest({array_parameters(_OPEN_COLUMNS)}) "
-    "ON CONFLICT (org_id, type, payment_id, provider_record_id) WHERE status <> 'resolved' "
-    "DO NOTHING RETURNING id"
+    f"{ONE_UNRESOLVED_CONFLICT} DO NOTHING RETURNING id"
 )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import Select, bindparam, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from shared.models import (
+    CASH_SUBJECTS,
     Payment,
     ProviderRecord,
     ReconciliationActionLog,
@@ -100,6 +101,11 @@ class DiscrepancyView:
     dispute_provider_status: str | None
     dispute_reason: str | None
     dispute_evidence_due_at: datetime | None
+    # The cash chain's subjects (null for a payment's or provider record's discrepancy).
+    settlement_line_id: uuid.UUID | None
+    settlement_payout_id: uuid.UUID | None
+    bank_statement_id: uuid.UUID | None
+    bank_entry_id: uuid.UUID | None
 
 
 @dataclass(frozen=True)
@@ -301,6 +307,7 @@ CSV_COLUMNS = (
     "dispute_provider_status",
     "dispute_reason",
     "dispute_evidence_due_at",
+    *CASH_SUBJECTS,
 )
 # A cell starting with one of these is run as a formula by spreadsheet programs; free
 # text from outside (external ids, references, assignees) is prefixed with a quote.
@@ -352,6 +359,7 @@ def csv_row(view: DiscrepancyView) -> list[str | int]:
         safe_cell(view.dispute_provider_status or ""),
         safe_cell(view.dispute_reason or ""),
         view.dispute_evidence_due_at.isoformat() if view.dispute_evidence_due_at else "",
+        *(str(getattr(view, subject) or "") for subject in CASH_SUBJECTS),
     ]
 
 

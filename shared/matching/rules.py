@@ -26,6 +26,14 @@ SEVERITY = {
     "StatusMismatch": "medium",
     "DuplicateChargeSuspected": "high",
     "DisputeOpened": "high",
+    "PayoutMismatch": "high",
+    "SettlementAmountMismatch": "high",
+    "UnsettledPayment": "medium",
+    "FeeMismatch": "low",
+    "StatementBalanceMismatch": "high",
+    "PayoutNotReceived": "high",
+    "DepositAmountMismatch": "high",
+    "UnexpectedDeposit": "medium",
 }
 DISPUTE_OPENED = "DisputeOpened"
 # The dispute statuses that end it: the provider gave the money back (or never took it),

@@ -14,10 +14,19 @@ from shared.models.base import (
     BASE_STATUSES as BASE_STATUSES,
 )
 from shared.models.base import (
+    CASH_DISCREPANCY_TYPES as CASH_DISCREPANCY_TYPES,
+)
+from shared.models.base import (
+    CASH_SUBJECTS as CASH_SUBJECTS,
+)
+from shared.models.base import (
     DISCREPANCY_LIST_FILTERS as DISCREPANCY_LIST_FILTERS,
 )
 from shared.models.base import (
     DISCREPANCY_STATUSES as DISCREPANCY_STATUSES,
+)
+from shared.models.base import (
+    DISCREPANCY_SUBJECTS as DISCREPANCY_SUBJECTS,
 )
 from shared.models.base import (
     DISCREPANCY_TYPES as DISCREPANCY_TYPES,
@@ -35,7 +44,13 @@ from shared.models.base import (
     MATCH_METHODS as MATCH_METHODS,
 )
 from shared.models.base import (
+    MATCHING_DISCREPANCY_TYPES as MATCHING_DISCREPANCY_TYPES,
+)
+from shared.models.base import (
     NAMING_CONVENTION as NAMING_CONVENTION,
+)
+from shared.models.base import (
+    ONE_UNRESOLVED_CONFLICT as ONE_UNRESOLVED_CONFLICT,
 )
 from shared.models.base import (
     PAYMENT_STATUSES as PAYMENT_STATUSES,

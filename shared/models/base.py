@@ -45,7 +45,8 @@ RUN_STATUSES = ("queued", "running", "completed", "failed")
 RUN_TRIGGERS = ("schedule", "daily_endpoint", "api", "cli")
 ITEM_OUTCOMES = ("matched", "mismatched", "missing_internal", "missing_provider")
 MATCH_METHODS = ("provider_reference", "merchant_reference", "heuristic")
-DISCREPANCY_TYPES = (
+# What the matching rules find, on payments and provider records ...
+MATCHING_DISCREPANCY_TYPES = (
     "MissingInternalRecord",
     "MissingProviderRecord",
     "AmountMismatch",
@@ -53,6 +54,35 @@ DISCREPANCY_TYPES = (
     "StatusMismatch",
     "DuplicateChargeSuspected",
     "DisputeOpened",
+)
+# ... and what the cash chain finds (docs/design.md, "Cash discrepancies"): on provider
+# settlement files, then on bank statements.
+CASH_DISCREPANCY_TYPES = (
+    "PayoutMismatch",
+    "SettlementAmountMismatch",
+    "UnsettledPayment",
+    "FeeMismatch",
+    "StatementBalanceMismatch",
+    "PayoutNotReceived",
+    "DepositAmountMismatch",
+    "UnexpectedDeposit",
+)
+DISCREPANCY_TYPES = (*MATCHING_DISCREPANCY_TYPES, *CASH_DISCREPANCY_TYPES)
+# What a discrepancy is about: at least one of these is set, and at most one unresolved
+# discrepancy of a type exists per organisation and combination of them (nulls equal).
+DISCREPANCY_SUBJECTS = (
+    "payment_id",
+    "provider_record_id",
+    "settlement_line_id",
+    "settlement_payout_id",
+    "bank_statement_id",
+    "bank_entry_id",
+)
+CASH_SUBJECTS = DISCREPANCY_SUBJECTS[2:]
+ONE_UNRESOLVED_INDEX = "uq_reconciliation_discrepancies_one_unresolved"
+# The conflict target that names that index, for INSERT … ON CONFLICT DO NOTHING.
+ONE_UNRESOLVED_CONFLICT = (
+    f"ON CONFLICT (org_id, type, {', '.join(DISCREPANCY_SUBJECTS)}) WHERE status <> 'resolved'"
 )
 # A dispute's (or chargeback's) normalised status: the provider's own text is kept beside it
 # (docs/decisions.md, "Dispute status vocabulary").

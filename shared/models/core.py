@@ -32,12 +32,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from shared.models.base import (
     ACTIONS,
     BASE_STATUSES,
+    CASH_SUBJECTS,
     DISCREPANCY_LIST_FILTERS,
     DISCREPANCY_STATUSES,
+    DISCREPANCY_SUBJECTS,
     DISCREPANCY_TYPES,
     EVENT_STATES,
     ITEM_OUTCOMES,
     MATCH_METHODS,
+    ONE_UNRESOLVED_INDEX,
     ROLES,
     RUN_STATUSES,
     RUN_TRIGGERS,
@@ -394,16 +397,16 @@ class ReconciliationDiscrepancy(Base):
         CheckConstraint(one_of("status", DISCREPANCY_STATUSES), name="status_known"),
         currency_check(),
         CheckConstraint(
-            "payment_id IS NOT NULL OR provider_record_id IS NOT NULL", name="has_subject"
+            " OR ".join(f"{subject} IS NOT NULL" for subject in DISCREPANCY_SUBJECTS),
+            name="has_subject",
         ),
         CheckConstraint("version >= 1", name="version_positive"),
         dispute_status_check(),
         Index(
-            "uq_reconciliation_discrepancies_one_unresolved",
+            ONE_UNRESOLVED_INDEX,
             "org_id",
             "type",
-            "payment_id",
-            "provider_record_id",
+            *DISCREPANCY_SUBJECTS,
             unique=True,
             postgresql_where=text("status <> 'resolved'"),
             postgresql_nulls_not_distinct=True,
@@ -430,6 +433,10 @@ class ReconciliationDiscrepancy(Base):
         Index("ix_reconciliation_discrepancies_payment_id", "payment_id"),
         Index("ix_reconciliation_discrepancies_provider_record_id", "provider_record_id"),
         Index("ix_reconciliation_discrepancies_run_id", "run_id"),
+        *(
+            Index(f"ix_reconciliation_discrepancies_{subject}", subject)
+            for subject in CASH_SUBJECTS
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -442,6 +449,20 @@ class ReconciliationDiscrepancy(Base):
     )
     provider_record_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("provider_records.id")
+    )
+    # The cash chain's subjects (migration 0012): a settlement line or payout, a bank
+    # statement or entry.
+    settlement_line_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("settlement_lines.id")
+    )
+    settlement_payout_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("settlement_payouts.id")
+    )
+    bank_statement_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bank_statements.id")
+    )
+    bank_entry_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bank_entries.id")
     )
     run_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("reconciliation_runs.id")

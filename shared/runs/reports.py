@@ -11,11 +11,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.matching.rules import DISPUTE_OPENED, SETTLED, SEVERITY
-from shared.models import SEVERITIES, Payment, ProviderRecord, ReconciliationRun
+from shared.models import (
+    MATCHING_DISCREPANCY_TYPES,
+    SEVERITIES,
+    Payment,
+    ProviderRecord,
+    ReconciliationRun,
+)
 from shared.runs.period import FoundTotal
 from shared.values.money import format_minor
-
-DISCREPANCY_TYPES = tuple(SEVERITY)
 
 
 def _totals(session: Session, model, org_id: uuid.UUID, start: datetime, end: datetime) -> dict:
@@ -85,7 +89,9 @@ def build_report(
             }
     return {
         "matched_percent": round(100 * matched / items, 2) if items else 100.0,
-        "discrepancies_by_type": {kind: by_type.get(kind, 0) for kind in DISCREPANCY_TYPES},
+        "discrepancies_by_type": {
+            kind: by_type.get(kind, 0) for kind in MATCHING_DISCREPANCY_TYPES
+        },
         "discrepancies_by_severity": {level: by_severity.get(level, 0) for level in SEVERITIES},
         "mismatch_amount_by_currency": dict(sorted(mismatch.items())),
         "unmatched_amount_by_currency": {

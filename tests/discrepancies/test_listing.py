@@ -134,6 +134,10 @@ DISCREPANCY_FIELDS = {
     "dispute_provider_status",
     "dispute_reason",
     "dispute_evidence_due_at",
+    "settlement_line_id",
+    "settlement_payout_id",
+    "bank_statement_id",
+    "bank_entry_id",
 }
 
 

@@ -23,6 +23,7 @@ from shared.matching.rules import (
     reference_method,
     unique_heuristic_pair,
 )
+from shared.models import DISCREPANCY_TYPES
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SETTINGS = MatchSettings(grace_period=timedelta(hours=1), amount_tolerance_minor=0)
@@ -274,7 +275,16 @@ def test_every_type_has_its_default_severity():
         "StatusMismatch": "medium",
         "DuplicateChargeSuspected": "high",
         "DisputeOpened": "high",
+        "PayoutMismatch": "high",
+        "SettlementAmountMismatch": "high",
+        "UnsettledPayment": "medium",
+        "FeeMismatch": "low",
+        "StatementBalanceMismatch": "high",
+        "PayoutNotReceived": "high",
+        "DepositAmountMismatch": "high",
+        "UnexpectedDeposit": "medium",
     }
+    assert set(SEVERITY) == set(DISCREPANCY_TYPES)
 
 
 def test_item_outcome():

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,10 +19,14 @@ from shared.models import (
     ReconciliationActionLog,
     ReconciliationDiscrepancy,
     SettingsLogEntry,
+    SettlementPayout,
 )
 from shared.platform import migrations
 from shared.platform.db import make_engine
+from shared.settlements.imports import import_settlement_file
 from tests.conftest import WORKER_ID, database_url_named, drop_database, recreate_database
+from tests.settlements.reading import FIXTURES as SETTLEMENT_FIXTURES
+from tests.support.factories import make_org
 
 
 @pytest.fixture
@@ -187,3 +191,44 @@ def test_a_resolved_discrepancy_does_not_block_a_new_one(session):
     session.add(recurrence)
     session.flush()
     assert recurrence.status == "open"
+
+
+def _imported_payouts(session: Session) -> list[SettlementPayout]:
+    """The payouts of the project's Adyen settlement fixture, imported for a new org."""
+    org = make_org(session)
+    with (SETTLEMENT_FIXTURES / "adyen" / "settlement_details_every_type.csv").open("rb") as file:
+        import_settlement_file(session=session, org_id=org.id, binary=file, filename="sdr.csv")
+    mine = select(SettlementPayout).where(SettlementPayout.org_id == org.id)
+    payouts = list(session.scalars(mine))
+    assert len(payouts) >= 2
+    return payouts
+
+
+def test_each_payout_has_its_own_unresolved_cash_discrepancy_and_no_more(session):
+    first, second = _imported_payouts(session)[:2]
+
+    def payout_mismatch(payout: SettlementPayout) -> ReconciliationDiscrepancy:
+        return ReconciliationDiscrepancy(
+            org_id=payout.org_id,
+            type="PayoutMismatch",
+            severity="high",
+            settlement_payout_id=payout.id,
+            amount_minor=payout.amount_minor,
+            currency=payout.currency,
+        )
+
+    session.add_all([payout_mismatch(first), payout_mismatch(second)])
+    session.flush()
+    with pytest.raises(IntegrityError, match="one_unresolved"), session.begin_nested():
+        session.add(payout_mismatch(first))
+        session.flush()
+
+
+def test_a_discrepancy_without_any_subject_is_refused(session):
+    org = make_org(session)
+    subjectless = ReconciliationDiscrepancy(
+        org_id=org.id, type="PayoutMismatch", severity="high", amount_minor=1, currency="EUR"
+    )
+    with pytest.raises(IntegrityError, match="has_subject"), session.begin_nested():
+        session.add(subjectless)
+        session.flush()

@@ -13,10 +13,9 @@ from shared.access.api_keys import create_api_key
 from shared.ingest.processing import process_provider_event
 from shared.matching.engine import match_settings, reconcile_payment
 from shared.matching.grace import sweep_expired_grace_periods
-from shared.models import ReconciliationDiscrepancy, ReconciliationRun
+from shared.models import MATCHING_DISCREPANCY_TYPES, ReconciliationDiscrepancy, ReconciliationRun
 from shared.runs.lifecycle import execute_run, mail_run_report, period_bounds, trigger_run
 from shared.runs.period import reconcile_period
-from shared.runs.reports import DISCREPANCY_TYPES
 from tests.support.factories import (
     make_account,
     make_event,
@@ -101,7 +100,7 @@ def test_the_period_run_reaches_the_incremental_paths_verdicts(session):
     org = scenario(session)
     sweep_expired_grace_periods(session=session, now=LATER)
     incremental = unresolved_keys(session)
-    assert {key[0] for key in incremental} == set(DISCREPANCY_TYPES)
+    assert {key[0] for key in incremental} == set(MATCHING_DISCREPANCY_TYPES)
     run = trigger_run(session=session, org_id=org.id, period_start=DAY, period_end=DAY,
                       triggered_by="api").run  # fmt: skip
     start, end = period_bounds(org, DAY, DAY)
@@ -133,7 +132,7 @@ def test_the_report_has_every_figure_of_the_design(session):
     org = scenario(session)
     run = run_day(session, org)
     report = run.report_json
-    assert report["discrepancies_by_type"] == dict.fromkeys(DISCREPANCY_TYPES, 1)
+    assert report["discrepancies_by_type"] == dict.fromkeys(MATCHING_DISCREPANCY_TYPES, 1)
     assert report["discrepancies_by_severity"] == {"high": 5, "medium": 2, "low": 0}
     assert report["mismatch_amount_by_currency"] == {"EUR": 500}
     assert report["unmatched_amount_by_currency"] == {
