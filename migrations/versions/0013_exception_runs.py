@@ -14,7 +14,9 @@ have neither (null).
 Two partial indexes hold the incremental path's exceptions only — items with no run
 whose outcome is not ``matched``, by payment and by record — so that a run finds the
 clean pairs whose verdict changed since that path judged them without reading every
-item. Built CONCURRENTLY (outside the migration's transaction): writes to the items
+item; and a third over the runs' items, (run_id, id), for ``GET
+/billing/reconciliation/runs/<id>/items`` a page at a time (small too, now that a run
+writes its exceptions only). Built CONCURRENTLY (outside the migration's transaction): writes to the items
 table go on while they build. Adding the two nullable columns takes an ACCESS EXCLUSIVE
 lock on ``reconciliation_runs`` for an instant (no table rewrite).
 """
@@ -40,6 +42,7 @@ INCREMENTAL_EXCEPTIONS = {
         ["provider_record_id", "id"],
         "run_id IS NULL AND payment_id IS NULL",
     ),
+    "ix_reconciliation_items_run_pages": (["run_id", "id"], "run_id IS NOT NULL"),
 }
 
 

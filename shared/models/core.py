@@ -387,6 +387,13 @@ class ReconciliationItem(Base):
             "id",
             postgresql_where=text("run_id IS NULL AND payment_id IS NULL"),
         ),
+        # A run's items a page at a time, in the order it wrote them.
+        Index(
+            "ix_reconciliation_items_run_pages",
+            "run_id",
+            "id",
+            postgresql_where=text("run_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
