@@ -11,8 +11,10 @@ runs and reports", has the argument and tests/runs/test_period.py pins it to the
 statement counts it as matched. Every other payment of the period — a candidate — is
 streamed to Python with its records (a server-side cursor, Core rows, no ORM objects) and
 judged by the same pure functions as the incremental path, as are the period's unmatched
-records. Their findings are opened in batches and also kept in a temporary table, where
-the report's totals and a verification run's auto-resolution read them. Nothing holds the
+records. Their findings are staged batch by batch (COPY) and opened at the end, one
+INSERT … SELECT for the discrepancies and one for their ``opened`` entries; they are
+also kept in a temporary table, where the report's totals and a verification run's
+auto-resolution read them. Nothing holds the
 period in memory.
 
 Recording. A run writes ``reconciliation_items`` for its exceptions only: every verdict
@@ -36,7 +38,15 @@ from sqlalchemy import column, exists, select, table, text
 from sqlalchemy.orm import Session
 
 from shared.discrepancies.disputes import follow_disputes
-from shared.discrepancies.lifecycle import UNRESOLVED, auto_resolve, open_discrepancies
+from shared.discrepancies.lifecycle import (
+    CREATE_STAGED_OPENINGS,
+    STAGED_OPENING_COLUMNS,
+    STAGED_OPENINGS,
+    UNRESOLVED,
+    auto_resolve,
+    open_staged_discrepancies,
+    staged_opening,
+)
 from shared.matching.rules import (
     DISPUTE_OPENED,
     Finding,
@@ -177,7 +187,9 @@ _CREATE_FINDINGS = text(
     "provider_record_id uuid, amount_minor bigint NOT NULL, currency text NOT NULL, "
     "difference_minor bigint, dispute_status text) ON COMMIT DROP"
 )
-_DROP_WORK_TABLES = text("DROP TABLE pg_temp.period_candidates, pg_temp.period_findings")
+_DROP_WORK_TABLES = text(
+    f"DROP TABLE pg_temp.period_candidates, pg_temp.period_findings, {STAGED_OPENINGS}"
+)
 _FINDINGS = table("period_findings", *(column(name) for name in FINDING_COLUMNS), schema="pg_temp")
 
 # The records ``{other}`` that could make record ``{record}`` a same-customer duplicate:
@@ -407,8 +419,8 @@ class _Batch:
         self.matched.append((payment_id, record_id, method))
 
     def write(self, session: Session, now: datetime, evidence: dict[str, Any]) -> tuple[int, int]:
-        """Write the exceptions, open the findings (disputes follow theirs), keep them for
-        the report; (items written, discrepancies opened)."""
+        """Write the exceptions, stage the findings to open (disputes follow theirs at
+        once), keep them for the report; (items written, dispute discrepancies opened)."""
         if self.matched:
             changed = set(
                 session.scalars(
@@ -433,13 +445,11 @@ class _Batch:
                 for f in self.findings
             ],
         )  # fmt: skip
-        opened = open_discrepancies(
-            session=session,
-            org_id=self.org_id,
-            findings=[f for f in self.findings if f.type != DISPUTE_OPENED],
-            now=now,
-            evidence=evidence,
-            run_id=self.run_id,
+        _copy(
+            session,
+            STAGED_OPENINGS,
+            STAGED_OPENING_COLUMNS,
+            [staged_opening(f, evidence) for f in self.findings if f.type != DISPUTE_OPENED],
         )
         disputes = follow_disputes(
             session=session,
@@ -449,7 +459,7 @@ class _Batch:
             evidence=evidence,
             run_id=self.run_id,
         )
-        return len(self.items), opened + disputes.opened
+        return len(self.items), disputes.opened
 
 
 # --- The run --------------------------------------------------------------------------------
@@ -483,6 +493,7 @@ def reconcile_period(
     result.items_written = split.changed
     result.matched_set = split.matched_set
     session.execute(_CREATE_FINDINGS)
+    session.execute(CREATE_STAGED_OPENINGS)
     for groups in _candidate_groups(session):
         batch = _Batch(org_id, run_id)
         siblings = _customer_siblings(
@@ -523,6 +534,9 @@ def reconcile_period(
                 result.items += 1
                 batch.item(None, record.id, "missing_internal")
         result.add_written(*batch.write(session, now, evidence))
+    result.opened += open_staged_discrepancies(
+        session=session, org_id=org_id, run_id=run_id, now=now
+    )
     result.found = _found_totals(session)
     if verify_open:
         result.auto_resolved = _resolve_cleared(session, org_id, start, end, now, evidence)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import event, insert, select, text
 
 from shared.matching.engine import match_settings
 from shared.matching.rules import (
@@ -35,6 +35,7 @@ from shared.models import (
     PAYMENT_STATUSES,
     Payment,
     ProviderRecord,
+    ReconciliationActionLog,
     ReconciliationDiscrepancy,
     ReconciliationItem,
 )
@@ -419,3 +420,42 @@ def test_a_clean_pair_gets_an_item_only_when_its_verdict_changed_since_the_incre
         (record["id"], "matched") for record in (pairs[0], pairs[2], primary)
     )
     assert (result.items, result.matched, result.items_written) == (6, 6, 3)
+
+
+def test_findings_are_opened_set_based_once_at_the_end_of_the_run(session, monkeypatch):
+    """Staged batch by batch, then one INSERT … SELECT for the discrepancies and their log
+    entries, whatever the number of batches."""
+    org = make_org(session, timezone="UTC")
+    day = Day(org.id)
+    for _ in range(7):
+        day.payment()  # no record: MissingProviderRecord
+        day.record(day.payment(), amount_minor=1)  # AmountMismatch
+    day.write(session)
+    monkeypatch.setattr(period, "PAGE", 3)
+    statements = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    connection = session.connection()
+    event.listen(connection, "before_cursor_execute", seen)
+    run = new_run(session, org)
+    start, end = period_bounds(org, DAY, DAY)
+    result = reconcile_period(
+        session=session, run_id=run.id, org_id=org.id, start=start, end=end,
+        settings=match_settings(session=session, org_id=org.id), now=NOW,
+    )  # fmt: skip
+    event.remove(connection, "before_cursor_execute", seen)
+    openings = [s for s in statements if "INSERT INTO reconciliation_discrepancies" in s]
+    assert len(openings) == 1
+    assert "INSERT INTO reconciliation_action_logs" in openings[0]
+    assert not [s for s in statements if s.startswith("INSERT INTO reconciliation_action_logs")]
+    assert result.opened == 14
+    logged = session.scalars(
+        select(ReconciliationActionLog.action).where(ReconciliationActionLog.org_id == org.id)
+    ).all()
+    assert logged == ["opened"] * 14
+    opened_by_run = session.scalars(
+        select(ReconciliationDiscrepancy.run_id).where(ReconciliationDiscrepancy.org_id == org.id)
+    ).all()
+    assert set(opened_by_run) == {run.id}
