@@ -247,7 +247,7 @@ WITH pairs AS MATERIALIZED (
   SELECT c.payment_id, c.id, c.match_method FROM pairs AS c
   WHERE c.same
     AND NOT EXISTS (
-      SELECT 1 FROM provider_records AS o WHERE o.payment_id = c.payment_id AND o.id <> c.id)
+      SELECT 1 FROM pairs AS o WHERE o.payment_id = c.payment_id AND o.id <> c.id)
     AND NOT EXISTS (
       SELECT 1 FROM provider_records AS e WHERE {_MAY_REPEAT.format(other="e", record="c")})
 ), changed AS (
