@@ -3,7 +3,7 @@
 Stripe (``pi_…``) and Adyen (16-digit pspReference), six currencies, many customers,
 succeeded/refunded/partially refunded/failed/canceled; 70 % of the payments know their
 provider reference, the rest match by merchant reference (= external id), 1 % by the
-heuristic only; about 2 % of rows are seeded discrepancies, spread evenly over the six
+heuristic only; about 2 % of rows are seeded discrepancies, spread evenly over the seven
 types. Rows are COPY text lines, in the shape the incremental path leaves them before
 the daily run: each record bound to its payment, except an unbound share.
 """
