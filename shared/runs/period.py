@@ -14,8 +14,7 @@ judged by the same pure functions as the incremental path, as are the period's u
 records. Their findings are staged batch by batch (COPY) and opened at the end, one
 INSERT … SELECT for the discrepancies and one for their ``opened`` entries; they are
 also kept in a temporary table, where the report's totals and a verification run's
-auto-resolution read them. Nothing holds the
-period in memory.
+auto-resolution read them. Nothing holds the period in memory.
 
 Recording. A run writes ``reconciliation_items`` for its exceptions only: every verdict
 that is not a clean match (a pair type found, a finding on a matched group, a Missing
@@ -226,15 +225,6 @@ CHANGED_PAIRS = text(
     f"WHERE {_CHANGED_SINCE_INCREMENTAL.format(payment='k.payment_id', record='k.record_id')}"
 )
 
-# The SQL pre-filter. A pair is clean when the payment has exactly this one record, the
-# two agree on currency, amount, refunded amount and status (an unknown amount is not
-# equal), the record was never disputed, and no other record could make the record a
-# same-customer duplicate. Clean pairs are counted, not written: only those whose verdict
-# changed since the incremental path judged them get their ``matched`` item here. Every
-# other payment of the period — one with no record among them — becomes a candidate. The
-# same statement takes the fingerprint of the period's matched set (shared/runs/
-# fingerprint.py) from the pairs it read. Why no clean pair can give a finding:
-# docs/decisions.md.
 # The period's payments with the records bound to them (one row per pair; a payment with
 # none has one row with no record). A read-only selection into a temporary table, so
 # PostgreSQL may scan and join in parallel workers; only the organisation's records are
@@ -254,6 +244,15 @@ CREATE TEMPORARY TABLE period_pairs ON COMMIT DROP AS
 # planner never ran this selection in parallel.
 PARALLEL_COSTS = {"parallel_setup_cost": "10", "parallel_tuple_cost": "0.001"}
 
+# The SQL pre-filter. A pair is clean when the payment has exactly this one record, the
+# two agree on currency, amount, refunded amount and status (an unknown amount is not
+# equal), the record was never disputed, and no other record could make the record a
+# same-customer duplicate. Clean pairs are counted, not written: only those whose verdict
+# changed since the incremental path judged them get their ``matched`` item here. Every
+# other payment of the period — one with no record among them — becomes a candidate. The
+# same statement takes the fingerprint of the period's matched set (shared/runs/
+# fingerprint.py) from the pairs it read. Why no clean pair can give a finding:
+# docs/decisions.md.
 SPLIT_PERIOD = text(f"""
 WITH clean AS MATERIALIZED (
   SELECT c.payment_id, c.id, c.match_method FROM pg_temp.period_pairs AS c
