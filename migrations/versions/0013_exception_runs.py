@@ -14,11 +14,14 @@ have neither (null).
 Two partial indexes hold the incremental path's exceptions only — items with no run
 whose outcome is not ``matched``, by payment and by record — so that a run finds the
 clean pairs whose verdict changed since that path judged them without reading every
-item; and a third over the runs' items, (run_id, id), for ``GET
+item; a third holds the runs' items by (run_id, id), for ``GET
 /billing/reconciliation/runs/<id>/items`` a page at a time (small too, now that a run
-writes its exceptions only). Built CONCURRENTLY (outside the migration's transaction): writes to the items
-table go on while they build. Adding the two nullable columns takes an ACCESS EXCLUSIVE
-lock on ``reconciliation_runs`` for an instant (no table rewrite).
+writes its exceptions only). All three are built CONCURRENTLY, outside the migration's
+transaction: writes to the items table go on while they build. Each build reads the
+whole items table (twice, as CONCURRENTLY does), which older runs filled with one row per
+payment: long on a large table, but it blocks no writer (not measured here). Adding the two
+nullable columns takes an ACCESS EXCLUSIVE lock on ``reconciliation_runs`` for an
+instant (no table rewrite).
 """
 
 from collections.abc import Sequence
