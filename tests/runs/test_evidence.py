@@ -11,6 +11,7 @@ from sqlalchemy import select
 from shared.access.api_keys import create_api_key
 from shared.models import Payment, ReconciliationItem
 from tests.runs.test_runs import run_day, scenario
+from tests.support.factories import make_org
 
 ITEMS = "/billing/reconciliation/runs/{run_id}/items"
 
@@ -102,3 +103,16 @@ def test_a_clean_payment_has_its_binding_and_no_run_item(client, session, eviden
     body = client.get(f"/billing/payments/{payment.id}/matches", headers=headers).json
     assert len(body["records"]) == 1
     assert str(run.id) not in {item["run_id"] for item in body["items"]}
+
+
+def test_another_organisations_run_is_404_as_csv_too(client, session, evidence):
+    _, run, _ = evidence
+    other = make_org(session)
+    key = create_api_key(session=session, org_id=other.id, role="viewer").secret
+    response = client.get(
+        ITEMS.format(run_id=run.id),
+        headers={"Authorization": f"Bearer {key}"},
+        query_string={"format": "csv"},
+    )
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
