@@ -515,12 +515,60 @@ _OPEN_COLUMNS = {
     **dict.fromkeys(("dispute_status", "dispute_provider_status", "dispute_reason"), "text"),
     "dispute_evidence_due_at": "timestamptz",
 }
+# A finding that already has an unresolved discrepancy opens nothing.
+_OPEN_ONCE = f"{ONE_UNRESOLVED_CONFLICT} DO NOTHING"
 _OPEN_DISCREPANCIES = text(
     "INSERT INTO reconciliation_discrepancies "  # noqa: S608
     f"(org_id, run_id, status, opened_at, {', '.join(_OPEN_COLUMNS)}) "
     f"SELECT :org_id, :run_id, 'open', :now, * FROM unnest({array_parameters(_OPEN_COLUMNS)}) "
-    f"{ONE_UNRESOLVED_CONFLICT} DO NOTHING RETURNING id"
+    f"{_OPEN_ONCE} RETURNING id"
 )
+
+# Openings staged by a period run (COPY, batch by batch), opened at its end set-based.
+STAGED_OPENINGS = "pg_temp.staged_openings"
+STAGED_OPENING_COLUMNS = (*_OPEN_COLUMNS, "payload")
+CREATE_STAGED_OPENINGS = text(
+    "CREATE TEMPORARY TABLE staged_openings ("
+    + ", ".join(f"{name} {kind}" for name, kind in _OPEN_COLUMNS.items())
+    + ", payload jsonb NOT NULL) ON COMMIT DROP"
+)
+# One INSERT … SELECT each, in one statement: the log entries of the rows written (the
+# foreign key is checked at the statement's end, once both are in).
+_OPEN_STAGED = text(
+    "WITH opened AS ("  # noqa: S608
+    "INSERT INTO reconciliation_discrepancies "
+    f"(org_id, run_id, status, opened_at, {', '.join(_OPEN_COLUMNS)}) "
+    f"SELECT :org_id, :run_id, 'open', :now, {', '.join(_OPEN_COLUMNS)} "
+    f"FROM {STAGED_OPENINGS} ORDER BY id {_OPEN_ONCE} RETURNING id, type"
+    "), logged AS ("
+    "INSERT INTO reconciliation_action_logs (org_id, discrepancy_id, action, actor, payload) "
+    f"SELECT :org_id, s.id, '{OPENED}', '{SYSTEM}', s.payload "
+    f"FROM {STAGED_OPENINGS} AS s JOIN opened USING (id)"
+    ") SELECT type, count(*) AS count FROM opened GROUP BY type"
+)
+
+
+def staged_opening(finding: Finding, evidence: dict[str, Any]) -> tuple:
+    """The row of ``STAGED_OPENINGS`` (in ``STAGED_OPENING_COLUMNS`` order) of a finding."""
+    return (
+        new_id(), finding.type, finding.severity, finding.payment_id, finding.provider_record_id,
+        finding.amount_minor, finding.currency, finding.difference_minor,
+        *dispute_columns(finding.dispute).values(),
+        json.dumps(opened_payload(finding, evidence)),
+    )  # fmt: skip
+
+
+def open_staged_discrepancies(
+    *, session: Session, org_id: uuid.UUID, run_id: uuid.UUID, now: datetime
+) -> int:
+    """Open a discrepancy for each staged finding that has no unresolved one yet, with its
+    ``opened`` action-log entry; how many opened."""
+    opened = session.execute(_OPEN_STAGED, {"org_id": org_id, "run_id": run_id, "now": now})
+    total = 0
+    for discrepancy_type, count in opened:
+        record_discrepancies_opened(discrepancy_type, count, session=session)
+        total += count
+    return total
 
 
 def open_discrepancies(

@@ -353,6 +353,10 @@ class ReconciliationRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
+    # The fingerprint of the run's matched set: its (payment, record) bindings, how many and
+    # their order-independent digest (shared/runs/fingerprint.py; migration 0013).
+    matched_pairs: Mapped[int | None] = mapped_column(BigInteger)
+    matched_digest: Mapped[str | None] = mapped_column(String(16))
 
 
 class ReconciliationItem(Base):
@@ -372,6 +376,27 @@ class ReconciliationItem(Base):
         Index("ix_reconciliation_items_run_id", "run_id", postgresql_using="brin"),
         Index("ix_reconciliation_items_payment_id", "payment_id"),
         Index("ix_reconciliation_items_provider_record_id", "provider_record_id"),
+        # The incremental path's exceptions only: a run looks up whether a clean pair's
+        # verdict changed since that path judged it (migration 0013).
+        Index(
+            "ix_reconciliation_items_incremental_payment_exceptions",
+            "payment_id",
+            "id",
+            postgresql_where=text("run_id IS NULL AND outcome <> 'matched'"),
+        ),
+        Index(
+            "ix_reconciliation_items_incremental_record_exceptions",
+            "provider_record_id",
+            "id",
+            postgresql_where=text("run_id IS NULL AND payment_id IS NULL"),
+        ),
+        # A run's items a page at a time, in the order it wrote them.
+        Index(
+            "ix_reconciliation_items_run_pages",
+            "run_id",
+            "id",
+            postgresql_where=text("run_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -21,6 +21,9 @@ from shared.models import (
 from shared.runs.period import FoundTotal
 from shared.values.money import format_minor
 
+# How a run records its matched set (docs/design.md, "Period runs").
+MATCHED_SET_RECORDING = "exceptions + fingerprint"
+
 
 def _totals(session: Session, model, org_id: uuid.UUID, start: datetime, end: datetime) -> dict:
     """{"succeeded"|"refunded": {CUR: {"count", "amount_minor"}}} of a table for the period,
@@ -62,6 +65,7 @@ def build_report(
     found: list[FoundTotal],
     matched: int,
     items: int,
+    items_written: int,
 ) -> dict[str, Any]:
     """The report of a finished run (docs/design.md, "Report"): every finding of its period,
     from the run's totals by type and currency."""
@@ -103,6 +107,12 @@ def build_report(
                 currency: dict(sorted(statuses.items()))
                 for currency, statuses in sorted(disputes.items())
             },
+        },
+        "matched_set": {
+            "recorded_as": MATCHED_SET_RECORDING,
+            "items_written": items_written,
+            "pairs": run.matched_pairs,
+            "digest": run.matched_digest,
         },
         "totals": {
             "internal": _totals(session, Payment, run.org_id, start, end),
@@ -158,6 +168,16 @@ def _disputes_table(disputes: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _matched_set_lines(matched_set: dict[str, Any]) -> list[str]:
+    return [
+        f"Matched set recorded as {matched_set['recorded_as']}: "
+        f"{matched_set['items_written']} item rows written; "
+        f"{matched_set['pairs']} bound pairs, digest `{matched_set['digest']}` "
+        "(`recon run verify RUN_ID` checks it still holds)",
+        "",
+    ]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown tables; amounts formatted with each currency's exponent."""
     run = report["run"]
@@ -172,6 +192,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"**Matched: {report['matched_percent']:.2f} %** of {run['counts']['items']} items",
         "",
+        *_matched_set_lines(report["matched_set"]),
         "## Discrepancies by type",
         "",
         "| type | count |",

@@ -212,6 +212,7 @@ def seeded(session, override_settings) -> dict[str, str]:
         "authorization": f"Bearer {key.secret}",
         "discrepancy_id": str(discrepancy.id),
         "event_id": str(event.id),
+        "payment_id": str(payment.id),
         "run_id": str(run.id),
         "account_id": str(accounts["stripe"].id),
         **{f"account_id:{provider}": str(account.id) for provider, account in accounts.items()},

@@ -21,6 +21,7 @@ from tests.support.factories import (
     make_discrepancy,
     make_event,
     make_org,
+    make_payment,
     make_settlement_payout,
 )
 
@@ -92,7 +93,22 @@ def test_the_protected_set_includes_the_known_routes():
         ("POST", "/billing/bank/statements"),
         ("GET", "/billing/bank/accounts"),
         ("GET", "/billing/bank/entries"),
+        ("GET", "/billing/reconciliation/runs/<uuid:run_id>/items"),
+        ("GET", "/billing/payments/<uuid:payment_id>/matches"),
     } <= protected
+
+
+# Read-only evidence routes a viewer key may call; every other route refuses it.
+VIEWER_READABLE = {
+    ("GET", "/billing/reconciliation/runs/<uuid:run_id>/items"),
+    ("GET", "/billing/payments/<uuid:payment_id>/matches"),
+}
+
+
+def test_a_viewer_may_call_exactly_the_routes_that_allow_viewers():
+    allowing = {(method, rule) for method, rule in PROTECTED
+                if "viewer" in required_roles(RULES[rule])}  # fmt: skip
+    assert allowing == VIEWER_READABLE
 
 
 OWNER_ONLY = [
@@ -138,6 +154,8 @@ def test_every_protected_route_refuses_missing_bad_revoked_and_viewer_keys(
         "revoked": ({"Authorization": f"Bearer {keys['revoked']}"}, 401),
         "viewer": ({"Authorization": f"Bearer {keys['viewer']}"}, 403),
     }
+    if (method, rule) in VIEWER_READABLE:
+        cases["viewer"] = ({"Authorization": f"Bearer {keys['viewer']}"}, 404)  # a random id
     for name, (headers, expected) in cases.items():
         response = client.open(path, method=method, headers=headers, json={})
         assert response.status_code == expected, (name, method, rule)
@@ -217,8 +235,10 @@ def foreign_objects(session) -> dict[str, uuid.UUID]:
     )
     session.add(run)
     payout = make_settlement_payout(session, org)
+    payment = make_payment(session, org)
     session.flush()
     return {
+        "payment_id": payment.id,
         "discrepancy_id": discrepancy.id,
         "run_id": run.id,
         "event_id": event.id,
