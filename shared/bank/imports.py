@@ -16,6 +16,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from sqlalchemy import select, text
@@ -31,7 +32,11 @@ from shared.bank.accounts import (
 )
 from shared.bank.csv_format import CsvMapping
 from shared.bank.formats import read_statement_file
+from shared.bank.matching import queue_payout_matching
 from shared.bank.model import BankEntry, BankStatement, StatementHeader, StatementItem
+from shared.bank.payout_rules import statement_balance_mismatch
+from shared.discrepancies.lifecycle import open_discrepancies
+from shared.matching.rules import Finding
 from shared.models import BankAccount, BankStatementRecord
 from shared.platform.bulk import array_parameters, column_arrays
 from shared.platform.errors import ValidationFailed
@@ -134,9 +139,39 @@ def import_statement_file(
     if csv_mapping is not None and statements[0].record.format == "csv":
         save_csv_mapping(statements[0].account, csv_mapping)
     session.flush()
+    _flag_unbalanced(session, org_id, sha256, statements)
+    if any(not statement.already_imported for statement in statements):
+        queue_payout_matching(session, org_id)
     log.info("bank.statements_imported", org_id=str(org_id), statements=len(statements),
              entries_added=sum(item.entries_added for item in statements))  # fmt: skip
     return StatementImport(sha256, filename, statements)
+
+
+def _flag_unbalanced(
+    session: Session, org_id: uuid.UUID, sha256: str, statements: list[ImportedStatement]
+) -> None:
+    """Open a StatementBalanceMismatch for each statement this import stored whose
+    balances do not add up, in the import's transaction."""
+    findings = [
+        finding
+        for statement in statements
+        if not statement.already_imported and statement.record.balanced is False
+        and (finding := _balance_finding(statement.record)) is not None
+    ]  # fmt: skip
+    open_discrepancies(
+        session=session, org_id=org_id, findings=findings, now=datetime.now(UTC),
+        evidence={"source": "bank statement import", "file_sha256": sha256},
+    )  # fmt: skip
+
+
+def _balance_finding(record: BankStatementRecord) -> Finding | None:
+    assert record.opening_balance_minor is not None  # balanced is false only with both
+    assert record.closing_balance_minor is not None
+    return statement_balance_mismatch(
+        statement_id=record.id, bank_statement_id=record.statement_id, currency=record.currency,
+        opening_minor=record.opening_balance_minor, closing_minor=record.closing_balance_minor,
+        entries_total_minor=record.entries_total_minor, entry_count=record.entry_count,
+    )  # fmt: skip
 
 
 def _storable_filename(filename: str) -> str:
