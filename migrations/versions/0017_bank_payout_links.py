@@ -16,6 +16,7 @@ statements", "Payouts and bank entries"):
   reason), guarded by the action log's trigger function.
 - ``settlement_payouts.amount_minor`` becomes signed: a negative payout is a debit the
   provider draws from the bank account (the non-negative check is dropped).
+- ``bank_accounts.version`` (≥ 1): bumped by each settings change, for ``If-Match``.
 - ``provider_accounts.payout_arrival_business_days`` (0–30, default 2): how long after a
   payout's expected arrival it counts as not received.
 
@@ -83,6 +84,13 @@ def _now() -> sa.Column:
 
 
 def upgrade() -> None:
+    op.add_column(
+        "bank_accounts",
+        sa.Column("version", sa.Integer(), server_default=sa.text("1"), nullable=False),
+    )
+    op.create_check_constraint(
+        op.f("ck_bank_accounts_version_positive"), "bank_accounts", "version >= 1"
+    )
     op.drop_constraint(
         op.f("ck_settlement_payouts_amount_non_negative"), "settlement_payouts", type_="check"
     )
@@ -184,3 +192,5 @@ def downgrade() -> None:
         "settlement_payouts",
         "amount_minor >= 0",
     )
+    op.drop_constraint(op.f("ck_bank_accounts_version_positive"), "bank_accounts", type_="check")
+    op.drop_column("bank_accounts", "version")

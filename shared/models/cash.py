@@ -187,6 +187,7 @@ class BankAccount(Base):
         UniqueConstraint("org_id", "identifier_digest", "currency"),
         currency_check(),
         CheckConstraint("country IS NULL OR country ~ '^[A-Z]{2}$'", name="country_iso"),
+        CheckConstraint("version >= 1", name="version_positive"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -203,6 +204,8 @@ class BankAccount(Base):
     )
     # The CsvMapping (without its account) of the last CSV statement imported for it.
     csv_mapping: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    # Bumped by every settings change (name, providers, country): the ETag of If-Match.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     created_at: Mapped[datetime] = stamped_now()
 
 
