@@ -24,6 +24,7 @@ from shared.platform.tasks import MATCH_BANK_PAYOUTS
 from tests.bank.payouts import discrepancies, import_rows, links, make_payout
 from tests.bank.support import fixture_bytes
 from tests.support.factories import make_account, make_org
+from worker.tasks import match_bank_payouts, sweep_bank_payouts
 
 MONDAY = date(2026, 3, 2)
 STRIPE = "STRIPE PAYMENTS EUROPE LTD"
@@ -275,3 +276,17 @@ def test_a_statement_import_queues_a_pass_after_commit(session, org, published_t
     assert published_tasks == []
     session.commit()
     assert published_tasks == [(MATCH_BANK_PAYOUTS, [str(org.id)])]
+
+
+def test_the_task_runs_a_pass_and_the_daily_sweep_queues_one_per_organisation(
+    session, org, published_tasks, redis_client
+):
+    payout = make_payout(session, org, "po_1Pgc79B7WZ01zgkWu1KToYf4", 110000, MONDAY)
+    import_rows(session, org, [(MONDAY, 110000, STRIPE, "po_1Pgc79B7WZ01zgkWu1KToYf4", "R1")])
+    session.commit()
+    published_tasks.clear()
+    assert match_bank_payouts(str(org.id)) == 1
+    assert {payout_id for payout_id, _, _ in links(session, org)} == {payout.id}
+    sweep_bank_payouts()
+    assert (MATCH_BANK_PAYOUTS, [str(org.id)]) in published_tasks
+    redis_client.delete("matching")
