@@ -144,3 +144,36 @@ def test_another_organisations_entry_cannot_be_linked(client, session, org, owne
     )  # fmt: skip
     assert response.status_code == 404
     assert database_checksum(session) == before
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ({"bank_status": "lost"}, 422),
+        ({"limit": "0"}, 422),
+        ({"cursor": "not-a-cursor"}, 400),
+        ({"extra": "1"}, 422),
+    ],
+)
+def test_a_bad_payout_query_is_a_problem_and_changes_nothing(client, session, owner, query, status):
+    before = database_checksum(session)
+    response = client.get(PAYOUTS, query_string=query, headers=owner)
+    assert (response.status_code, response.mimetype) == (status, "application/problem+json")
+    assert database_checksum(session) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"entry_id": "not-a-uuid", "reason": "x"},
+        {"entry_id": "00000000-0000-0000-0000-000000000000", "reason": ""},
+        {"entry_id": "00000000-0000-0000-0000-000000000000", "reason": "x" * 2001},
+        {"reason": "no entry"},
+    ],
+)
+def test_a_bad_link_is_422_and_changes_nothing(client, session, org, owner, body):
+    payout = make_payout(session, org, "po_first_of_two", 5000, MONDAY)
+    before = database_checksum(session)
+    response = client.post(f"{PAYOUTS}/{payout.id}/link", json=body, headers=owner)
+    assert (response.status_code, response.mimetype) == (422, "application/problem+json")
+    assert database_checksum(session) == before
