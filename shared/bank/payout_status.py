@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from sqlalchemy import Select, exists, select
@@ -29,7 +29,7 @@ class LinkedEntry:
     entry_id: uuid.UUID
     method: str
     amount_minor: int
-    booking_date: object
+    booking_date: date
     linked_at: datetime
 
 
