@@ -17,6 +17,10 @@ BEAT_SCHEDULE = {
         "task": "worker.tasks.sweep_grace_periods",
         "schedule": 60.0,
     },
+    "bank-payouts": {
+        "task": "worker.tasks.sweep_bank_payouts",
+        "schedule": crontab(hour=6, minute=15),
+    },
     "daily-runs": {
         "task": "worker.tasks.schedule_daily_runs",
         "schedule": crontab(minute=5),

@@ -6,15 +6,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from shared.bank.matching import organisations_with_payouts, reconcile_bank_payouts
 from shared.ingest.events import WEBHOOK_QUEUE, sweep_pending_events
 from shared.ingest.processing import process_queued_event
 from shared.matching.engine import reconcile_payment
 from shared.matching.grace import sweep_expired_grace_periods
 from shared.platform.db import unit_of_work
-from shared.platform.dispatch import queue_depth
+from shared.platform.dispatch import queue_depth, send_now
 from shared.platform.health import check_database
 from shared.platform.settings import get_settings
-from shared.platform.tasks import MATCH_PAYMENT, PROCESS_EVENT, RUN_PERIOD
+from shared.platform.tasks import MATCH_BANK_PAYOUTS, MATCH_PAYMENT, PROCESS_EVENT, RUN_PERIOD
 from shared.runs.lifecycle import execute_queued_run, trigger_daily_runs
 from worker.celery_app import RUN_TIME_LIMIT_SECONDS, celery_app
 
@@ -92,3 +93,23 @@ def schedule_daily_runs() -> int:
             session=session, now=datetime.now(UTC), triggered_by="schedule", only_due=True
         )
     return sum(item.created for item in started)
+
+
+@celery_app.task(name=MATCH_BANK_PAYOUTS, **RETRIED)
+def match_bank_payouts(org_id: str) -> int:
+    """Match one organisation's payouts to its bank entries and judge its bank
+    discrepancies (idempotent); queued after a statement or settlement import commits."""
+    with unit_of_work() as session:
+        outcome = reconcile_bank_payouts(
+            session=session, org_id=uuid.UUID(org_id), now=datetime.now(UTC)
+        )
+    return outcome.linked
+
+
+@celery_app.task(name="worker.tasks.sweep_bank_payouts")
+def sweep_bank_payouts() -> int:
+    """Daily: a matching pass for every organisation with payouts, so the time-based
+    findings (PayoutNotReceived) open on the day they hold."""
+    with unit_of_work() as session:
+        org_ids = organisations_with_payouts(session=session)
+    return send_now(MATCH_BANK_PAYOUTS, [str(org_id) for org_id in org_ids])

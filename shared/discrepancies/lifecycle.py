@@ -31,6 +31,7 @@ from shared.access.api_keys import Caller
 from shared.discrepancies.listing import DiscrepancyView, discrepancy_view, with_subjects
 from shared.matching.rules import DISPUTE_LOST, Dispute, Finding
 from shared.models import (
+    CASH_SUBJECTS,
     ONE_UNRESOLVED_CONFLICT,
     ReconciliationActionLog,
     ReconciliationDiscrepancy,
@@ -509,6 +510,7 @@ _OPEN_COLUMNS = {
     "severity": "text",
     "payment_id": "uuid",
     "provider_record_id": "uuid",
+    **dict.fromkeys(CASH_SUBJECTS, "uuid"),
     "amount_minor": "bigint",
     "currency": "text",
     "difference_minor": "bigint",
@@ -548,14 +550,18 @@ _OPEN_STAGED = text(
 )
 
 
+def _opening_row(key: uuid.UUID, f: Finding) -> tuple:
+    """The discrepancy a finding opens, in ``_OPEN_COLUMNS`` order."""
+    return (
+        key, f.type, f.severity, f.payment_id, f.provider_record_id,
+        *(getattr(f, subject) for subject in CASH_SUBJECTS), f.amount_minor, f.currency,
+        f.difference_minor, *dispute_columns(f.dispute).values(),
+    )  # fmt: skip
+
+
 def staged_opening(finding: Finding, evidence: dict[str, Any]) -> tuple:
     """The row of ``STAGED_OPENINGS`` (in ``STAGED_OPENING_COLUMNS`` order) of a finding."""
-    return (
-        new_id(), finding.type, finding.severity, finding.payment_id, finding.provider_record_id,
-        finding.amount_minor, finding.currency, finding.difference_minor,
-        *dispute_columns(finding.dispute).values(),
-        json.dumps(opened_payload(finding, evidence)),
-    )  # fmt: skip
+    return (*_opening_row(new_id(), finding), json.dumps(opened_payload(finding, evidence)))
 
 
 def open_staged_discrepancies(
@@ -585,11 +591,7 @@ def open_discrepancies(
     if not findings:
         return 0
     by_id = {new_id(): finding for finding in findings}
-    rows = [
-        (key, f.type, f.severity, f.payment_id, f.provider_record_id, f.amount_minor, f.currency,
-         f.difference_minor, *dispute_columns(f.dispute).values())
-        for key, f in by_id.items()
-    ]  # fmt: skip
+    rows = [_opening_row(key, finding) for key, finding in by_id.items()]
     opened = list(
         session.scalars(
             _OPEN_DISCREPANCIES,
@@ -605,3 +607,29 @@ def open_discrepancies(
     for discrepancy_type, count in Counter(by_id[key].type for key in opened).items():
         record_discrepancies_opened(discrepancy_type, count, session=session)
     return len(opened)
+
+
+def auto_resolve_many(
+    *,
+    session: Session,
+    org_id: uuid.UUID,
+    resolved: dict[uuid.UUID, dict[str, Any]],
+    now: datetime,
+) -> int:
+    """Resolve as ``system`` the unresolved discrepancies ``resolved`` names (id → evidence
+    of why the condition no longer holds), each with its ``auto_resolved`` entry: the
+    statements the batch writes with. The caller holds their rows locked. Returns how many."""
+    if not resolved:
+        return 0
+    session.execute(
+        _RESOLVE_DISCREPANCIES,
+        {"ids": list(resolved), "resolution": AUTO_RESOLUTION, "reason": AUTO_RESOLUTION_REASON,
+         "now": now},
+    )  # fmt: skip
+    entries = [
+        (org_id, key, AUTO_RESOLUTION, json.dumps(auto_resolved_payload(evidence)))
+        for key, evidence in resolved.items()
+    ]
+    session.execute(_INSERT_LOGS, column_arrays(entries, _LOG_COLUMNS))
+    expire_rewritten(session, ReconciliationDiscrepancy, list(resolved))
+    return len(resolved)

@@ -130,6 +130,9 @@ class ProviderAccount(Base):
     __table_args__ = (
         provider_check(),
         CheckConstraint("cardinality(signing_secrets) >= 1", name="has_secret"),
+        CheckConstraint(
+            "payout_arrival_business_days BETWEEN 0 AND 30", name="payout_arrival_days_range"
+        ),
         Index("ix_provider_accounts_org_id", "org_id"),
     )
 
@@ -145,6 +148,11 @@ class ProviderAccount(Base):
         Boolean, nullable=False, server_default=text("false")
     )
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    # Business days after a payout's expected arrival before it counts as not received
+    # (PayoutNotReceived; shared/bank/findings.py).
+    payout_arrival_business_days: Mapped[int] = mapped_column(
+        SmallInteger, nullable=False, server_default=text("2")
+    )
     created_at: Mapped[datetime] = stamped_now()
 
 

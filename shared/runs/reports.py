@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.bank.report import bank_cash_report, render_bank_markdown
 from shared.matching.rules import DISPUTE_OPENED, SETTLED, SEVERITY
 from shared.models import (
     MATCHING_DISCREPANCY_TYPES,
@@ -118,6 +119,11 @@ def build_report(
             "internal": _totals(session, Payment, run.org_id, start, end),
             "provider": _totals(session, ProviderRecord, run.org_id, start, end),
         },
+        "cash": {
+            "bank": bank_cash_report(
+                session=session, org_id=run.org_id, start=run.period_start, end=run.period_end
+            ),
+        },
         "run": {
             "id": str(run.id),
             "org_id": str(run.org_id),
@@ -221,4 +227,5 @@ def render_markdown(report: dict[str, Any]) -> str:
             for currency, figures in sorted(currencies.items()):
                 amount = format_minor(figures["amount_minor"], currency)
                 lines.append(f"| {side} | {kind} | {currency} | {figures['count']} | {amount} |")
+    lines += ["", *render_bank_markdown(report["cash"]["bank"])]
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from sqlalchemy import func
 from api.app import create_app
 from shared.access.api_keys import create_api_key
 from shared.models import ReconciliationRun
+from tests.bank.payouts import import_rows
 from tests.support.checksums import database_checksum
 from tests.support.factories import (
     make_account,
@@ -95,6 +96,11 @@ def test_the_protected_set_includes_the_known_routes():
         ("GET", "/billing/bank/entries"),
         ("GET", "/billing/reconciliation/runs/<uuid:run_id>/items"),
         ("GET", "/billing/payments/<uuid:payment_id>/matches"),
+        ("PATCH", "/billing/bank/accounts/<uuid:bank_account_id>"),
+        ("GET", "/billing/bank/payouts"),
+        ("GET", "/billing/bank/payouts/<uuid:payout_id>"),
+        ("POST", "/billing/bank/payouts/<uuid:payout_id>/link"),
+        ("POST", "/billing/bank/payouts/<uuid:payout_id>/unlink"),
     } <= protected
 
 
@@ -236,9 +242,11 @@ def foreign_objects(session) -> dict[str, uuid.UUID]:
     session.add(run)
     payout = make_settlement_payout(session, org)
     payment = make_payment(session, org)
+    bank_account = import_rows(session, org, [(date(2026, 3, 2), 100, "A", "B", "C")])
     session.flush()
     return {
         "payment_id": payment.id,
+        "bank_account_id": bank_account.statements[0].account.id,
         "discrepancy_id": discrepancy.id,
         "run_id": run.id,
         "event_id": event.id,
@@ -254,6 +262,9 @@ VALID_BODIES = {
     "notes": {"note": "seen"},
     "resolve": {"resolution": "other", "reason": "not ours"},
     "<uuid:account_id>": {"active": False},
+    "<uuid:bank_account_id>": {"name": "Treasury"},
+    "link": {"entry_id": str(uuid.uuid4()), "reason": "seen on the statement"},
+    "unlink": {"reason": "another transfer"},
 }
 ROUTES_WITH_IDS = [(method, rule) for method, rule in PROTECTED if RULES[rule].arguments]
 
