@@ -97,6 +97,64 @@ class BatchReader:
             set(rows.payments), {record.id for record in rows.records.values() if record.locked}
         )
 
+    def read_ahead_payments(self, payment_ids: Sequence[uuid.UUID]) -> None:
+        """Lock the match keys of these payments and read what matching them needs.
+
+        Their ``ref:`` and ``ext:`` keys are taken in one statement (the global order),
+        then, in one statement each: the payments again (an import may have changed them
+        before the keys were held), the records their binds look at (locked), the
+        customers' records around those records' times and the unresolved discrepancies
+        (locked). A key a re-read payment gained is taken after the others.
+        """
+        ids = list(payment_ids)
+        keyed = self.session.execute(
+            LOAD_PAYMENTS,
+            column_arrays([], REFERENCES) | column_arrays([], EXTERNALS) | {"ids": ids},
+        ).all()
+        self._take_payment_keys(
+            (row.org_id, row.provider, row.provider_reference, row.external_id) for row in keyed
+        )
+        self._load_payments(set(), set(), set(ids))
+        rows = self.rows
+        payments = [rows.payments[payment_id] for payment_id in ids if payment_id in rows.payments]
+        self._take_payment_keys(
+            [
+                (rows.payment_org[p.id], p.provider, p.provider_reference, p.external_id)
+                for p in payments
+            ]
+        )
+        self._load_records(
+            rows.payment_references(payments),
+            {(rows.payment_org[p.id], p.provider, p.external_id) for p in payments},
+            payment_ids=[p.id for p in payments],
+        )
+        customers = {
+            (record.org_id, record.customer_ref)
+            for record in rows.records.values()
+            if record.customer_ref
+        }
+        if customers:
+            moments = [record.occurred_at for record in rows.records.values()]
+            window = max(self.settings[org].duplicate_window for org, _ in customers)
+            self._load_customers(customers, min(moments) - window, max(moments))
+        self._load_discrepancies(
+            {p.id for p in payments},
+            {record.id for record in rows.records.values() if record.locked},
+        )
+
+    def _take_payment_keys(self, keys: Iterable[tuple[uuid.UUID, str, str | None, str]]) -> None:
+        """Take the match keys of payments given as (org, provider, provider reference,
+        external id)."""
+        keys = list(keys)
+        self.keys.take(
+            references=[
+                reference_key(org, provider, reference)
+                for org, provider, reference, _ in keys
+                if reference
+            ],
+            externals=[external_key(org, external) for org, _, _, external in keys],
+        )
+
     def load_record(self, record_id: uuid.UUID) -> RecordRow:
         """The record ``record_id``, locked (its keys must be held already)."""
         self._load_records((), (), ids={record_id})

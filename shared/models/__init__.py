@@ -134,6 +134,9 @@ from shared.models.core import (
     Payment as Payment,
 )
 from shared.models.core import (
+    PendingPaymentMatch as PendingPaymentMatch,
+)
+from shared.models.core import (
     ProviderAccount as ProviderAccount,
 )
 from shared.models.core import (
