@@ -9,7 +9,7 @@ created or changed payment into ``pending_payment_matches`` in its own transacti
 the worker claims them in batches and deletes the ones it matched, so a payment whose
 wake-up message was lost, or whose matching failed, is found again by the sweep
 (docs/design.md, "Imported payments"). A new, empty table: nothing else is locked.
-The worker may read it, record a failure on a row and delete it; never insert.
+The worker may read, delete and write back rows (a failed payment's, with its reason).
 """
 
 from collections.abc import Sequence
@@ -55,8 +55,10 @@ def upgrade() -> None:
         ["retry_at", "id"],
         postgresql_where=sa.text("failed_at IS NULL"),
     )
+    # A batch deletes the rows it claims and writes back those whose payment failed; its
+    # claim (FOR UPDATE) needs an UPDATE privilege: the retry bookkeeping only.
     op.execute(
-        f"GRANT SELECT, DELETE, UPDATE (retry_at, attempts, last_error, failed_at) "
+        f"GRANT SELECT, INSERT, DELETE, UPDATE (attempts, last_error, retry_at, failed_at) "
         f"ON {TABLE} TO {WORKER_ROLE}"
     )
 

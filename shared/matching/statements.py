@@ -54,7 +54,7 @@ def _rows_by_id(
     return (
         f"SELECT {select} FROM (SELECT DISTINCT f.id FROM ({ids}) AS f(id) ORDER BY f.id) AS w "  # noqa: S608
         f"CROSS JOIN LATERAL (SELECT * FROM {table} {alias} WHERE {alias}.id = w.id "
-        f"AND {still}{for_update}) AS {alias} ORDER BY {alias}.id"
+        f"AND {still}{for_update} OFFSET 0) AS {alias} ORDER BY {alias}.id"
     )
 
 

@@ -10,8 +10,9 @@ claim comes back short. A wake-up is therefore never a unit of work: its message
 lost (Redis down after the commit) or find nothing, and :func:`sweep_pending_matches`
 wakes the workers for rows left waiting.
 
-Nothing is lost. A row is deleted only by the transaction that matched its payment, so a
-row written while its payment was being matched stays for the next batch. Failures follow
+Nothing is lost. A row is deleted only by the transaction that claims it, which commits
+only once its payment is matched (or its failure recorded), so a row written while its
+payment was being matched stays for the next batch. Failures follow
 :mod:`shared.platform.failures`: a transient error rolls the batch back (its rows stay and
 the task retries); anything else undoes the batch to its savepoint and its payments are
 matched again one by one, each in its own savepoint; a payment that fails alone keeps its
@@ -53,19 +54,25 @@ _QUEUE = text(
     "INSERT INTO pending_payment_matches (org_id, payment_id) "
     "SELECT :org_id, unnest(CAST(:payment_ids AS uuid[]))"
 )
-# The partial index ix_pending_payment_matches_claimable is in this order: the claim reads
-# the first rows of the index, whatever the statistics say.
+# Claimed rows are deleted at once: a batch that fails rolls back to its savepoint and
+# writes its rows again (_REQUEUE). The rows come from the first entries of the partial
+# index ix_pending_payment_matches_claimable, and ``id = ANY(ARRAY(subquery))`` is planned
+# as a primary-key lookup of a few ids, whatever the statistics.
 _CLAIM = text(
-    "SELECT id, org_id, payment_id FROM pending_payment_matches "
-    "WHERE failed_at IS NULL AND retry_at <= :now "
-    "ORDER BY retry_at, id LIMIT :limit FOR UPDATE SKIP LOCKED"
+    "DELETE FROM pending_payment_matches WHERE id = ANY(ARRAY("
+    "SELECT id FROM pending_payment_matches WHERE failed_at IS NULL AND retry_at <= :now "
+    "ORDER BY retry_at, id LIMIT :limit FOR UPDATE SKIP LOCKED)) "
+    "RETURNING id, org_id, payment_id, queued_at, retry_at, attempts"
 )
-_DELETE = text("DELETE FROM pending_payment_matches WHERE id = ANY(CAST(:ids AS uuid[]))")
-_RECORD_FAILURE = text(
-    "UPDATE pending_payment_matches SET attempts = attempts + 1, last_error = :error, "
-    "retry_at = CAST(:now AS timestamptz) + :base * power(2, attempts), "
-    "failed_at = CASE WHEN attempts + 1 >= :max_attempts THEN CAST(:now AS timestamptz) END "
-    "WHERE id = ANY(CAST(:ids AS uuid[]))"
+_REQUEUE = text(
+    "INSERT INTO pending_payment_matches (id, org_id, payment_id, queued_at, attempts, "
+    "last_error, retry_at, failed_at) "
+    "SELECT id, org_id, payment_id, queued_at, attempts + 1, :error, "
+    "CAST(:now AS timestamptz) + :base * power(2, attempts), "
+    "CASE WHEN attempts + 1 >= :max_attempts THEN CAST(:now AS timestamptz) END "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:orgs AS uuid[]), CAST(:payments AS uuid[]), "
+    "CAST(:queued AS timestamptz[]), CAST(:attempts AS integer[])) "
+    "AS r(id, org_id, payment_id, queued_at, attempts)"
 )
 _WAITING_SINCE = text(
     "SELECT EXISTS (SELECT FROM pending_payment_matches "
@@ -75,11 +82,14 @@ _WAITING_SINCE = text(
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A pending match row claimed by a batch."""
+    """A pending match row claimed (and deleted) by a batch."""
 
     id: uuid.UUID
     org_id: uuid.UUID
     payment_id: uuid.UUID
+    queued_at: datetime
+    retry_at: datetime
+    attempts: int
 
 
 def queue_matches(*, session: Session, org_id: uuid.UUID, payment_ids: Sequence[uuid.UUID]) -> None:
@@ -123,7 +133,7 @@ def match_pending_payments(
 
 
 def _match(session: Session, rows: Sequence[Claimed], now: datetime) -> bool:
-    """Match the rows' payments together and delete the rows."""
+    """Match the rows' payments together."""
     reconcile_payments(
         session=session,
         payment_ids=[row.payment_id for row in rows],
@@ -131,7 +141,6 @@ def _match(session: Session, rows: Sequence[Claimed], now: datetime) -> bool:
         now=now,
         evidence=EVIDENCE,
     )
-    session.execute(_DELETE, {"ids": [row.id for row in rows]})
     return True
 
 
@@ -139,9 +148,13 @@ def _record_failure(
     session: Session, rows: Sequence[Claimed], error: BaseException, now: datetime
 ) -> None:
     session.execute(
-        _RECORD_FAILURE,
+        _REQUEUE,
         {
             "ids": [row.id for row in rows],
+            "orgs": [row.org_id for row in rows],
+            "payments": [row.payment_id for row in rows],
+            "queued": [row.queued_at for row in rows],
+            "attempts": [row.attempts for row in rows],
             "error": failure_reason(error),
             "now": now,
             "base": RETRY_BASE,

@@ -169,9 +169,7 @@ def test_a_changed_payment_is_updated_and_queued_once(
     assert after["inv_2"].provider_reference is None
     assert after["inv_1"].id == before["inv_1"].id
     assert row_version(session, after["inv_3"].id) == untouched_version
-    assert queued_for_matching(session, org.id) == sorted(
-        [before["inv_1"].id, before["inv_2"].id]
-    )
+    assert queued_for_matching(session, org.id) == sorted([before["inv_1"].id, before["inv_2"].id])
     assert published_tasks == [(MATCH_PAYMENTS, [])]
 
 
