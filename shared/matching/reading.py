@@ -92,7 +92,7 @@ class BatchReader:
         } | {(org, update.customer_ref) for org, _, update in changes if update.customer_ref}
         if customers:
             window = max(self.settings[org].duplicate_window for org, _ in customers)
-            self._load_customers(customers, min(moments) - window, max(moments))
+            self._load_customers(dict.fromkeys(customers, (min(moments) - window, max(moments))))
         self._load_discrepancies(
             set(rows.payments), {record.id for record in rows.records.values() if record.locked}
         )
@@ -128,15 +128,20 @@ class BatchReader:
             {(rows.payment_org[p.id], p.provider, p.external_id) for p in payments},
             payment_ids=[p.id for p in payments],
         )
-        customers = {
-            (record.org_id, record.customer_ref)
-            for record in rows.records.values()
-            if record.customer_ref
-        }
-        if customers:
-            moments = [record.occurred_at for record in rows.records.values()]
-            window = max(self.settings[org].duplicate_window for org, _ in customers)
-            self._load_customers(customers, min(moments) - window, max(moments))
+        # Each customer's records over the spans its records will be judged against (a
+        # batch of a day's payments would otherwise read every customer's whole day).
+        spans: dict[tuple[uuid.UUID, str], tuple[datetime, datetime]] = {}
+        for record in list(rows.records.values()):
+            if record.customer_ref:
+                key = (record.org_id, record.customer_ref)
+                window = self.settings[record.org_id].duplicate_window
+                earliest, latest = spans.get(key, (record.occurred_at, record.occurred_at))
+                spans[key] = (
+                    min(earliest, record.occurred_at - window),
+                    max(latest, record.occurred_at),
+                )
+        if spans:
+            self._load_customers(spans)
         self._load_discrepancies(
             {p.id for p in payments},
             {record.id for record in rows.records.values() if record.locked},
@@ -212,7 +217,7 @@ class BatchReader:
         if span is None or earliest < span[0] or latest > span[1]:
             if span is not None:
                 earliest, latest = min(earliest, span[0]), max(latest, span[1])
-            self._load_customers({key}, earliest, latest)
+            self._load_customers({key: (earliest, latest)})
         return self.rows.by_customer[key]
 
     def unresolved(
@@ -320,16 +325,22 @@ class BatchReader:
         self._grouped |= payment_ids
 
     def _load_customers(
-        self, customers: set[tuple[uuid.UUID, str]], earliest: datetime, latest: datetime
+        self, spans: Mapping[tuple[uuid.UUID, str], tuple[datetime, datetime]]
     ) -> None:
-        orgs, names = zip(*customers, strict=True)
+        """Read each (org, customer)'s records within its (earliest, latest) span."""
+        keys = list(spans)
         found = self.session.execute(
             LOAD_CUSTOMERS,
-            {"orgs": list(orgs), "customers": list(names), "earliest": earliest, "latest": latest},
+            {
+                "orgs": [org for org, _ in keys],
+                "customers": [customer for _, customer in keys],
+                "earliest": [spans[key][0] for key in keys],
+                "latest": [spans[key][1] for key in keys],
+            },
         ).all()
         for row in found:
             self.rows.add_record(row, locked=False)
-        for key in customers:
+        for key, (earliest, latest) in spans.items():
             span = self._customer_spans.get(key, (earliest, latest))
             self._customer_spans[key] = (min(span[0], earliest), max(span[1], latest))
 

@@ -124,9 +124,11 @@ LOCK_RECORDS = text(
 )
 LOAD_CUSTOMERS = text(
     f"SELECT {_RECORD_SELECT} "  # noqa: S608
-    "FROM unnest(CAST(:orgs AS uuid[]), CAST(:customers AS text[])) AS k(org_id, customer_ref) "
+    "FROM unnest(CAST(:orgs AS uuid[]), CAST(:customers AS text[]), "
+    "CAST(:earliest AS timestamptz[]), CAST(:latest AS timestamptz[])) "
+    "AS k(org_id, customer_ref, earliest, latest) "
     "CROSS JOIN LATERAL (SELECT * FROM provider_records r WHERE r.org_id = k.org_id "
-    "AND r.customer_ref = k.customer_ref AND r.occurred_at BETWEEN :earliest AND :latest "
+    "AND r.customer_ref = k.customer_ref AND r.occurred_at BETWEEN k.earliest AND k.latest "
     "OFFSET 0) AS r"
 )
 _UNRESOLVED = f"d.status IN ({', '.join(repr(status) for status in UNRESOLVED)})"
