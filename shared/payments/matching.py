@@ -2,10 +2,10 @@
 
 An import writes one ``pending_payment_matches`` row per created or changed payment in its
 own transaction and, once that commits, queues one argument-less wake-up task. A task
-claims up to :data:`PAYMENT_BATCH` rows, oldest first (``FOR UPDATE SKIP LOCKED``: two
-batches never share a row), matches their payments together in one
-:class:`shared.matching.engine.MatchBatch` with the same rules as events, and deletes the
-rows it matched, all in one transaction; it goes on, a batch per transaction, until a
+claims (deletes) up to :data:`PAYMENT_BATCH` rows, oldest first (``FOR UPDATE SKIP
+LOCKED``: two batches never share a row), and matches their payments together in one
+:class:`shared.matching.engine.MatchBatch` with the same rules as events, in one
+transaction; it goes on, a batch per transaction, until a
 claim comes back short. A wake-up is therefore never a unit of work: its message may be
 lost (Redis down after the commit) or find nothing, and :func:`sweep_pending_matches`
 wakes the workers for rows left waiting.
@@ -15,8 +15,8 @@ only once its payment is matched (or its failure recorded), so a row written whi
 payment was being matched stays for the next batch. Failures follow
 :mod:`shared.platform.failures`: a transient error rolls the batch back (its rows stay and
 the task retries); anything else undoes the batch to its savepoint and its payments are
-matched again one by one, each in its own savepoint; a payment that fails alone keeps its
-rows with the reason, is tried again after a growing delay, and after
+matched again one by one, each in its own savepoint; a payment that fails alone has its
+rows written back with the reason, is tried again after a growing delay, and after
 :data:`MAX_MATCH_ATTEMPTS` is left ``failed_at`` — visible, never looping.
 """
 
@@ -104,11 +104,15 @@ def queue_matches(*, session: Session, org_id: uuid.UUID, payment_ids: Sequence[
 def match_pending_payments(
     *, session: Session, limit: int = PAYMENT_BATCH, now: datetime | None = None
 ) -> int:
-    """Claim up to ``limit`` pending matches and match their payments together; how many
-    rows were claimed. Matched rows are deleted; a payment that fails alone keeps its rows
-    with the reason and a later ``retry_at``. The caller owns the transaction."""
+    """Claim up to ``limit`` pending matches and match their payments together, in claim
+    order (oldest first); how many rows were claimed. Matched rows are gone; a payment that
+    fails alone has its rows written back with the reason and a later ``retry_at``. The
+    caller owns the transaction."""
     now = now or datetime.now(UTC)
-    claimed = [Claimed(*row) for row in session.execute(_CLAIM, {"now": now, "limit": limit}).all()]
+    claimed = sorted(
+        (Claimed(*row) for row in session.execute(_CLAIM, {"now": now, "limit": limit})),
+        key=lambda row: (row.retry_at, row.id),
+    )
     if not claimed:
         return 0
     together = contain_in_savepoint(
