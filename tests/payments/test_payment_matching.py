@@ -20,6 +20,7 @@ from shared.payments.imports import upsert_payments
 from shared.payments.matching import (
     MAX_MATCH_ATTEMPTS,
     RETRY_BASE,
+    drain_pending_matches,
     match_pending_payments,
     sweep_pending_matches,
 )
@@ -28,6 +29,7 @@ from shared.platform.tasks import MATCH_PAYMENTS
 from tests.conftest import wait_until
 from tests.support.factories import make_account, make_event, make_org, stripe_intent_event
 from tests.support.signing import stripe_request
+from worker.tasks import match_payments, sweep_pending_payment_matches
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 
@@ -426,3 +428,39 @@ def test_payments_imported_before_and_after_their_webhooks_end_bound_and_judged(
     ]
     assert found["actions"] == Counter({("opened",): 2})
     assert "crashed" not in celery_worker.log()
+
+
+def test_the_task_claims_a_batch_per_transaction_until_none_is_left(committed, monkeypatch):
+    # No message reaches Redis: a worker of the test session would take the rows.
+    woken: list[str] = []
+    monkeypatch.setattr(payment_matching, "wake_after_commit", lambda *_: None)
+    monkeypatch.setattr(payment_matching, "send_wake_ups", lambda name, count: woken.append(name))
+    with unit_of_work() as session:
+        org, payments = a_day_of_sales(session)
+        upsert_payments(session=session, org_id=org.id, items=payments)
+
+    assert drain_pending_matches(limit=2, budget_seconds=0) == 2  # then hands over
+    assert woken == [MATCH_PAYMENTS]
+    assert drain_pending_matches(limit=2) == len(payments) - 2
+    assert count(committed, "SELECT count(*) FROM pending_payment_matches") == 0
+    assert match_payments() == 0
+    with unit_of_work() as session:
+        bindings = outcome(session, org.id)["bindings"]
+    assert len(bindings) == 9
+    assert [binding for binding in bindings if binding[1] is None] == []  # every record bound
+
+
+def test_the_beat_task_wakes_a_worker_for_an_old_pending_match(
+    committed, monkeypatch, published_tasks, redis_client
+):
+    monkeypatch.setattr(payment_matching, "wake_after_commit", lambda *_: None)
+    redis_client.delete("matching")
+    with unit_of_work() as session:
+        org, payments = a_day_of_sales(session)
+        upsert_payments(session=session, org_id=org.id, items=payments[:1])
+        session.execute(
+            text("UPDATE pending_payment_matches SET retry_at = now() - '1 h'::interval")
+        )
+
+    assert sweep_pending_payment_matches() == 1
+    assert published_tasks == [(MATCH_PAYMENTS, [])]
