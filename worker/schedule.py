@@ -13,6 +13,10 @@ BEAT_SCHEDULE = {
         "task": "worker.tasks.sweep_pending_events",
         "schedule": 60.0,
     },
+    "sweep-pending-payment-matches": {
+        "task": "worker.tasks.sweep_pending_payment_matches",
+        "schedule": 60.0,
+    },
     "sweep-grace-periods": {
         "task": "worker.tasks.sweep_grace_periods",
         "schedule": 60.0,

@@ -158,6 +158,9 @@ from shared.models.core import (
     Payment as Payment,
 )
 from shared.models.core import (
+    PendingPaymentMatch as PendingPaymentMatch,
+)
+from shared.models.core import (
     ProviderAccount as ProviderAccount,
 )
 from shared.models.core import (

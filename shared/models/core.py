@@ -194,6 +194,34 @@ class Payment(Base):
     updated_at: Mapped[datetime] = stamped_now()
 
 
+class PendingPaymentMatch(Base):
+    """An imported payment waiting to be matched: written in the import's transaction,
+    deleted by the worker's batch that matched it (shared/payments/matching.py)."""
+
+    __tablename__ = "pending_payment_matches"
+    __table_args__ = (
+        # The claim: the oldest claimable first; rows given up on are left out.
+        Index(
+            "ix_pending_payment_matches_claimable",
+            "retry_at",
+            "id",
+            postgresql_where=text("failed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    # No foreign key: payments are never deleted, and its check would lock the payment.
+    payment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    queued_at: Mapped[datetime] = stamped_now()
+    # Not claimed before this time: a batch that failed waits (backing off) before its retry.
+    retry_at: Mapped[datetime] = stamped_now()
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Set once matching it has failed MAX_MATCH_ATTEMPTS times: kept, visible, not retried.
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class ProviderEvent(Base):
     """A webhook exactly as received; processing changes its state, never deletes it."""
 
