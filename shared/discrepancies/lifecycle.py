@@ -273,13 +273,13 @@ class _Locked:
 
     def record(self, action: str, payload: dict[str, Any], **changes: Any) -> DiscrepancyView:
         """The caller's ``action`` recorded (:func:`record_transition`); the new view."""
-        discrepancy, actor = self.discrepancy, str(self.caller.key_id)
+        discrepancy, actor = self.discrepancy, self.caller.actor
         record_transition(
             session=self.session,
             discrepancy=discrepancy,
             action=action,
             actor=actor,
-            actor_name=self.caller.key_name,
+            actor_name=self.caller.actor_name,
             now=datetime.now(UTC),
             payload=payload,
             changes=changes,
