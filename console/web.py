@@ -148,7 +148,7 @@ def _layout_values() -> dict[str, Any]:
 
 @blueprint.errorhandler(Unauthenticated)
 def _sign_in_first(error: Unauthenticated) -> Response:
-    target = request.full_path if request.method == "GET" else None
+    target = request.full_path.rstrip("?") if request.method == "GET" else None
     return redirect(url_for("console.login", next=target), code=303)
 
 
