@@ -52,7 +52,7 @@ def login_submit() -> Response | tuple[str, int]:
         return page, refused.status
     end_session(request.cookies.get(SESSION_COOKIE))
     response = redirect(safe_next(form.next), code=303)
-    set_cookie(response, SESSION_COOKIE, signed.session_id)
+    set_cookie(response, SESSION_COOKIE, signed.session_id, path="/")
     return response
 
 
@@ -61,7 +61,7 @@ def logout() -> Response:
     """End the session and forget its cookie."""
     end_session(request.cookies.get(SESSION_COOKIE) if current_session() else None)
     response = redirect(url_for("console.login", notice="You are signed out."), code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/console")
+    response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 

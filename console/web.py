@@ -82,11 +82,13 @@ def _check_csrf() -> None:
 
 
 def set_cookie(response: Response, name: str, value: str, **options: Any) -> None:
-    """Set a console cookie: HttpOnly, SameSite=Lax unless told, Secure behind HTTPS."""
+    """Set a console cookie: HttpOnly, SameSite=Lax unless told, Secure behind HTTPS, for
+    the console's paths unless told (the session's is for the whole site: the API takes
+    it too)."""
     response.set_cookie(
         name,
         value,
-        path=PREFIX,
+        path=options.pop("path", PREFIX),
         httponly=True,
         secure=get_settings().console_secure_cookies,
         samesite=options.pop("samesite", "Lax"),

@@ -54,6 +54,7 @@ class PasswordLink:
     """A one-time link to set a password: shown once, only its token's hash is stored."""
 
     user: User
+    token: str
     url: str
     expires_at: datetime
 
@@ -144,7 +145,7 @@ def _issue(session: Session, user: User, purpose: str) -> PasswordLink:
     )
     session.flush()
     url = f"{settings.console_base_url}{SET_PASSWORD_PATH}?token={token}"
-    return PasswordLink(user=user, url=url, expires_at=expires_at)
+    return PasswordLink(user=user, token=token, url=url, expires_at=expires_at)
 
 
 def person_of_link(*, session: Session, token: str) -> User:

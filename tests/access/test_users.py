@@ -193,3 +193,23 @@ def test_recon_user_add_reports_a_duplicate_in_one_line(session):
     )  # fmt: skip
     assert result.exit_code == 1
     assert "already has a person with email ana@example.com" in result.output
+
+
+def test_an_unknown_email_costs_one_argon2_check_like_a_wrong_password(session, monkeypatch):
+    import shared.access.users as users
+
+    org = make_org(session)
+    link = add_user(
+        session=session, org_id=org.id, email="ana@example.com", name="Ana", role="owner"
+    )
+    set_password(session=session, token=token_of(link.url), password=PASSWORD)
+    checked: list[str] = []
+    real_verify = users._verify
+    monkeypatch.setattr(
+        users, "_verify", lambda hash_, pw: checked.append(hash_) or real_verify(hash_, pw)
+    )
+    for email in ("ana@example.com", "nobody@example.com", "not an email"):
+        with pytest.raises(InvalidCredentials):
+            check_password(session=session, email=email, password="wrong password!")
+    assert len(checked) == 3
+    assert all(hash_.startswith("$argon2id$") for hash_ in checked)

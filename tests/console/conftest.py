@@ -33,7 +33,7 @@ def sign_in(client, email: str, password: str = PASSWORD, address: str | None = 
 
 
 def session_cookie(client) -> str | None:
-    cookie = client.get_cookie(SESSION_COOKIE, path="/console")
+    cookie = client.get_cookie(SESSION_COOKIE, path="/")
     return cookie.value if cookie else None
 
 

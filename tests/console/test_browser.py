@@ -118,6 +118,8 @@ def stage(engine, redis_client, tmp_path_factory) -> Iterator[Stage]:
         tmp_path_factory.mktemp("console") / "serve.log",
         database_url=TEST_DATABASE_URL,
         redis_url=TEST_REDIS_URL,
+        workers=1,  # one process starts soonest; its threads serve the browser's requests
+        threads=4,
         environment={
             "CONSOLE_LOGIN_MAX_FAILURES": "3",
             "CONSOLE_LOGIN_ADDRESS_MAX_FAILURES": "1000",
@@ -177,7 +179,7 @@ def test_a_manager_works_a_discrepancy_from_the_queue_to_the_log(page, stage):
     expect(page).to_have_url(re.compile(r"/console/login\?next=(/|%2F)console(/|%2F)$"))
     check(page, "login")
     planted = {"name": "recon_session", "value": "planted", "domain": "127.0.0.1"}
-    page.context.add_cookies([planted | {"path": "/console"}])
+    page.context.add_cookies([planted | {"path": "/"}])
     sign_in(page, stage, "manager")
     expect(page.get_by_role("heading", name="Queue")).to_be_visible()
     assert session_id(page) not in (None, "planted")

@@ -35,7 +35,7 @@ def test_signing_in_gives_a_new_session_id_and_goes_where_asked(client, session,
     from tests.support.people import make_person
 
     person = make_person(session, org)
-    client.set_cookie(SESSION_COOKIE, "planted-by-an-attacker", path="/console")
+    client.set_cookie(SESSION_COOKIE, "planted-by-an-attacker", path="/")
     page = client.get("/console/login")
     response = client.post(
         "/console/login",
@@ -281,7 +281,7 @@ def test_signing_out_ends_the_session(client, session, signed_in):
     page = client.get(QUEUE)
     response = client.post("/console/logout", data={"csrf_token": csrf_of(page.text)})
     assert response.status_code == 303
-    client.set_cookie(SESSION_COOKIE, before, path="/console")
+    client.set_cookie(SESSION_COOKIE, before, path="/")
     assert client.get(QUEUE).status_code == 303  # the old id no longer works
 
 
