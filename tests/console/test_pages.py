@@ -149,11 +149,12 @@ def test_the_queue_pages_with_a_cursor(client, session, org, signed_in):
 def test_the_export_is_the_current_filter_as_csv(client, session, org, signed_in):
     signed_in()
     make_discrepancy(session, org, severity="high")
-    make_discrepancy(session, org, severity="low")
+    low = make_discrepancy(session, org, severity="low")
+    make_discrepancy(session, make_org(session), severity="low")  # another organisation's
     response = client.get("/console/queue.csv?severity=low")
     assert response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert [row["severity"] for row in rows] == ["low"]
+    assert [row["id"] for row in rows] == [str(low.id)]
 
 
 def test_the_detail_compares_both_sides_and_masks_event_secrets(client, session, org, signed_in):
