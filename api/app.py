@@ -20,12 +20,14 @@ from api.routes import (
     settlements,
     webhooks,
 )
+from console import register_console
 from shared.platform.logs import configure_logging
 from shared.platform.settings import get_settings
 
 
 def create_app() -> Flask:
-    """Build the API: settings checked, JSON logs with request ids, problem+json, every route.
+    """Build the API: settings checked, JSON logs with request ids, problem+json, every route,
+    and the console's pages (``/console``).
 
     ``/openapi.json`` and ``/docs`` describe every route registered before them.
     """
@@ -51,4 +53,5 @@ def create_app() -> Flask:
     ):
         app.register_blueprint(blueprint)
     register_openapi(app)
+    register_console(app)
     return app

@@ -22,11 +22,15 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
 from api.problems import PROBLEM_JSON
+from shared.access.console_sessions import CSRF_HEADER, SESSION_COOKIE
 
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 OPENAPI_VERSION = "3.1.0"
 BEARER = "bearerAuth"
+CONSOLE_SESSION = "consoleSession"
+# The console's pages are HTML for people, not API operations (docs/design.md, "Console").
+CONSOLE_ENDPOINTS = "console."
 JSON = "application/json"
 # The interactive page loads Swagger UI (5.x reads OpenAPI 3.1) from a CDN; the
 # document it shows is always this service's own /openapi.json.
@@ -133,7 +137,11 @@ def register_openapi(app: Flask) -> None:
 def documented_rules(app: Flask) -> Iterable[tuple[Any, Callable[..., Any]]]:
     """(URL rule, view) of every route the document covers (not itself, /docs or static)."""
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
-        if rule.endpoint == "static" or rule.rule in (OPENAPI_PATH, DOCS_PATH):
+        if (
+            rule.endpoint == "static"
+            or rule.endpoint.startswith(CONSOLE_ENDPOINTS)
+            or rule.rule in (OPENAPI_PATH, DOCS_PATH)
+        ):
             continue
         yield rule, app.view_functions[rule.endpoint]
 
@@ -158,6 +166,18 @@ def build_document(app: Flask) -> dict[str, Any]:
             "type": "http",
             "scheme": "bearer",
             "description": "An API key of the organisation (`Authorization: Bearer <key>`).",
+        },
+    )
+    spec.components.security_scheme(
+        CONSOLE_SESSION,
+        {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": SESSION_COOKIE,
+            "description": (
+                "A person's console session (same roles as keys); a state-changing request "
+                f"also sends the session's CSRF token in `{CSRF_HEADER}`."
+            ),
         },
     )
     refs = _register_models(spec, routes)
@@ -281,7 +301,7 @@ def _operation(
         media = {operation.body_media: {"schema": body}}
         document["requestBody"] = {"required": True, "content": media}
     if roles is not None:
-        document["security"] = [{BEARER: []}]
+        document["security"] = [{BEARER: []}, {CONSOLE_SESSION: []}]
     for status in sorted(_error_statuses(operation, roles, path_parameters)):
         document["responses"][str(status)] = ERRORS[status][0]
     return document

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import time
 import urllib.error
@@ -32,6 +33,7 @@ from cli.processes import Stack, foreground
 from cli.services import ensure_services, port_open
 from shared.access.api_keys import create_api_key
 from shared.access.organizations import create_organization
+from shared.access.users import add_user, set_password
 from shared.payments.imports import MAX_BATCH
 from shared.platform import migrations
 from shared.platform.db import unit_of_work
@@ -52,16 +54,20 @@ EVENTS = "/billing/webhooks/events"
 RUNS = "/billing/reconciliation/runs"
 DISCREPANCIES = "/billing/reconciliation/discrepancies"
 SETTINGS = "/billing/settings"
+DEMO_PERSON_EMAIL = "dana@demo.example"
 
 
 @dataclass(frozen=True)
 class DemoOrganisation:
-    """What the demo created: the organisation, its owner key, its provider accounts."""
+    """What the demo created: the organisation, its owner key, its provider accounts, and
+    a manager who signs in to the console."""
 
     org_id: uuid.UUID
     key: str
     paths: dict[str, str]  # provider -> webhook path
     secrets: dict[str, str]  # provider -> signing secret
+    person_email: str
+    person_password: str
 
 
 def wait_until_ready(base_url: str) -> dict:
@@ -81,7 +87,8 @@ def wait_until_ready(base_url: str) -> dict:
 
 
 def create_demo_organisation() -> DemoOrganisation:
-    """Demo Ltd (UTC) with an owner key and one account per provider, committed."""
+    """Demo Ltd (UTC) with an owner key, one account per provider and a manager with a
+    fresh password, committed."""
     provider_secrets = {name: provider.new_secret() for name, provider in REGISTRY.items()}
     with unit_of_work() as session:
         organization = create_organization(session=session, name="Demo Ltd", timezone="UTC")
@@ -99,7 +106,18 @@ def create_demo_organisation() -> DemoOrganisation:
             for provider, secret in provider_secrets.items()
         ]
         paths = {account.provider: webhook_path(account) for account in accounts}
-    return DemoOrganisation(organization.id, owner.secret, paths, provider_secrets)
+        link = add_user(
+            session=session,
+            org_id=organization.id,
+            email=DEMO_PERSON_EMAIL,
+            name="Dana Demo",
+            role="manager",
+        )
+        password = secrets.token_urlsafe(12)
+        set_password(session=session, token=link.token, password=password)
+    return DemoOrganisation(
+        organization.id, owner.secret, paths, provider_secrets, DEMO_PERSON_EMAIL, password
+    )
 
 
 def set_grace_period(client: ApiClient, seconds: int) -> None:
@@ -291,6 +309,11 @@ def demo(port: int, once: bool) -> None:
         checks = wait_until_ready(base_url)
         click.echo(f"\n{'organisation:':<18}{organisation.org_id} (Demo Ltd)")
         click.echo(f"{'owner key:':<18}{organisation.key}")
+        click.echo(f"{'console:':<18}{base_url}/console/")
+        click.echo(
+            f"{'sign in as:':<18}{organisation.person_email} "
+            f"(password {organisation.person_password})"
+        )
         for provider, path in organisation.paths.items():
             click.echo(f"{provider + ' webhook:':<18}{base_url}{path}")
         click.echo(f"\nready: {json.dumps(checks['checks'])}")

@@ -14,6 +14,7 @@ from cli.processes import beat, serve, up, worker
 from cli.runs import run
 from cli.settings import provider, settings
 from cli.settlements import settlements
+from cli.users import user
 from shared.access.api_keys import create_api_key, revoke_api_key
 from shared.access.organizations import create_organization
 from shared.models import ROLES
@@ -118,5 +119,6 @@ for command in (
     provider,
     settlements,
     bank,
+    user,
 ):
     cli.add_command(command)

@@ -75,6 +75,13 @@ def revoke_api_key(*, session: Session, key_id: uuid.UUID) -> ApiKey:
     return api_key
 
 
+def check_role(role: str, roles: tuple[str, ...], holder: str) -> None:
+    """Forbidden (403) unless ``role`` is one of ``roles``; ``holder`` says whose role it is
+    ("key", "person")."""
+    if role not in roles:
+        raise Forbidden(f"a {role} {holder} may not do this; only {' or '.join(roles)}")
+
+
 # Built once: authentication runs on every request.
 _ACTIVE_KEY = select(
     ApiKey.id,
@@ -100,10 +107,14 @@ def find_active_key(*, session: Session, secret: str) -> Row | None:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the key, its organisation and role (the actor of audit entries)."""
+    """Who is calling, as audit entries name them, with their organisation and role.
 
-    key_id: uuid.UUID
-    key_name: str
+    ``actor`` is an API key's id, or ``user:<id>`` for a person signed in to the console;
+    ``actor_name`` is the key's name or the person's.
+    """
+
+    actor: str
+    actor_name: str | None
     org_id: uuid.UUID
     role: str
 
@@ -121,8 +132,7 @@ def authenticate(*, session: Session, authorization: str | None, roles: tuple[st
     api_key = find_active_key(session=session, secret=secret)
     if api_key is None:
         raise Unauthenticated("unknown or revoked API key")
-    if api_key.role not in roles:
-        raise Forbidden(f"a {api_key.role} key may not do this; use an {' or '.join(roles)} key")
+    check_role(api_key.role, roles, "key")
     # Most requests come from a key used within the minute: they write nothing, and the
     # lookup above is their only statement (docs/decisions.md, "Triage API latency").
     if api_key.last_used_is_stale:
@@ -132,5 +142,5 @@ def authenticate(*, session: Session, authorization: str | None, roles: tuple[st
             .values(last_used_at=func.now())
         )
     return Caller(
-        key_id=api_key.id, key_name=api_key.name, org_id=api_key.org_id, role=api_key.role
+        actor=str(api_key.id), actor_name=api_key.name, org_id=api_key.org_id, role=api_key.role
     )

@@ -23,15 +23,16 @@ ORGANIZATION_SUBJECT = "organization"
 
 @dataclass(frozen=True)
 class Actor:
-    """Who makes a change: an API key (its id and name), or the operator's CLI."""
+    """Who makes a change: an API key (its id and name), a person (``user:<id>``, their
+    name), or the operator's CLI."""
 
     id: str
     name: str | None = None
 
     @classmethod
     def of(cls, caller: Caller) -> Actor:
-        """The API key behind a request."""
-        return cls(id=str(caller.key_id), name=caller.key_name)
+        """The key or person behind a request."""
+        return cls(id=caller.actor, name=caller.actor_name)
 
 
 OPERATOR = Actor(id="cli", name="recon CLI")

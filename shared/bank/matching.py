@@ -365,7 +365,7 @@ def link_payout(
     if link_id is None:
         raise Conflict("the payout or the entry is already linked: unlink it first")
     _log(session, caller, payout.id, entry.id, "linked", "manual", reason)
-    evidence = {"source": "manual link", "actor": str(caller.key_id)}
+    evidence = {"source": "manual link", "actor": caller.actor}
     reconcile_bank_payouts(session=session, org_id=caller.org_id, now=now, evidence=evidence)
     return session.get_one(BankPayoutLink, link_id)
 
@@ -385,7 +385,7 @@ def unlink_payout(
     _log(session, caller, payout.id, link.bank_entry_id, "unlinked", link.method, reason)
     session.delete(link)
     session.flush()
-    evidence = {"source": "manual unlink", "actor": str(caller.key_id)}
+    evidence = {"source": "manual unlink", "actor": caller.actor}
     reconcile_bank_payouts(session=session, org_id=caller.org_id, now=now, evidence=evidence)
 
 
@@ -395,7 +395,7 @@ def _log(
 ) -> None:  # fmt: skip
     session.add(BankPayoutLinkLogEntry(
         org_id=caller.org_id, settlement_payout_id=payout_id, bank_entry_id=entry_id,
-        action=action, method=method, actor=str(caller.key_id), actor_name=caller.key_name,
+        action=action, method=method, actor=caller.actor, actor_name=caller.actor_name,
         reason=reason,
     ))  # fmt: skip
     session.flush()

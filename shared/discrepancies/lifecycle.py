@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared.access.api_keys import Caller
+from shared.access.users import find_user
 from shared.discrepancies.listing import DiscrepancyView, discrepancy_view, with_subjects
 from shared.matching.rules import DISPUTE_LOST, Dispute, Finding
 from shared.models import (
@@ -192,6 +193,31 @@ def assign(
     return locked.record("assigned", payload, assignee=assignee)
 
 
+def assign_to_person(
+    *,
+    session: Session,
+    caller: Caller,
+    discrepancy_id: uuid.UUID,
+    email: str,
+    expected_version: int | None = None,
+) -> DiscrepancyView:
+    """Give an unresolved discrepancy to a person of the caller's organisation who may sign
+    in (the assignee is their email); ValidationFailed for anyone else."""
+    try:
+        person = find_user(session=session, org_id=caller.org_id, email=email)
+    except NotFound:
+        person = None
+    if person is None or person.disabled_at is not None:
+        raise ValidationFailed("assign to a person of your organisation who can sign in")
+    return assign(
+        session=session,
+        caller=caller,
+        discrepancy_id=discrepancy_id,
+        assignee=person.email,
+        expected_version=expected_version,
+    )
+
+
 def add_note(
     *,
     session: Session,
@@ -278,13 +304,13 @@ class _Locked:
 
     def record(self, action: str, payload: dict[str, Any], **changes: Any) -> DiscrepancyView:
         """The caller's ``action`` recorded (:func:`record_transition`); the new view."""
-        discrepancy, actor = self.discrepancy, str(self.caller.key_id)
+        discrepancy, actor = self.discrepancy, self.caller.actor
         record_transition(
             session=self.session,
             discrepancy=discrepancy,
             action=action,
             actor=actor,
-            actor_name=self.caller.key_name,
+            actor_name=self.caller.actor_name,
             now=datetime.now(UTC),
             payload=payload,
             changes=changes,

@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, or_, select, text, tuple_
+from sqlalchemy import Select, bindparam, literal, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from shared.models import (
@@ -40,19 +40,24 @@ SORTS = ("opened_at", "amount")
 _SORT_TAGS = {"opened_at": 1, "amount": 2}
 
 _D = ReconciliationDiscrepancy
+UNRESOLVED_BELOW = "resolved"
 
 
 @dataclass(frozen=True)
 class DiscrepancyFilters:
-    """Filters of the discrepancy list; ``None`` means "any". ``until`` is exclusive."""
+    """Filters of the discrepancy list; ``None`` means "any". ``until`` is exclusive; amounts are
+    minor units, both bounds inclusive. ``unresolved`` (True) keeps the open and
+    acknowledged ones: the console's queue."""
 
     status: str | None = None
+    unresolved: bool | None = None
     type: str | None = None
     severity: str | None = None
     assignee: str | None = None
     run_id: uuid.UUID | None = None
     currency: str | None = None
     min_amount: int | None = None
+    max_amount: int | None = None
     since: datetime | None = None
     until: datetime | None = None
     dispute_status: str | None = None
@@ -164,12 +169,16 @@ def discrepancy_view(
 # Each filter as a condition on a bound parameter of its own name.
 _CONDITIONS = {
     "status": _D.status == bindparam("status"),
+    # "open" and "acknowledged" sort before "resolved": a range the list indexes check in
+    # the index, where ``status IN (…)`` or ``<>`` is a filter on every fetched row.
+    "unresolved": _D.status < literal(UNRESOLVED_BELOW),
     "type": _D.type == bindparam("type"),
     "severity": _D.severity == bindparam("severity"),
     "assignee": _D.assignee == bindparam("assignee"),
     "run_id": _D.run_id == bindparam("run_id"),
     "currency": _D.currency == bindparam("currency"),
     "min_amount": _D.amount_minor >= bindparam("min_amount"),
+    "max_amount": _D.amount_minor <= bindparam("max_amount"),
     "since": _D.opened_at >= bindparam("since"),
     "until": _D.opened_at < bindparam("until"),
     "dispute_status": _D.dispute_status == bindparam("dispute_status"),
@@ -231,7 +240,11 @@ def list_discrepancies(
     a row while new ones arrive, and a cursor of another sort or listing is InvalidCursor.
     """
     _, kind, key = _sort_key(sort)
-    values = {name: value for name, value in vars(filters).items() if value is not None}
+    values = {
+        name: value
+        for name, value in vars(filters).items()
+        if value is not None and value is not False
+    }
     parameters = {**values, "org_id": org_id, "limit": limit + 1}
     if cursor is not None:
         tag, parameters["after"], parameters["after_id"] = decode_cursor(

@@ -184,3 +184,12 @@ from shared.models.core import (
 from shared.models.core import (
     SettingsLogEntry as SettingsLogEntry,
 )
+from shared.models.people import (
+    PASSWORD_TOKEN_PURPOSES as PASSWORD_TOKEN_PURPOSES,
+)
+from shared.models.people import (
+    PasswordToken as PasswordToken,
+)
+from shared.models.people import (
+    User as User,
+)

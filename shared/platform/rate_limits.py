@@ -11,14 +11,13 @@ If Redis does not answer, attempts are refused with 503 (fail closed; docs/decis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 import redis
 from redis.exceptions import RedisError
 
 from shared.platform.errors import DomainError, ServiceUnavailable
 from shared.platform.logs import get_logger
-from shared.platform.settings import get_settings
+from shared.platform.redis_store import shared_redis
 
 KEY_PREFIX = "recon:failures"
 UNAVAILABLE_RETRY_SECONDS = 5
@@ -57,14 +56,9 @@ class FailureLimit:
         return f"{KEY_PREFIX}:{self.name}:{client}"
 
 
-@cache
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-
-
 def counters() -> redis.Redis:
     """The Redis client holding the counters (``REDIS_URL``)."""
-    return _client(get_settings().redis_url)
+    return shared_redis()
 
 
 def check_not_blocked(limit: FailureLimit, client: str) -> None:

@@ -103,6 +103,31 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token GET /metrics requires (open while unset)."
     )
+    console_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where people reach the console: the start of its one-time password links.",
+    )
+    console_secure_cookies: bool = Field(
+        default=False, description="Mark the console's cookies Secure (set behind HTTPS)."
+    )
+    console_session_idle_seconds: int = Field(
+        default=1800, ge=60, description="A console session ends after this long unused."
+    )
+    console_session_max_seconds: int = Field(
+        default=43_200, ge=60, description="A console session ends this long after sign-in."
+    )
+    console_password_link_seconds: int = Field(
+        default=86_400, ge=60, description="How long a one-time password link stays valid."
+    )
+    console_login_max_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins per account before it is refused (429)."
+    )
+    console_login_address_max_failures: int = Field(
+        default=20, ge=1, description="Failed sign-ins per address before it is refused (429)."
+    )
+    console_login_window_seconds: int = Field(
+        default=900, ge=1, description="How long failed sign-ins are counted."
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -110,6 +135,13 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("console_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
     @field_validator("reconciliation_timezone")
     @classmethod

@@ -45,7 +45,7 @@ def test_last_used_at_is_written_only_when_older_than_a_minute(session, last_use
         caller = authenticate(
             session=session, authorization=f"Bearer {issued.secret}", roles=TRIAGE_ROLES
         )
-    assert caller.key_id == issued.api_key.id
+    assert caller.actor == str(issued.api_key.id)
     updates = [statement for statement in sent if statement.lstrip().upper().startswith("UPDATE")]
     assert len(sent) == 1 + len(updates)  # the lookup, and the rewrite when it is due
     assert bool(updates) is rewritten

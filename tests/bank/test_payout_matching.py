@@ -227,7 +227,7 @@ def test_a_finding_a_person_resolved_is_not_opened_again(session, org):
     make_payout(session, org, "po_written_off_by_finance", 300, MONDAY)
     reconcile(session, org, date(2026, 3, 10))
     [missing] = discrepancies(session, org)
-    owner = Caller(key_id=org.id, key_name="finance", org_id=org.id, role="owner")
+    owner = Caller(actor=str(org.id), actor_name="finance", org_id=org.id, role="owner")
     resolve(session=session, caller=owner, discrepancy_id=missing.id, resolution="written_off",
             reason="lost in transit, claimed from the bank")  # fmt: skip
     reconcile(session, org, date(2026, 3, 11))
@@ -241,7 +241,7 @@ def test_an_unlinked_pair_is_logged_with_its_reason_and_not_linked_again(session
     payout = make_payout(session, org, "po_1Pgc79B7WZ01zgkWu1KToYf4", 110000, MONDAY)
     import_rows(session, org, [(MONDAY, 110000, STRIPE, "po_1Pgc79B7WZ01zgkWu1KToYf4", "R1")])
     reconcile(session, org, MONDAY)
-    owner = Caller(key_id=org.id, key_name="finance", org_id=org.id, role="owner")
+    owner = Caller(actor=str(org.id), actor_name="finance", org_id=org.id, role="owner")
     unlink_payout(session=session, caller=owner, payout_id=payout.id,
                   reason="the bank booked another transfer", now=at(date(2026, 3, 10)))  # fmt: skip
     reconcile(session, org, date(2026, 3, 10))

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 
 from cli.demo import DEMO_GRACE_SECONDS
 from cli.services import free_port, start_embedded_redis
@@ -163,6 +164,12 @@ def test_make_demo_reports_every_discrepancy_type_and_a_triage_walk_through(
         grace = connection.execute(
             "SELECT actor_name, new_value FROM settings_log WHERE field = 'grace_period_seconds'"
         ).fetchall()
+        (password_hash,) = connection.execute(
+            "SELECT password_hash FROM users WHERE email = 'dana@demo.example'"
+        ).fetchone()
+    assert f"console:          http://127.0.0.1:{port}/console/" in output
+    password = re.search(r"sign in as:\s+dana@demo.example \(password (\S+)\)", output).group(1)
+    assert PasswordHasher().verify(password_hash, password)
     assert found == ("DuplicateChargeSuspected", "open")
     assert grace == [("demo owner", DEMO_GRACE_SECONDS)]
 

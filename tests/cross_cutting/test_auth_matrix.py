@@ -283,3 +283,74 @@ def test_another_organisations_object_is_404_on_every_route_and_nothing_changes(
     assert response.status_code == 404, (method, rule, response.json)
     assert response.mimetype == "application/problem+json"
     assert database_checksum(session) == before
+
+
+# --- the console: every page for every role ------------------------------------------------
+
+# Console pages anyone may open: signing in and out, setting a password, the stylesheet.
+PUBLIC_CONSOLE_ENDPOINTS = {
+    "console.login",
+    "console.login_submit",
+    "console.logout",
+    "console.set_password_page",
+    "console.set_password_submit",
+    "console.static",
+}
+
+
+def console_roles(rule) -> tuple[str, ...] | None:
+    return getattr(APP.view_functions[rule.endpoint], "console_roles", None)
+
+
+CONSOLE_PAGES = sorted(
+    (method, rule.rule, console_roles(rule))
+    for rule in APP.url_map.iter_rules()
+    if rule.endpoint.startswith("console.") and console_roles(rule) is not None
+    for method in (rule.methods or set()) - IGNORED_METHODS
+)
+
+
+def test_every_console_page_declares_its_roles_unless_public():
+    undeclared = {
+        rule.endpoint
+        for rule in APP.url_map.iter_rules()
+        if rule.endpoint.startswith("console.") and console_roles(rule) is None
+    }
+    assert undeclared == PUBLIC_CONSOLE_ENDPOINTS
+    assert {(method, rule) for method, rule, _ in CONSOLE_PAGES} >= {
+        ("GET", "/console/"),
+        ("GET", "/console/queue.csv"),
+        ("GET", "/console/discrepancies/<uuid:discrepancy_id>"),
+        ("POST", "/console/discrepancies/<uuid:discrepancy_id>/acknowledge"),
+        ("POST", "/console/discrepancies/<uuid:discrepancy_id>/assign"),
+        ("POST", "/console/discrepancies/<uuid:discrepancy_id>/notes"),
+        ("POST", "/console/discrepancies/<uuid:discrepancy_id>/resolve"),
+    }
+
+
+@pytest.mark.parametrize(("method", "rule", "roles"), CONSOLE_PAGES)
+def test_every_console_page_for_every_role(client, session, method, rule, roles):
+    from tests.console.conftest import csrf_of, sign_in
+    from tests.support.people import make_person
+
+    org = make_org(session)
+    discrepancy = make_discrepancy(session, org)
+    people = {role: make_person(session, org, role=role) for role in ("viewer", "manager", "owner")}
+    values = {argument: str(discrepancy.id) for argument in RULES[rule].arguments}
+    path = RULES[rule].build(values, append_unknown=False)[1]
+    before = database_checksum(session)
+    signed_out = client.open(path, method=method)
+    assert signed_out.status_code in (303, 403), (method, rule)  # sign in, or no CSRF token
+    for role, person in people.items():
+        assert sign_in(client, person.email).status_code == 303
+        token = csrf_of(client.get("/console/").text)
+        # A well-formed change (its CSRF token), so that only the role decides; the forms'
+        # own fields are left out, so nothing is changed.
+        response = client.open(path, method=method, data={"csrf_token": token})
+        response.close()
+        if role in roles:
+            assert response.status_code not in (303, 401, 403), (role, method, rule)
+        else:
+            assert response.status_code == 403, (role, method, rule)
+            assert response.mimetype == "text/html"
+    assert database_checksum(session) == before

@@ -32,5 +32,8 @@ def headers(manager):
 @pytest.fixture
 def caller(manager, org):
     return Caller(
-        key_id=manager.api_key.id, key_name=manager.api_key.name, org_id=org.id, role="manager"
+        actor=str(manager.api_key.id),
+        actor_name=manager.api_key.name,
+        org_id=org.id,
+        role="manager",
     )

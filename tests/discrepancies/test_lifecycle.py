@@ -170,7 +170,7 @@ def test_each_action_taken_follows_the_table_and_names_its_actor(
         assert entry.payload["before"]["amount_minor"] == 2500
         assert entry.payload["after"]["dispute_status"] == "lost"
     else:
-        assert (entry.actor, entry.actor_name) == (str(caller.key_id), "Ana (finance)")
+        assert (entry.actor, entry.actor_name) == (caller.actor, "Ana (finance)")
 
 
 def test_a_batch_auto_resolves_exactly_as_record_transition_does(session, org):

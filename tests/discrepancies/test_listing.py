@@ -11,12 +11,18 @@ import pytest
 
 from shared.discrepancies.listing import (
     CSV_COLUMNS,
+    UNRESOLVED_BELOW,
     DiscrepancyFilters,
     get_discrepancy,
     iter_discrepancies,
     list_discrepancies,
 )
-from shared.models import ProviderRecord, ReconciliationItem, ReconciliationRun
+from shared.models import (
+    DISCREPANCY_STATUSES,
+    ProviderRecord,
+    ReconciliationItem,
+    ReconciliationRun,
+)
 from shared.platform.errors import NotFound
 from shared.platform.pagination import InvalidCursor, encode_cursor
 from tests.discrepancies.calls import BASE, act
@@ -59,6 +65,25 @@ def test_the_export_iterator_yields_the_whole_filtered_list_in_order(session, or
         batch_size=3,
     )
     assert [view.id for view in rows] == [d.id for d in reversed(made)]
+
+
+def test_unresolved_keeps_open_and_acknowledged_and_amounts_bound_both_ways(session, org):
+    assert sorted(DISCREPANCY_STATUSES)[-1] == UNRESOLVED_BELOW  # the range's premise
+    kept = {
+        make_discrepancy(session, org, status="open", amount_minor=1_000).id,
+        make_discrepancy(session, org, status="acknowledged", amount_minor=2_000).id,
+    }
+    make_discrepancy(session, org, status="resolved", amount_minor=1_500)
+    make_discrepancy(session, org, status="open", amount_minor=2_001)
+    make_discrepancy(session, org, status="open", amount_minor=999)
+    filters = DiscrepancyFilters(unresolved=True, min_amount=1_000, max_amount=2_000)
+    page = list_discrepancies(session=session, org_id=org.id, filters=filters, limit=10)
+    assert {view.id for view in page.items} == kept
+    everything = DiscrepancyFilters(unresolved=False)
+    assert (
+        len(list_discrepancies(session=session, org_id=org.id, filters=everything, limit=10).items)
+        == 5
+    )
 
 
 # --- detail ---------------------------------------------------------------------------

@@ -29,12 +29,14 @@ LIST_INDEX = {
 }
 ONE_OF_EACH = {
     "status": "open",
+    "unresolved": True,
     "type": "DisputeOpened",
     "severity": "high",
     "assignee": "ana@example.com",
     "run_id": uuid.uuid4(),
     "currency": "EUR",
     "min_amount": 1_000,
+    "max_amount": 5_000,
     "since": OPENED - timedelta(days=7),
     "until": OPENED + timedelta(days=1),
     "dispute_status": "lost",

@@ -98,7 +98,8 @@ class RedisServer:
 class ApiServer:
     """``recon serve`` on a free loopback port, using ``database_url`` and ``redis_url``.
 
-    ``threads`` above 1 serves with gthread workers: more requests truly at once.
+    ``threads`` above 1 serves with gthread workers: more requests truly at once;
+    ``environment`` adds or overrides variables (settings) of the server.
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class ApiServer:
         redis_url: str,
         workers: int = 2,
         threads: int = 1,
+        environment: dict[str, str] | None = None,
     ) -> None:
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
@@ -121,7 +123,12 @@ class ApiServer:
         self.process = subprocess.Popen(
             argv,
             cwd=REPO_ROOT,
-            env={**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url},
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                **(environment or {}),
+            },
             stdout=self._log,
             stderr=subprocess.STDOUT,
             process_group=0,

@@ -1,0 +1,17 @@
+"""The console: finance staff's pages, served by the API's Flask application at /console.
+
+An edge like ``api/``: pages parse their form (pydantic), call one function of
+``shared/``, and render a Jinja template. docs/design.md, "Console".
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_console(app: Flask) -> None:
+    """Serve the console's pages and assets from ``app``."""
+    from console import auth_pages, queue_pages  # noqa: F401 - their routes join the blueprint
+    from console.web import blueprint
+
+    app.register_blueprint(blueprint)

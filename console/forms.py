@@ -1,0 +1,146 @@
+"""What the console's forms and queries may hold (pydantic): an empty field is "not given"."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from flask import request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shared.discrepancies.lifecycle import (
+    MAX_ADJUSTMENT_REFERENCE_LENGTH,
+    MAX_NOTE_LENGTH,
+    MAX_REASON_LENGTH,
+    RESOLUTION_CODES,
+)
+from shared.discrepancies.listing import SORTS, DiscrepancyFilters
+from shared.models import DISCREPANCY_TYPES, SEVERITIES
+from shared.platform.errors import ValidationFailed, validate_input
+from shared.values.money import minor_units, normalise_currency
+
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+# Age of a discrepancy in whole days: [from, to) — the buckets finance reads ageing by.
+AGE_BUCKETS: dict[str, tuple[int, int | None]] = {
+    "0-1": (0, 2),
+    "2-7": (2, 8),
+    "8-30": (8, 31),
+    "31+": (31, None),
+}
+QUEUE_STATUSES = ("unresolved", "open", "acknowledged", "resolved")
+
+
+class Form(BaseModel):
+    """A submitted form or query string; unknown fields are ignored, empty ones are None."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            return {key: value for key, value in values.items() if value != ""}
+        return values
+
+
+def parse_form(model: type[Form]) -> Form:
+    """The submitted form as ``model``, or ValidationFailed naming each bad field."""
+    return validate_input(model, request.form.to_dict(), "the form is incomplete")
+
+
+def parse_query(model: type[Form]) -> Form:
+    """The query string as ``model``, or ValidationFailed naming each bad field."""
+    return validate_input(model, request.args.to_dict(), "the filters are invalid")
+
+
+class LoginForm(Form):
+    email: Annotated[str, Field(max_length=254)] = ""
+    password: Annotated[str, Field(max_length=1_024)] = ""
+    next: str | None = None
+
+
+class SetPasswordForm(Form):
+    token: Annotated[str, Field(max_length=128)]
+    password: Annotated[str, Field(max_length=1_024)] = ""
+    confirm: Annotated[str, Field(max_length=1_024)] = ""
+
+
+class VersionedForm(Form):
+    """An action on the discrepancy as the person saw it (its version then)."""
+
+    version: int = Field(ge=1)
+
+    def fields(self) -> dict[str, Any]:
+        """The action's own keyword arguments (all but the version)."""
+        return self.model_dump(exclude={"version"})
+
+
+class AcknowledgeForm(VersionedForm):
+    pass
+
+
+class AssignForm(VersionedForm):
+    email: Annotated[str, Field(min_length=1, max_length=254)]
+
+
+class NoteForm(VersionedForm):
+    note: Annotated[str, Field(min_length=1, max_length=MAX_NOTE_LENGTH)]
+
+
+class ResolveForm(VersionedForm):
+    resolution: Literal[RESOLUTION_CODES]
+    reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH)]
+    adjustment_reference: (
+        Annotated[str, Field(max_length=MAX_ADJUSTMENT_REFERENCE_LENGTH)] | None
+    ) = None
+
+
+class QueueQuery(Form):
+    """The queue's filters, sort and page, as its filter form submits them."""
+
+    status: Literal[QUEUE_STATUSES] = "unresolved"
+    type: Literal[DISCREPANCY_TYPES] | None = None
+    severity: Literal[SEVERITIES] | None = None
+    assignee: Line | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] | None = None
+    run: uuid.UUID | None = None
+    age: Literal[tuple(AGE_BUCKETS)] | None = None
+    min_amount: Annotated[str, Field(max_length=32)] | None = None
+    max_amount: Annotated[str, Field(max_length=32)] | None = None
+    sort: Literal[SORTS] = "opened_at"
+    cursor: Annotated[str, Field(max_length=512)] | None = None
+
+    def filters(self, now: datetime | None = None) -> DiscrepancyFilters:
+        """The listing's filters: the age bucket as opening times before ``now``, amounts
+        (decimal text) in minor units of the chosen currency."""
+        now = now or datetime.now(UTC)
+        since = until = None
+        if self.age is not None:
+            youngest, oldest = AGE_BUCKETS[self.age]
+            until = now - timedelta(days=youngest) if youngest else None
+            since = now - timedelta(days=oldest) if oldest is not None else None
+        currency = normalise_currency(self.currency) if self.currency else None
+        amounts = {"min_amount": self.min_amount, "max_amount": self.max_amount}
+        if any(amounts.values()) and currency is None:
+            raise ValidationFailed("choose a currency to filter by amount")
+        return DiscrepancyFilters(
+            unresolved=self.status == "unresolved" or None,
+            status=None if self.status == "unresolved" else self.status,
+            type=self.type,
+            severity=self.severity,
+            assignee=self.assignee,
+            currency=currency,
+            run_id=self.run,
+            since=since,
+            until=until,
+            **{
+                name: minor_units(text, currency) if text else None
+                for name, text in amounts.items()
+            },
+        )
+
+    def link(self, **changes: Any) -> dict[str, str]:
+        """The query string of these filters with ``changes`` (None drops a field)."""
+        values = self.model_dump(mode="json") | changes
+        return {name: str(value) for name, value in values.items() if value is not None}
