@@ -112,8 +112,8 @@ class PaymentImportResult(BaseModel):
     rejected: list[RejectedPaymentOut]
 
 
-class DiscrepancyListQuery(Strict):
-    """Filters, sort and page of ``GET /billing/reconciliation/discrepancies``.
+class DiscrepancyFilterQuery(Strict):
+    """Filters of the discrepancy list and of its summaries.
 
     ``since`` is inclusive and ``until`` exclusive, both on ``opened_at`` and both with an
     offset; ``min_amount`` is in minor units (pair it with ``currency``).
@@ -136,9 +136,6 @@ class DiscrepancyListQuery(Strict):
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     dispute_status: Literal[DISPUTE_STATUSES] | None = None
-    sort: Literal[SORTS] = "opened_at"
-    cursor: str | None = Field(default=None, max_length=512)
-    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
     def filters(self) -> DiscrepancyFilters:
         """The domain's filter object."""
@@ -154,6 +151,14 @@ class DiscrepancyListQuery(Strict):
             until=self.until,
             dispute_status=self.dispute_status,
         )
+
+
+class DiscrepancyListQuery(DiscrepancyFilterQuery):
+    """Filters, sort and page of ``GET /billing/reconciliation/discrepancies``."""
+
+    sort: Literal[SORTS] = "opened_at"
+    cursor: str | None = Field(default=None, max_length=512)
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
 
 class AssignIn(Strict):
@@ -275,3 +280,36 @@ class DiscrepancyDetailOut(DiscrepancyOut):
         """Build from the domain's detail object."""
         fields = {**vars(detail.discrepancy), "items": detail.items, "actions": detail.actions}
         return cls.model_validate(fields, from_attributes=True)
+
+
+class CurrencyTotalOut(BaseModel):
+    """Discrepancies of one currency: how many, and their amounts summed in minor units."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    currency: str
+    count: int
+    amount_minor: int
+
+
+class AgeingBucketOut(BaseModel):
+    """Discrepancies from ``min_days`` to ``max_days`` old (inclusive; null: no limit)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    label: str
+    min_days: int
+    max_days: int | None
+    count: int
+    by_currency: list[CurrencyTotalOut]
+
+
+class AgeingSummaryOut(BaseModel):
+    """Open and acknowledged discrepancies per age bucket (calendar days in ``time_zone``,
+    the organisation's, by ``opened_at``), youngest first, empty buckets included."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    as_of: datetime
+    time_zone: str
+    buckets: list[AgeingBucketOut]

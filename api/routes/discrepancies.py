@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request
 from pydantic import BaseModel
@@ -18,15 +19,18 @@ from api.openapi import Header, documented
 from api.requests import if_match_version, parse_json_body, parse_query
 from api.responses import json_response
 from api.schemas import (
+    AgeingSummaryOut,
     AssignIn,
     DiscrepancyDetailOut,
+    DiscrepancyFilterQuery,
     DiscrepancyListQuery,
     DiscrepancyOut,
     DiscrepancyPage,
     NoteIn,
     ResolveIn,
 )
-from shared.access.api_keys import TRIAGE_ROLES, Caller
+from shared.access.api_keys import READ_ROLES, TRIAGE_ROLES, Caller
+from shared.discrepancies.ageing import ageing_summary
 from shared.discrepancies.lifecycle import acknowledge, add_note, assign, resolve
 from shared.discrepancies.listing import (
     DiscrepancyView,
@@ -84,6 +88,22 @@ def list_reconciliation_discrepancies(session: Session, caller: Caller) -> Respo
     response = json_response(DiscrepancyPage.model_validate(page, from_attributes=True))
     response.vary.add("Accept")
     return response
+
+
+@blueprint.get(f"{DISCREPANCIES}/summary")
+@documented(query=DiscrepancyFilterQuery, responses={200: AgeingSummaryOut})
+@endpoint(roles=READ_ROLES)
+def summarise_discrepancies(session: Session, caller: Caller) -> Response:
+    """How long the open and acknowledged discrepancies have waited (the list's filters).
+
+    Four buckets by age in calendar days of the organisation's time zone (0–1, 2–7,
+    8–30, 31 and more), each with its count and, per currency, count and amount.
+    """
+    query = parse_query(DiscrepancyFilterQuery)
+    summary = ageing_summary(
+        session=session, org_id=caller.org_id, filters=query.filters(), now=datetime.now(UTC)
+    )
+    return json_response(AgeingSummaryOut.model_validate(summary))
 
 
 @blueprint.get(f"{DISCREPANCIES}/<uuid:discrepancy_id>")

@@ -24,6 +24,8 @@ KEY_PREFIX = "rk_"
 DISPLAY_PREFIX_LENGTH = 11
 MAX_KEY_LENGTH = 128
 TRIAGE_ROLES = ("owner", "manager")
+# Read-only views a viewer may see too (the summaries of the console's pages).
+READ_ROLES = ("owner", "manager", "viewer")
 OWNER_ROLES = ("owner",)
 LAST_USED_RESOLUTION = text("interval '1 minute'")
 _LAST_USED_IS_STALE = or_(

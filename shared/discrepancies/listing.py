@@ -161,8 +161,9 @@ def discrepancy_view(
     return DiscrepancyView(payment=payment, provider_record=record, **own)
 
 
-# Each filter as a condition on a bound parameter of its own name.
-_CONDITIONS = {
+# Each filter as a condition on a bound parameter of its own name: the one statement of
+# the filter rules, for the list and for every summary of it (shared/discrepancies/ageing.py).
+FILTER_CONDITIONS = {
     "status": _D.status == bindparam("status"),
     "type": _D.type == bindparam("type"),
     "severity": _D.severity == bindparam("severity"),
@@ -174,6 +175,16 @@ _CONDITIONS = {
     "until": _D.opened_at < bindparam("until"),
     "dispute_status": _D.dispute_status == bindparam("dispute_status"),
 }
+
+
+def filter_values(filters: DiscrepancyFilters) -> dict[str, Any]:
+    """The filters that are set, by name: the values bound to :data:`FILTER_CONDITIONS`."""
+    return {name: value for name, value in vars(filters).items() if value is not None}
+
+
+def filter_conditions(filtered: frozenset[str]) -> list[Any]:
+    """The conditions of the filters named in ``filtered`` (values bound when run)."""
+    return [condition for name, condition in FILTER_CONDITIONS.items() if name in filtered]
 
 
 def _sort_key(sort: str) -> tuple[Any, type, Callable[[DiscrepancyView], Any]]:
@@ -198,7 +209,7 @@ def _list_statement(sort: str, filtered: frozenset[str], after_cursor: bool) -> 
     column, _, _ = _sort_key(sort)
     query = select(*(getattr(_D, name) for name in _VIEW_COLUMNS)).where(
         _D.org_id == bindparam("org_id"),
-        *(condition for name, condition in _CONDITIONS.items() if name in filtered),
+        *filter_conditions(filtered),
     )
     if after_cursor:
         after = (bindparam("after", type_=column.type), bindparam("after_id", type_=_D.id.type))
@@ -231,7 +242,7 @@ def list_discrepancies(
     a row while new ones arrive, and a cursor of another sort or listing is InvalidCursor.
     """
     _, kind, key = _sort_key(sort)
-    values = {name: value for name, value in vars(filters).items() if value is not None}
+    values = filter_values(filters)
     parameters = {**values, "org_id": org_id, "limit": limit + 1}
     if cursor is not None:
         tag, parameters["after"], parameters["after_id"] = decode_cursor(

@@ -71,6 +71,7 @@ def test_the_protected_set_includes_the_known_routes():
     discrepancy = "/billing/reconciliation/discrepancies/<uuid:discrepancy_id>"
     assert {
         ("GET", "/billing/reconciliation/discrepancies"),
+        ("GET", "/billing/reconciliation/discrepancies/summary"),
         ("GET", discrepancy),
         ("PATCH", f"{discrepancy}/acknowledge"),
         ("PATCH", f"{discrepancy}/assign"),
@@ -93,6 +94,20 @@ def test_the_protected_set_includes_the_known_routes():
         ("GET", "/billing/bank/accounts"),
         ("GET", "/billing/bank/entries"),
     } <= protected
+
+
+# The only routes a viewer's key may use: read-only summaries. A route joins this list by
+# naming the viewer among its roles, so one cannot open to viewers without this test noticing.
+VIEWER_READABLE = {
+    ("GET", "/billing/reconciliation/discrepancies/summary"),
+}
+
+
+def test_the_routes_a_viewer_may_use_are_the_listed_read_only_ones():
+    readable = {
+        (method, rule) for method, rule in PROTECTED if "viewer" in required_roles(RULES[rule])
+    }
+    assert readable == VIEWER_READABLE
 
 
 OWNER_ONLY = [
@@ -138,9 +153,13 @@ def test_every_protected_route_refuses_missing_bad_revoked_and_viewer_keys(
         "revoked": ({"Authorization": f"Bearer {keys['revoked']}"}, 401),
         "viewer": ({"Authorization": f"Bearer {keys['viewer']}"}, 403),
     }
+    if (method, rule) in VIEWER_READABLE:
+        cases["viewer"] = ({"Authorization": f"Bearer {keys['viewer']}"}, 200)
     for name, (headers, expected) in cases.items():
         response = client.open(path, method=method, headers=headers, json={})
         assert response.status_code == expected, (name, method, rule)
+        if expected == 200:
+            continue
         assert response.mimetype == "application/problem+json", (name, method, rule)
         if expected == 401:
             assert response.headers["WWW-Authenticate"].startswith("Bearer"), (name, rule)
