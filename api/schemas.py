@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.discrepancies.bulk import BULK_ACTIONS, MAX_BULK_DISCREPANCIES
 from shared.discrepancies.lifecycle import (
     MAX_ADJUSTMENT_REFERENCE_LENGTH,
     MAX_ASSIGNEE_LENGTH,
@@ -313,3 +314,51 @@ class AgeingSummaryOut(BaseModel):
     as_of: datetime
     time_zone: str
     buckets: list[AgeingBucketOut]
+
+
+class BulkTargetIn(Strict):
+    """One discrepancy of a bulk action; with ``version``, it is changed only at that one."""
+
+    id: uuid.UUID
+    version: int | None = Field(default=None, ge=1, le=MAX_BIGINT)
+
+
+class BulkTriageIn(Strict):
+    """Body of ``POST …/discrepancies/bulk``: one action and one reason for up to 500.
+
+    ``assignee`` goes with ``assign``; ``resolution`` (and ``adjustment_reference``, which a
+    lost dispute requires) with ``resolve``.
+    """
+
+    action: Literal[BULK_ACTIONS]
+    discrepancies: list[BulkTargetIn] = Field(min_length=1, max_length=MAX_BULK_DISCREPANCIES)
+    reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
+    assignee: str | None = Field(default=None, min_length=1, max_length=MAX_ASSIGNEE_LENGTH)
+    resolution: Literal[RESOLUTION_CODES] | None = None
+    adjustment_reference: str | None = Field(
+        default=None, min_length=1, max_length=MAX_ADJUSTMENT_REFERENCE_LENGTH
+    )
+
+
+class BulkFailureOut(BaseModel):
+    """A discrepancy left unchanged: its problem type (``not-found``,
+    ``invalid-transition``, ``precondition-failed`` for a stale version,
+    ``validation-failed``), why, and its status or version when that is the reason."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    problem: str
+    detail: str
+    current_status: str | None
+    current_version: int | None
+
+
+class BulkTriageOut(BaseModel):
+    """What a bulk action changed (each discrepancy as it is now) and what it refused,
+    each in the order of the request."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    changed: list[DiscrepancyOut]
+    failed: list[BulkFailureOut]

@@ -21,6 +21,8 @@ from api.responses import json_response
 from api.schemas import (
     AgeingSummaryOut,
     AssignIn,
+    BulkTriageIn,
+    BulkTriageOut,
     DiscrepancyDetailOut,
     DiscrepancyFilterQuery,
     DiscrepancyListQuery,
@@ -31,6 +33,7 @@ from api.schemas import (
 )
 from shared.access.api_keys import READ_ROLES, TRIAGE_ROLES, Caller
 from shared.discrepancies.ageing import ageing_summary
+from shared.discrepancies.bulk import BulkChange, BulkTarget, apply_bulk
 from shared.discrepancies.lifecycle import acknowledge, add_note, assign, resolve
 from shared.discrepancies.listing import (
     DiscrepancyView,
@@ -104,6 +107,34 @@ def summarise_discrepancies(session: Session, caller: Caller) -> Response:
         session=session, org_id=caller.org_id, filters=query.filters(), now=datetime.now(UTC)
     )
     return json_response(AgeingSummaryOut.model_validate(summary))
+
+
+@blueprint.post(f"{DISCREPANCIES}/bulk")
+@documented(body=BulkTriageIn, responses={200: BulkTriageOut})
+@endpoint(roles=TRIAGE_ROLES)
+def bulk_triage(session: Session, caller: Caller) -> Response:
+    """Acknowledge, assign or resolve up to 500 discrepancies with one reason.
+
+    Each changed discrepancy gets its own action-log entry. A discrepancy the action
+    cannot apply to (not found, a refused transition, a stale ``version``) is listed in
+    ``failed`` and the others are still changed: 200 either way, both lists in request
+    order. Input wrong for all (over 500, an id twice, a missing assignee or resolution)
+    is 422 and changes nothing.
+    """
+    body = parse_json_body(BulkTriageIn)
+    outcome = apply_bulk(
+        session=session,
+        caller=caller,
+        targets=[BulkTarget(item.id, item.version) for item in body.discrepancies],
+        change=BulkChange(
+            action=body.action,
+            reason=body.reason,
+            assignee=body.assignee,
+            resolution=body.resolution,
+            adjustment_reference=body.adjustment_reference,
+        ),
+    )
+    return json_response(BulkTriageOut.model_validate(outcome))
 
 
 @blueprint.get(f"{DISCREPANCIES}/<uuid:discrepancy_id>")

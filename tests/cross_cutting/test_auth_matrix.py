@@ -72,6 +72,7 @@ def test_the_protected_set_includes_the_known_routes():
     assert {
         ("GET", "/billing/reconciliation/discrepancies"),
         ("GET", "/billing/reconciliation/discrepancies/summary"),
+        ("POST", "/billing/reconciliation/discrepancies/bulk"),
         ("GET", discrepancy),
         ("PATCH", f"{discrepancy}/acknowledge"),
         ("PATCH", f"{discrepancy}/assign"),
