@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from shared.discrepancies.bulk import BULK_ACTIONS, MAX_BULK_DISCREPANCIES
 from shared.discrepancies.lifecycle import (
@@ -36,10 +36,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class EventListQuery(Strict):
-    """Filters of ``GET /billing/webhooks/events``."""
+def one_or_many(value: Any) -> Any:
+    """A query parameter given once, as the list it would be if repeated."""
+    return [value] if isinstance(value, str) else value
 
-    state: Literal[EVENT_LIST_STATES] | None = None
+
+class EventListQuery(Strict):
+    """Filters of ``GET /billing/webhooks/events``: ``state`` may repeat, for the events in
+    any of those states (``?state=failed&state=pending``: the ones that need attention)."""
+
+    state: (
+        Annotated[
+            list[Literal[EVENT_LIST_STATES]],
+            BeforeValidator(one_or_many),
+            Field(min_length=1, max_length=len(EVENT_LIST_STATES)),
+        ]
+        | None
+    ) = None
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
