@@ -130,7 +130,8 @@ class DiscrepancyFilterQuery(Strict):
     """Filters of the discrepancy list and of its summaries.
 
     ``since`` is inclusive and ``until`` exclusive, both on ``opened_at`` and both with an
-    offset; ``min_amount`` is in minor units (pair it with ``currency``).
+    offset; ``min_amount`` and ``max_amount`` (both inclusive) are in minor units (pair
+    them with ``currency``).
     """
 
     status: Literal[DISCREPANCY_STATUSES] | None = None
@@ -147,6 +148,7 @@ class DiscrepancyFilterQuery(Strict):
     run_id: uuid.UUID | None = None
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     min_amount: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
+    max_amount: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     dispute_status: Literal[DISPUTE_STATUSES] | None = None
@@ -161,6 +163,7 @@ class DiscrepancyFilterQuery(Strict):
             run_id=self.run_id,
             currency=self.currency.upper() if self.currency else None,
             min_amount=self.min_amount,
+            max_amount=self.max_amount,
             since=self.since,
             until=self.until,
             dispute_status=self.dispute_status,

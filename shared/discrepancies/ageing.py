@@ -88,7 +88,7 @@ def _start_of(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone)
 
 
-@cache  # one statement per set of filters (at most 2**10)
+@cache  # one statement per set of filters (at most 2**11)
 def _ageing_statement(filtered: frozenset[str]) -> Select:
     bucket = case(
         *(

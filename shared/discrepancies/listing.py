@@ -53,6 +53,7 @@ class DiscrepancyFilters:
     run_id: uuid.UUID | None = None
     currency: str | None = None
     min_amount: int | None = None
+    max_amount: int | None = None
     since: datetime | None = None
     until: datetime | None = None
     dispute_status: str | None = None
@@ -171,6 +172,7 @@ FILTER_CONDITIONS = {
     "run_id": _D.run_id == bindparam("run_id"),
     "currency": _D.currency == bindparam("currency"),
     "min_amount": _D.amount_minor >= bindparam("min_amount"),
+    "max_amount": _D.amount_minor <= bindparam("max_amount"),
     "since": _D.opened_at >= bindparam("since"),
     "until": _D.opened_at < bindparam("until"),
     "dispute_status": _D.dispute_status == bindparam("dispute_status"),
@@ -198,7 +200,7 @@ def _sort_key(sort: str) -> tuple[Any, type, Callable[[DiscrepancyView], Any]]:
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
-@cache  # at most 2 sorts x 2**10 sets of filters x with or without a cursor
+@cache  # at most 2 sorts x 2**11 sets of filters x with or without a cursor
 def _list_statement(sort: str, filtered: frozenset[str], after_cursor: bool) -> Select:
     """The list statement of one shape of request, built once; values are bound when run.
 

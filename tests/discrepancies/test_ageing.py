@@ -124,6 +124,7 @@ def test_the_list_filters_narrow_the_summary(session, paris):
         "31+": (0, []),
     }
     assert figures(since=utc(2025, 3, 5), min_amount=10)["0-1"] == (1, [("EUR", 1, 20)])
+    assert figures(min_amount=20, max_amount=300)["8-30"] == (1, [("EUR", 1, 300)])
     assert all(count == 0 for count, _ in figures(status="resolved").values())
 
 

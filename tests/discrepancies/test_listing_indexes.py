@@ -35,6 +35,7 @@ ONE_OF_EACH = {
     "run_id": uuid.uuid4(),
     "currency": "EUR",
     "min_amount": 1_000,
+    "max_amount": 1_000_000,
     "since": OPENED - timedelta(days=7),
     "until": OPENED + timedelta(days=1),
     "dispute_status": "lost",
