@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from shared.models import DISCREPANCY_TYPES, ReconciliationRun
+from shared.models import MATCHING_DISCREPANCY_TYPES, ReconciliationRun
 from shared.runs.history import STAKES, money_at_stake, recent_run_figures
 from tests.runs.test_runs import run_day, scenario
 from tests.support.factories import make_org
@@ -17,7 +17,7 @@ def stored_report(matched_percent: float, **fields) -> dict:
     """A report as build_report stores it, with the keys the figures read."""
     return {
         "matched_percent": matched_percent,
-        "discrepancies_by_type": dict.fromkeys(DISCREPANCY_TYPES, 0),
+        "discrepancies_by_type": dict.fromkeys(MATCHING_DISCREPANCY_TYPES, 0),
         "mismatch_amount_by_currency": {},
         "unmatched_amount_by_currency": {"internal": {}, "provider": {}},
         "disputes": {"count": 0, "by_currency": {}},
