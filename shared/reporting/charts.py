@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from shared.runs.history import RunFigures
 from shared.values.money import format_minor
 
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
@@ -137,6 +138,24 @@ def money_at_stake_chart(stakes: Mapping[str, Mapping[str, int]]) -> Chart:
     root = _bar_chart(title, summary, groups)
     rows = tuple((currency, bar.label, bar.figure) for currency, bars in groups for bar in bars)
     return Chart(title, _serialise(root), ("Currency", "Kind", "Amount"), rows)
+
+
+def run_report_charts(run: RunFigures, recent: Sequence[RunFigures]) -> tuple[Chart, ...]:
+    """A run report page's charts: matched % over ``recent`` runs (oldest first), then
+    ``run``'s discrepancies by type and money at stake by currency."""
+    return (
+        matched_percent_chart([(period_label(f), f.matched_percent) for f in recent]),
+        discrepancies_by_type_chart(run.discrepancies_by_type),
+        money_at_stake_chart(run.money_at_stake),
+    )
+
+
+def period_label(figures: RunFigures) -> str:
+    """A run as a point's label: its day, or its first and last day; a verification run
+    says so."""
+    start, end = figures.period_start.isoformat(), figures.period_end.isoformat()
+    label = start if start == end else f"{start} to {end}"
+    return f"{label} (verification)" if figures.is_verification_run else label
 
 
 # --- drawing ------------------------------------------------------------------------------

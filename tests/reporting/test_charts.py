@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,7 +15,9 @@ from shared.reporting.charts import (
     discrepancies_by_type_chart,
     matched_percent_chart,
     money_at_stake_chart,
+    run_report_charts,
 )
+from shared.runs.history import RunFigures
 
 SVG = "{http://www.w3.org/2000/svg}"
 POINTS = [("2026-11-01", Decimal("97.50")), ("2026-11-02", Decimal("99.25")),
@@ -131,3 +135,31 @@ def test_text_from_outside_is_escaped_not_markup():
     root = parsed(chart)
     assert not list(root.iter(f"{SVG}script"))
     assert "<script>alert(1)</script>" in texts(root)
+
+
+def figures(day: int, percent: str, *, days: int = 1, verification: bool = False) -> RunFigures:
+    start = date(2026, 11, day)
+    return RunFigures(
+        run_id=uuid.uuid4(),
+        period_start=start,
+        period_end=start + timedelta(days=days - 1),
+        created_at=datetime(2026, 11, day, 3, tzinfo=UTC),
+        is_verification_run=verification,
+        matched_percent=Decimal(percent),
+        items=10,
+        discrepancies_by_type=COUNTS,
+        money_at_stake=STAKES,
+    )
+
+
+def test_a_run_page_gets_the_history_line_and_the_runs_own_bars():
+    recent = [figures(1, "97.50"), figures(2, "99.00", days=7), figures(3, "100.00",
+              verification=True)]  # fmt: skip
+    line, by_type, money = run_report_charts(recent[-1], recent)
+    assert [row[0] for row in line.rows] == [
+        "2026-11-01",
+        "2026-11-02 to 2026-11-08",
+        "2026-11-03 (verification)",
+    ]
+    assert by_type == discrepancies_by_type_chart(COUNTS)
+    assert money == money_at_stake_chart(STAKES)
