@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, Json, model_validator
 
@@ -12,6 +12,8 @@ from api.schemas import Strict
 from shared.bank.csv_format import CsvMapping
 from shared.bank.entries import EntryFilters
 from shared.bank.imports import ImportedStatement, StatementImport
+from shared.bank.matching import MAX_REASON_LENGTH
+from shared.bank.payout_status import PayoutBankStatus
 from shared.models import BankAccount
 from shared.platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.values.money import MAX_AMOUNT_MINOR
@@ -51,6 +53,7 @@ class BankAccountOut(BaseModel):
     country: str | None = Field(description="ISO 3166 alpha-2, from an IBAN; else null")
     providers: list[str] = Field(description="The providers paying out into the account")
     has_csv_mapping: bool
+    version: int = Field(description="Bumped by each settings change; send it in If-Match")
     created_at: datetime
 
     @classmethod
@@ -59,7 +62,8 @@ class BankAccountOut(BaseModel):
         return cls(
             id=account.id, name=account.name, masked_identifier=account.masked_identifier,
             currency=account.currency, country=account.country, providers=account.providers,
-            has_csv_mapping=account.csv_mapping is not None, created_at=account.created_at,
+            has_csv_mapping=account.csv_mapping is not None, version=account.version,
+            created_at=account.created_at,
         )  # fmt: skip
 
 
@@ -162,7 +166,7 @@ class ListQuery(Strict):
 
 class EntryListQuery(ListQuery):
     """Filters of ``GET /billing/bank/entries``: booking dates and signed amounts
-    inclusive; ``unmatched`` is true for every entry until payouts are matched."""
+    inclusive; ``unmatched``: true for entries no payout is linked to, false for the others."""
 
     account_id: uuid.UUID | None = None
     booked_from: date | None = None
@@ -187,3 +191,85 @@ class EntryListQuery(ListQuery):
             max_amount=self.max_amount,
             unmatched=self.unmatched,
         )
+
+
+class LinkedEntryOut(BaseModel):
+    """The entry a payout is linked to: how it was found, and entry − payout."""
+
+    entry_id: uuid.UUID
+    method: Literal["reference", "amount", "manual"]
+    amount_minor: int
+    booking_date: date
+    difference_minor: int = Field(description="The entry's amount minus the payout's")
+    linked_at: datetime
+
+
+class SuggestedEntryOut(BaseModel):
+    """An entry that could be the payout's (not linked: there are several candidates)."""
+
+    entry_id: uuid.UUID
+    method: Literal["reference", "amount"]
+
+
+class PayoutBankOut(BaseModel):
+    """A payout and what the bank shows of it."""
+
+    id: uuid.UUID
+    provider: str
+    payout_id: str
+    currency: str
+    amount_minor: int = Field(description="Signed: a negative payout is a debit")
+    status: str
+    arrival_date: date | None
+    booked_at: datetime
+    bank_status: Literal["linked", "suggested", "unlinked"]
+    linked_entry: LinkedEntryOut | None
+    suggestions: list[SuggestedEntryOut]
+
+    @classmethod
+    def of(cls, item: PayoutBankStatus) -> PayoutBankOut:
+        """The answer for one payout."""
+        payout, link = item.payout, item.link
+        linked = None
+        if link is not None:
+            linked = LinkedEntryOut(
+                entry_id=link.entry_id, method=link.method, amount_minor=link.amount_minor,
+                booking_date=link.booking_date, linked_at=link.linked_at,
+                difference_minor=link.amount_minor - payout.amount_minor,
+            )  # fmt: skip
+        return cls(
+            id=payout.id, provider=payout.provider, payout_id=payout.payout_id,
+            currency=payout.currency, amount_minor=payout.amount_minor, status=payout.status,
+            arrival_date=payout.arrival_date, booked_at=payout.booked_at,
+            bank_status=item.status, linked_entry=linked,
+            suggestions=[SuggestedEntryOut(entry_id=e, method=m) for e, m in item.suggestions],
+        )  # fmt: skip
+
+
+class PayoutBankPage(BaseModel):
+    """A page of payouts with their bank status, newest booked first."""
+
+    items: list[PayoutBankOut]
+    next_cursor: str | None
+
+
+class PayoutListQuery(ListQuery):
+    """Filter of ``GET /billing/bank/payouts``."""
+
+    bank_status: Literal["linked", "suggested", "unlinked"] | None = None
+
+
+Reason = Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH)]
+
+
+class LinkIn(Strict):
+    """Link a payout to an entry by hand, saying why."""
+
+    entry_id: uuid.UUID
+    reason: Reason
+
+
+class UnlinkIn(Strict):
+    """Undo a payout's link, saying why (that pair is not linked again automatically)."""
+
+    reason: Reason

@@ -61,6 +61,78 @@ class ReportQuery(Strict):
     format: Literal["json", "markdown"] | None = None
 
 
+class RunItemsQuery(Strict):
+    """Query of a run's items: a page (JSON), or every item (``format=csv``)."""
+
+    cursor: str | None = Field(default=None, max_length=512)
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    format: Literal["json", "csv"] | None = None
+
+
+class ItemOut(BaseModel):
+    """One recorded verdict: ``run_id`` null for the incremental path; ``currency`` is the
+    payment's (else the record's), the unit of ``amount_difference_minor``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    run_id: uuid.UUID | None
+    outcome: str
+    match_method: str | None
+    payment_id: uuid.UUID | None
+    payment_external_id: str | None
+    provider_record_id: uuid.UUID | None
+    provider: str | None
+    provider_reference: str | None
+    currency: str | None
+    amount_difference_minor: int | None
+    created_at: dt.datetime
+
+
+class ItemPage(BaseModel):
+    """A page of a run's items, in the order the run wrote them."""
+
+    items: list[ItemOut]
+    next_cursor: str | None
+
+
+class BoundRecordOut(BaseModel):
+    """A provider record matched to the payment, and how."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    provider: str
+    provider_reference: str
+    match_method: str | None
+    matched_at: dt.datetime | None
+
+
+class MatchedPaymentOut(BaseModel):
+    """The payment the matches are about."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    external_id: str
+    provider: str
+    amount_minor: int
+    currency: str
+    status: str
+    occurred_at: dt.datetime
+
+
+class PaymentMatchesOut(BaseModel):
+    """A payment's binding (its records) and every verdict recorded on it, oldest first:
+    the incremental path's and the runs' (a run records its exceptions only)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    payment: MatchedPaymentOut
+    records: list[BoundRecordOut]
+    items: list[ItemOut]
+
+
 class RunCounts(BaseModel):
     """What a run checked, matched, opened and auto-resolved."""
 

@@ -99,7 +99,8 @@ def _read_table(connection, sql: str, dtypes: dict, dates: list[str]):
 def _load_frames(org_id: uuid.UUID):
     """Both tables of the organisation as pandas frames (COPY to CSV, ``read_csv``)."""
     text = {"external_id": str, "provider": str, "provider_reference": str, "currency": str,
-            "status": str, "merchant_reference": str, "customer_ref": str}  # fmt: skip
+            "status": str, "merchant_reference": str, "customer_ref": str,
+            "dispute_status": str}  # fmt: skip
     with connect() as connection:
         payments = _read_table(
             connection,
@@ -110,7 +111,7 @@ def _load_frames(org_id: uuid.UUID):
         records = _read_table(
             connection,
             "SELECT id, provider, provider_reference, merchant_reference, amount_minor, "
-            "currency, status, amount_refunded_minor, customer_ref, occurred_at "
+            "currency, status, amount_refunded_minor, customer_ref, occurred_at, dispute_status "
             f"FROM provider_records WHERE org_id = '{org_id}'",
             text, ["occurred_at"],
         )  # fmt: skip
@@ -150,7 +151,7 @@ def _pairs(payments, records):
 
 
 def _flag(payments, records, start, end) -> dict[str, int]:
-    """The six discrepancy types found among the day's payments, by type."""
+    """The seven discrepancy types found among the day's payments, by type."""
     settled = ["succeeded", "refunded", "partially_refunded"]
     charged = ["succeeded", "partially_refunded"]
     payments = payments[(payments.occurred_at >= start) & (payments.occurred_at < end)]
@@ -172,6 +173,8 @@ def _flag(payments, records, start, end) -> dict[str, int]:
         & (records.occurred_at < end)
     ]
     unmatched_p = payments[~payments.id.isin(pairs.id_p) & payments.status.isin(settled)]
+    day_records = records[(records.occurred_at >= start) & (records.occurred_at < end)]
+    disputed = day_records.dispute_status.isin(["open", "under_review", "lost"])
     return {
         "MissingInternalRecord": len(unmatched_r),
         "MissingProviderRecord": len(unmatched_p),
@@ -179,6 +182,7 @@ def _flag(payments, records, start, end) -> dict[str, int]:
         "CurrencyMismatch": int(currency.sum()),
         "StatusMismatch": int(status.sum()),
         "DuplicateChargeSuspected": len(further),
+        "DisputeOpened": int(disputed.sum()),
     }
 
 

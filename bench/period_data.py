@@ -3,7 +3,7 @@
 Stripe (``pi_…``) and Adyen (16-digit pspReference), six currencies, many customers,
 succeeded/refunded/partially refunded/failed/canceled; 70 % of the payments know their
 provider reference, the rest match by merchant reference (= external id), 1 % by the
-heuristic only; about 2 % of rows are seeded discrepancies, spread evenly over the six
+heuristic only; about 2 % of rows are seeded discrepancies, spread evenly over the seven
 types. Rows are COPY text lines, in the shape the incremental path leaves them before
 the daily run: each record bound to its payment, except an unbound share.
 """
@@ -46,8 +46,9 @@ RECORD_COLUMNS = (
     "id, org_id, provider, provider_reference, merchant_reference, amount_minor, currency, status, "
     "amount_refunded_minor, customer_ref, occurred_at, last_event_at, payment_status, status_at, "
     "refunds, reported_refunded_minor, created_at, updated_at, payment_id, match_method, "
-    "matched_at"
+    "matched_at, dispute_status, dispute_amount_minor"
 )
+SEEDED_DISPUTES = ("open", "under_review", "lost")  # each finds DisputeOpened
 
 
 @dataclass
@@ -120,7 +121,7 @@ class Generator:
         return line, payment_id
 
     def _record(self, provider, reference, merchant, amount, currency, status, refunded,
-                customer, at, payment_id=None, method=None):  # fmt: skip
+                customer, at, payment_id=None, method=None, dispute=None):  # fmt: skip
         """The record's COPY line; bound to ``payment_id`` as the incremental path would
         have bound it, unless it is one of the ``unbound_share`` still unprocessed."""
         self.seeded.records += 1
@@ -134,7 +135,8 @@ class Generator:
             (str(self._id(at + 1)), self.org, provider, reference, _copy_text(merchant),
              str(amount), currency, status, str(refunded), customer, occurred, settled, base,
              occurred, "{}", str(refunded), self._time(at + 1), settled, _copy_text(payment_id),
-             _copy_text(method), _copy_text(matched))
+             _copy_text(method), _copy_text(matched), _copy_text(dispute),
+             _copy_text(dispute and str(amount // 2)))
         )  # fmt: skip
 
     # Rows ---------------------------------------------------------------------------
@@ -214,9 +216,10 @@ class Generator:
         payment, payment_id = self._payment(ext, provider, known, amount, currency,
                                             payment_status, 0, customer, at)  # fmt: skip
         method = "provider_reference" if knows else "merchant_reference"
+        dispute = rnd.choice(SEEDED_DISPUTES) if kind == "DisputeOpened" else None
         records = [self._record(provider, reference, ext, record_amount, record_currency,
                                 record_status, 0, customer, at + delay, payment_id,
-                                method)]  # fmt: skip
+                                method, dispute)]  # fmt: skip
         if kind == "DuplicateChargeSuspected":  # charged twice for one invoice
             second = self._reference(provider, number, variant=1)
             records.append(self._record(provider, second, ext, amount, currency, "succeeded", 0,

@@ -9,7 +9,7 @@ What it does, in one run:
    Stripe (``pi_…``) and Adyen (16-digit pspReference), EUR/USD/GBP/CHF/JPY/KWD, many
    customers, succeeded/refunded/partially refunded/failed/canceled; 70 % of the payments
    know their provider reference, the rest match by merchant reference (= external id),
-   1 % by the heuristic only — and seeds about 2 % of rows spread evenly over the six
+   1 % by the heuristic only — and seeds about 2 % of rows spread evenly over the seven
    discrepancy types; both tables are loaded with COPY (two connections, one stream each),
    in the shape the incremental path leaves them before the daily run: each record bound
    to its payment, except ``--unbound-share`` of them (default 5 %; 1 binds nothing, the
@@ -19,14 +19,16 @@ What it does, in one run:
    of two each; the floor is their sum, since the run binds by both), and (b) an analyst's
    pandas script in a child process: both tables COPY'd to CSV and read with
    ``read_csv``, merged on provider reference, then merchant reference, then the
-   heuristic among the unmatched, flagging the six types — load + merge timed together;
+   heuristic among the unmatched, flagging the seven types — load + merge timed together;
 4. times the full run — ``trigger_run`` + ``execute_run`` in one ``unit_of_work`` — in a
    child process of its own, whose peak RSS (``VmHWM``) is the run's, not the
    generator's, and the time of each of its SQL statements (SQLAlchemy's cursor events);
    with ``--profile DIR`` that child runs under ``py-spy`` and the bench prints where its
-   wall time went;
-5. prints rows, seconds, ratios, peak RSS, the discrepancies the run reported by type
-   against the seeded ones (and pandas' counts), and the issue's targets with PASS/FAIL;
+   wall time went; then a re-run of the same period with nothing changed, the same way;
+5. prints rows, seconds, ratios (run ÷ floor, re-run ÷ floor, pandas ÷ run), peak RSS,
+   the item rows each run wrote against the seeded exceptions, the discrepancies the runs
+   reported by type against the seeded ones (and pandas' counts), and issue 17's targets
+   with PASS/FAIL;
 6. drops the database and empties Redis database 13 at the end, also on Ctrl-C or an error.
 
 ``--scale`` does all of it at N and then at 4N (a fresh database each) and compares the
@@ -69,6 +71,9 @@ DATABASE = "recon_bench_period"
 REDIS_DATABASE = 13
 
 TARGET_FLOOR_RATIO = 3.0
+TARGET_PANDAS_RATIO = 3.0  # pandas ÷ run: at least three times faster than the analyst
+TARGET_RERUN_RATIO = 2.0  # a re-run with nothing changed ÷ floor
+ITEM_ROWS_SLACK = 10  # item rows a run may write beyond the seeded exceptions
 TARGET_PEAK_RSS_MB = 400.0
 TARGET_SCALE_GROWTH = 0.20
 # Of the records the incremental path would have matched before the daily run, the share
@@ -165,9 +170,14 @@ class Measured:
     floor: dict
     pandas: dict | None
     run: dict
+    rerun: dict
     report: dict
+    rerun_report: dict
     opened: Counter
     items: Counter
+    items_written: int  # by the first run
+    rerun_items_written: int
+    rerun_opened: int
 
 
 def measure(count: int, args: argparse.Namespace, workdir: Path) -> Measured:
@@ -199,10 +209,11 @@ def measure(count: int, args: argparse.Namespace, workdir: Path) -> Measured:
           f"{run['baseline_rss_kb'] / 1024:.0f} MB before the run)")  # fmt: skip
     print(f"  where the run's time went (SQL statements over {100 * BREAKDOWN_SHARE:g} % of it):")
     print("\n".join(time_breakdown(run)))
+    if profile is not None and profile.exists():
+        print(f"  profile of the run ({profile}):")
+        print("\n".join(summarise_by_project_function(profile, PROFILE_HZ)))
     with connect() as connection:
-        report = connection.execute(
-            "SELECT report_json FROM reconciliation_runs WHERE id = %s", (run["run_id"],)
-        ).fetchone()[0]
+        report = run_report(connection, run["run_id"])
         opened = Counter(dict(connection.execute(
             "SELECT type, count(*) FROM reconciliation_discrepancies GROUP BY type"
         ).fetchall()))  # fmt: skip
@@ -210,39 +221,68 @@ def measure(count: int, args: argparse.Namespace, workdir: Path) -> Measured:
             "SELECT coalesce(match_method, outcome), count(*) FROM reconciliation_items "
             "GROUP BY 1"
         ).fetchall()))  # fmt: skip
-    if profile is not None and profile.exists():
-        print(f"  profile of the run ({profile}):")
-        print("\n".join(summarise_by_project_function(profile, PROFILE_HZ)))
-    return Measured(count, seeded, load_seconds, floor, pandas_result, run, report, opened, items)
+    rerun = child("run", org_id, day, workdir)
+    print(f"  re-run, nothing changed                    {rerun['seconds']:7.2f} s  "
+          f"(peak RSS {rerun['peak_rss_kb'] / 1024:.0f} MB)")  # fmt: skip
+    print("\n".join(time_breakdown(rerun)))
+    with connect() as connection:
+        rerun_report = run_report(connection, rerun["run_id"])
+        written = dict(connection.execute(
+            "SELECT run_id::text, count(*) FROM reconciliation_items "
+            "WHERE run_id = ANY(%s::uuid[]) GROUP BY 1", ([run["run_id"], rerun["run_id"]],),
+        ).fetchall())  # fmt: skip
+        rerun_opened = connection.execute(
+            "SELECT discrepancies_opened FROM reconciliation_runs WHERE id = %s",
+            (rerun["run_id"],),
+        ).fetchone()[0]
+    return Measured(
+        count, seeded, load_seconds, floor, pandas_result, run, rerun, report, rerun_report,
+        opened, items, written.get(run["run_id"], 0), written.get(rerun["run_id"], 0),
+        rerun_opened,
+    )  # fmt: skip
+
+
+def run_report(connection, run_id: str) -> dict:
+    """The stored JSON report of a run."""
+    return connection.execute(
+        "SELECT report_json FROM reconciliation_runs WHERE id = %s", (run_id,)
+    ).fetchone()[0]
 
 
 def print_outcome(measured: Measured) -> bool:
     """The figures and the targets of one size; True when every target passed."""
     run_seconds = measured.run["seconds"]
+    rerun_seconds = measured.rerun["seconds"]
     floor = sum(seconds for seconds, _ in measured.floor.values())
     reference_only = measured.floor["provider reference"][0]
-    peak_mb = measured.run["peak_rss_kb"] / 1024
+    peak_mb = max(measured.run["peak_rss_kb"], measured.rerun["peak_rss_kb"]) / 1024
     found = measured.report["discrepancies_by_type"]
     seeded = measured.seeded.by_type
     pandas_found = measured.pandas["by_type"] if measured.pandas else {}
-    print("\n  discrepancies by type      seeded     run  opened  pandas")
-    same = True
+    exceptions = sum(seeded.values())  # each seeded case is one verdict that is not clean
+    print("\n  discrepancies by type      seeded     run  opened  re-run  pandas")
+    same = measured.rerun_report["discrepancies_by_type"] == found
     for kind in TYPES:
-        agree = found.get(kind, 0) == seeded.get(kind, 0)
+        agree = found.get(kind, 0) == seeded.get(kind, 0) and (
+            not measured.pandas or pandas_found.get(kind) == seeded.get(kind, 0)
+        )
         same &= agree
         print(f"    {kind:<24}{seeded.get(kind, 0):7d} {found.get(kind, 0):7d} "
-              f"{measured.opened.get(kind, 0):7d} {pandas_found.get(kind, '-'):>7}"
-              f"{'' if agree else '   <- differs'}")  # fmt: skip
+              f"{measured.opened.get(kind, 0):7d} "
+              f"{measured.rerun_report['discrepancies_by_type'].get(kind, 0):7d} "
+              f"{pandas_found.get(kind, '-'):>7}{'' if agree else '   <- differs'}")  # fmt: skip
     print(
         f"  items by match method / outcome: {dict(sorted(measured.items.items()))}; "
         f"seeded clean pairs by method: {dict(sorted(measured.seeded.by_method.items()))}"
     )
-    print(f"  matched {measured.report['matched_percent']} % of items")
+    print(f"  matched {measured.report['matched_percent']} % of verdicts; matched set "
+          f"{measured.report['matched_set']}")  # fmt: skip
     print(
         f"\n  rows                  {measured.payments:>10,} payments, "
         f"{measured.seeded.records:,} records"
     )
     print(f"  run                   {run_seconds:10.2f} s")
+    print(f"  re-run, no change     {rerun_seconds:10.2f} s  (opened {measured.rerun_opened})")
     print(
         f"  SQL floor             {floor:10.2f} s  (provider ref {reference_only:.2f} s "
         f"+ merchant ref {floor - reference_only:.2f} s)"
@@ -250,22 +290,32 @@ def print_outcome(measured: Measured) -> bool:
     if measured.pandas:
         print(f"  pandas                {measured.pandas['seconds']:10.2f} s")
     print(
-        f"  run / floor           {run_seconds / floor:10.1f} x  "
+        f"  run / floor           {run_seconds / floor:10.2f} x  "
         f"({run_seconds / reference_only:.1f} x the provider-reference join alone)"
     )
-    print(f"  peak RSS of the run   {peak_mb:10.0f} MB")
-    ok = True
-    ratio_ok = run_seconds <= TARGET_FLOOR_RATIO * floor
-    print(f"  target run <= {TARGET_FLOOR_RATIO:g} x floor        {verdict(ratio_ok)}")
-    ok &= ratio_ok
+    print(f"  re-run / floor        {rerun_seconds / floor:10.2f} x")
     if measured.pandas:
-        pandas_ok = run_seconds < measured.pandas["seconds"]
-        print(f"  target run faster than pandas  {verdict(pandas_ok)}")
-        ok &= pandas_ok
-    rss_ok = peak_mb < TARGET_PEAK_RSS_MB
-    print(f"  target peak RSS < {TARGET_PEAK_RSS_MB:.0f} MB      {verdict(rss_ok)}")
-    print(f"  discrepancies as seeded        {verdict(same)}")
-    return ok and rss_ok and same
+        print(f"  pandas / run          {measured.pandas['seconds'] / run_seconds:10.2f} x")
+    print(f"  peak RSS (run, re-run){peak_mb:10.0f} MB")
+    print(f"  item rows written     {measured.items_written:10,}  (re-run "
+          f"{measured.rerun_items_written:,}; exceptions seeded {exceptions:,})")  # fmt: skip
+    checks = [
+        (f"run <= {TARGET_FLOOR_RATIO:g} x floor", run_seconds <= TARGET_FLOOR_RATIO * floor),
+        (f"re-run <= {TARGET_RERUN_RATIO:g} x floor",
+         rerun_seconds <= TARGET_RERUN_RATIO * floor),
+        (f"peak RSS < {TARGET_PEAK_RSS_MB:.0f} MB", peak_mb < TARGET_PEAK_RSS_MB),
+        (f"item rows <= exceptions + {ITEM_ROWS_SLACK}",
+         max(measured.items_written, measured.rerun_items_written)
+         <= exceptions + ITEM_ROWS_SLACK),
+        ("re-run opens nothing", measured.rerun_opened == 0),
+        ("discrepancies as seeded" + (", pandas agreeing" if measured.pandas else ""), same),
+    ]  # fmt: skip
+    if measured.pandas:
+        pandas_ok = measured.pandas["seconds"] >= TARGET_PANDAS_RATIO * run_seconds
+        checks.insert(1, (f"pandas >= {TARGET_PANDAS_RATIO:g} x run", pandas_ok))
+    for name, ok in checks:
+        print(f"  target {name:<50}{verdict(ok)}")
+    return all(ok for _, ok in checks)
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:

@@ -23,10 +23,14 @@ What it does, in one run:
    each request with the key of a random organisation: ``GET /healthz`` (the baseline),
    the default list, the filtered lists (page 1), the filtered and default lists at a
    cursor (pages 2 to 5), and the detail of random discrepancies;
-5. prints p50/p99 for each (and per filtered listing), then PASS/FAIL against the issue's
-   target, p99 < 50 ms for each kind of request;
-6. stops the server, drops the database and empties Redis database 12, also on Ctrl-C or an
-   error.
+5. then the same phases again under load (issue 17): a Celery worker (2 processes) starts
+   and a child process sends signed Stripe webhooks for the largest organisation at
+   ``--webhook-rate``/s to the same server (open loop), from 3 s before the phases to
+   their end;
+6. prints p50/p99 for each (and per filtered listing), quiet and under load, then
+   PASS/FAIL against the target, p99 < 50 ms for each kind of request under load;
+7. stops the worker and the server, drops the database and empties Redis database 12,
+   also on Ctrl-C or an error.
 
 Run from the repository root: ``.venv/bin/python bench/triage.py [--discrepancies N] ...``.
 """
@@ -50,6 +54,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+from celery_workers import start_workers
 from cpu_meters import CpuMeter
 from environment import (
     Server,
@@ -63,13 +68,15 @@ from environment import (
 from figures import verdict
 from http_load import Outcome, closed_loop, healthz_requests, measure, print_outcome
 from triage_data import DAYS, TABLES, TYPES, BenchOrg, load, prepare_organizations, table_sizes
+from webhook_load import WebhookLoad, add_stripe_account
 
 DATABASE = "recon_bench_triage"
-REDIS_DATABASE = 12  # the server's metrics land here; nothing else is written
+REDIS_DATABASE = 12  # the server's metrics and the load's webhook tasks land here
 DISCREPANCIES = "/billing/reconciliation/discrepancies"
 TARGET_P99_MS = 50.0
 WARMUP_REQUESTS = 300
 PAGES = 5  # the cursor phase follows each listing to this page
+WEBHOOK_WARMUP_SECONDS = 3.0  # the load runs this long before the measured phases
 
 
 def listings(org: BenchOrg, now: datetime) -> list[tuple[str, dict[str, str]]]:
@@ -182,29 +189,14 @@ def print_by_label(outcome: Outcome, labels: list[str], rows: dict[str, list[int
         )
 
 
-def run(args: argparse.Namespace, orgs: list[BenchOrg], now: datetime, server: Server) -> bool:
-    """Measure every phase; print figures and targets; True when every target passed."""
-    port = server.port
-    meter = CpuMeter(server.process.pid)
-    rnd = random.Random(args.seed + 1)
-    print(
-        f"recon serve: {args.workers} gunicorn workers on 127.0.0.1:{port}; client: asyncio, "
-        f"{args.concurrency} connections, {args.requests} requests a phase; "
-        f"{os.cpu_count()} cores; Python {sys.version.split()[0]}"
-    )
-    began = time.perf_counter()
-    walked = walk(port, orgs, now)
-    print(f"(walked every listing of every organisation to page {PAGES} in "
-          f"{time.perf_counter() - began:.1f} s: warm-up, row counts, cursors)")  # fmt: skip
-    asyncio.run(closed_loop(port, healthz_requests(WARMUP_REQUESTS, port), args.concurrency))
+def measure_cases(
+    args: argparse.Namespace, orgs: list[BenchOrg], now: datetime, port: int, meter: CpuMeter,
+    walked: Walked, rnd: random.Random, condition: str,
+) -> list[Outcome]:  # fmt: skip
+    """(a) the default list, (b) filtered lists at page 1 and at a cursor, (c) the detail;
+    each phase printed, labelled with ``condition``."""
     n = args.requests
-
-    baseline = measure(
-        meter, "baseline GET /healthz",
-        closed_loop(port, healthz_requests(n, port), args.concurrency),
-    )  # fmt: skip
-    print_outcome(baseline, "req")
-
+    print(f"\n{condition}:")
     picks = [rnd.choice(orgs) for _ in range(n)]
     default = measure(
         meter, "(a) default list",
@@ -239,20 +231,80 @@ def run(args: argparse.Namespace, orgs: list[BenchOrg], now: datetime, server: S
                            for id_, org_id in details], args.concurrency),
     )  # fmt: skip
     print_outcome(detail, "req")
+    return [default, filtered, cursor, detail]
+
+
+def run(
+    args: argparse.Namespace, orgs: list[BenchOrg], now: datetime, server: Server,
+    workdir: Path, children: list,
+) -> bool:  # fmt: skip
+    """Measure every phase, quiet and under load; print figures and targets; True when
+    every target passed under load."""
+    port = server.port
+    meter = CpuMeter(server.process.pid)
+    rnd = random.Random(args.seed + 1)
+    print(
+        f"recon serve: {args.workers} gunicorn workers on 127.0.0.1:{port}; client: asyncio, "
+        f"{args.concurrency} connections, {args.requests} requests a phase; "
+        f"{os.cpu_count()} cores; Python {sys.version.split()[0]}"
+    )
+    began = time.perf_counter()
+    walked = walk(port, orgs, now)
+    print(f"(walked every listing of every organisation to page {PAGES} in "
+          f"{time.perf_counter() - began:.1f} s: warm-up, row counts, cursors)")  # fmt: skip
+    asyncio.run(closed_loop(port, healthz_requests(WARMUP_REQUESTS, port), args.concurrency))
+
+    baseline = measure(
+        meter, "baseline GET /healthz",
+        closed_loop(port, healthz_requests(args.requests, port), args.concurrency),
+    )  # fmt: skip
+    print_outcome(baseline, "req")
+    quiet = measure_cases(args, orgs, now, port, meter, walked, rnd, "quiet (nothing else runs)")
+
+    loaded: list[Outcome] = []
+    load = None
+    if args.webhook_rate > 0:
+        account_id = add_stripe_account(orgs[0].id)
+        workers = start_workers("one-worker", workdir, None)
+        children.extend(workers)
+        load = WebhookLoad(port, account_id, args.webhook_rate)
+        time.sleep(WEBHOOK_WARMUP_SECONDS)
+        try:
+            loaded = measure_cases(
+                args, orgs, now, port, meter, walked, rnd,
+                f"under load: {args.webhook_rate:g} webhooks/s to the same server, matched by "
+                "a Celery worker (2 processes)",
+            )  # fmt: skip
+        finally:
+            outcome = load.stop()
+        with connect(autocommit=True) as connection:
+            processed = connection.execute(
+                "SELECT count(*) FROM provider_events WHERE state = 'processed'"
+            ).fetchone()[0]
+        if outcome is not None:
+            print(
+                f"  webhook load: {outcome.accepted_rate:,.0f}/s accepted over "
+                f"{outcome.elapsed:.0f} s, answers {outcome.statuses}; {processed:,} events "
+                "processed by the worker"
+            )
 
     print()
-    print(f"targets (issue 6): p99 < {TARGET_P99_MS:.0f} ms, every response 2xx; "
+    print(f"targets (issues 6 and 17): p99 < {TARGET_P99_MS:.0f} ms, every response 2xx; "
           f"baseline /healthz p50 {baseline.percentile_ms(0.5):.1f} ms, "
           f"p99 {baseline.percentile_ms(0.99):.1f} ms")  # fmt: skip
     passed = True
-    for outcome in (default, filtered, cursor, detail):
-        p50, p99 = outcome.percentile_ms(0.5), outcome.percentile_ms(0.99)
-        ok = p99 < TARGET_P99_MS and outcome.ok == outcome.sent and outcome.sent > 0
-        passed &= ok
-        print(
-            f"  {outcome.label:<38} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
-            f"({p99 / baseline.percentile_ms(0.99):4.1f} x baseline p99)  {verdict(ok)}"
-        )
+    for index, outcome in enumerate(quiet):
+        under = loaded[index] if loaded else None
+        cases = [("quiet", outcome)] + ([("under load", under)] if under else [])
+        for condition, case in cases:
+            p50, p99 = case.percentile_ms(0.5), case.percentile_ms(0.99)
+            ok = p99 < TARGET_P99_MS and case.ok == case.sent and case.sent > 0
+            if condition == "under load" or under is None:
+                passed &= ok
+            print(
+                f"  {case.label:<38} {condition:<10} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
+                f"({p99 / baseline.percentile_ms(0.99):4.1f} x baseline p99)  {verdict(ok)}"
+            )
     return passed
 
 
@@ -267,9 +319,17 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--seed", type=int, default=6, help="seed of the generated data")
+    parser.add_argument(
+        "--webhook-rate",
+        type=float,
+        default=200,
+        help="webhooks/s of the concurrent load (0: measure quiet only)",
+    )
     args = parser.parse_args(argv)
     if args.concurrency is None:
         args.concurrency = args.workers
+    if args.webhook_rate < 0:
+        parser.error("--webhook-rate must not be negative")
     if min(args.orgs, args.requests, args.concurrency, args.workers) < 1:
         parser.error("--orgs, --requests, --concurrency and --workers must be positive")
     if args.discrepancies < args.orgs:
@@ -283,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="recon-bench-triage-"))
     server: Server | None = None
+    children: list = []  # the load's Celery worker, stopped at the end
     try:
         start_afresh(DATABASE, REDIS_DATABASE)
         orgs = prepare_organizations(args.orgs)
@@ -300,11 +361,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{name} {size / 2**20:.0f} MB" for name, size in table_sizes()))  # fmt: skip
         server = Server(free_port(), args.workers, workdir / "server.log")
         server.wait_ready()
-        return 0 if run(args, orgs, now, server) else 1
+        return 0 if run(args, orgs, now, server, workdir, children) else 1
     except KeyboardInterrupt:
         print("interrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
+        for child in children:
+            child.stop()
         if server is not None:
             server.stop()
         clean_up(DATABASE, redis_url(REDIS_DATABASE))

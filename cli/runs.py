@@ -1,4 +1,5 @@
-"""``recon run``: reconcile a period from the command line, optionally waiting for it."""
+"""``recon run``: reconcile a period from the command line, optionally waiting for it;
+``recon run verify``: check that a run's matched set still holds."""
 
 from __future__ import annotations
 
@@ -12,27 +13,33 @@ import click
 from shared.models import ReconciliationRun
 from shared.platform.db import unit_of_work
 from shared.platform.errors import DomainError
-from shared.runs.lifecycle import ACTIVE, get_run, trigger_run
+from shared.runs.lifecycle import ACTIVE, get_run, trigger_run, verify_matched_set
 
 POLL_SECONDS = 1.0
 PROGRESS_SECONDS = 10.0
 REPORT_PATH = "/billing/reconciliation/runs/{run_id}/report"
 
 
-@click.command("run")
-@click.option("--org", "org_id", type=click.UUID, required=True, help="Organisation id.")
+@click.group("run", invoke_without_command=True)
+@click.option("--org", "org_id", type=click.UUID, help="Organisation id.")
 @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="One day to reconcile.")
 @click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), help="First day of the period.")
 @click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), help="Last day of the period.")
 @click.option("--wait", is_flag=True, help="Wait for the run, showing progress, then summarise.")
-def run(org_id: uuid.UUID, day, first, last, wait: bool) -> None:
+@click.pass_context
+def run(context: click.Context, org_id: uuid.UUID | None, day, first, last, wait: bool) -> None:
     """Queue a reconciliation run of a day (--date) or a period (--from/--to).
 
     A worker executes it; with --wait the command follows it until it completes or
     fails (its status on stderr: one line updated in place on a terminal, a line per
     change and every 10 s otherwise) and prints a summary with the counts, the duration
-    and where the report is (exit status 1 if it failed).
+    and where the report is (exit status 1 if it failed). ``recon run verify RUN_ID``
+    checks a completed run's matched set instead.
     """
+    if context.invoked_subcommand is not None:
+        return
+    if org_id is None:
+        raise click.UsageError("give --org")
     if day is not None and (first or last):
         raise click.UsageError("give --date, or --from and --to, not both")
     if day is None and not (first and last):
@@ -66,6 +73,25 @@ def run(org_id: uuid.UUID, day, first, last, wait: bool) -> None:
     if current.status != "completed":
         raise click.ClickException(f"run {run_id} {current.status}: {current.error}")
     click.echo(summary(current))
+
+
+@run.command("verify")
+@click.argument("run_id", type=click.UUID)
+def verify(run_id: uuid.UUID) -> None:
+    """Check that a completed run's matched set still holds: recompute the fingerprint of
+    its period's bindings and compare it with the one the run recorded (exit status 1
+    when it does not hold)."""
+    try:
+        with unit_of_work() as session:
+            checked = verify_matched_set(session=session, run_id=run_id)
+    except DomainError as error:
+        raise click.ClickException(error.detail) from None
+    recorded, current = checked.recorded, checked.current
+    click.echo(f"recorded: {recorded.pairs} pairs, digest {recorded.digest}")
+    click.echo(f"now:      {current.pairs} pairs, digest {current.digest}")
+    if not checked.holds:
+        raise click.ClickException(f"run {run_id}: the matched set changed since the run")
+    click.echo(f"run {run_id}: the matched set holds")
 
 
 class RunProgress:

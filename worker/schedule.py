@@ -13,9 +13,17 @@ BEAT_SCHEDULE = {
         "task": "worker.tasks.sweep_pending_events",
         "schedule": 60.0,
     },
+    "sweep-pending-payment-matches": {
+        "task": "worker.tasks.sweep_pending_payment_matches",
+        "schedule": 60.0,
+    },
     "sweep-grace-periods": {
         "task": "worker.tasks.sweep_grace_periods",
         "schedule": 60.0,
+    },
+    "bank-payouts": {
+        "task": "worker.tasks.sweep_bank_payouts",
+        "schedule": crontab(hour=6, minute=15),
     },
     "daily-runs": {
         "task": "worker.tasks.schedule_daily_runs",

@@ -6,15 +6,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from shared.bank.matching import organisations_with_payouts, reconcile_bank_payouts
 from shared.ingest.events import WEBHOOK_QUEUE, sweep_pending_events
 from shared.ingest.processing import process_queued_event
-from shared.matching.engine import reconcile_payment
 from shared.matching.grace import sweep_expired_grace_periods
+from shared.payments.matching import drain_pending_matches, sweep_pending_matches
 from shared.platform.db import unit_of_work
-from shared.platform.dispatch import queue_depth
+from shared.platform.dispatch import queue_depth, queue_of, send_now
 from shared.platform.health import check_database
 from shared.platform.settings import get_settings
-from shared.platform.tasks import MATCH_PAYMENT, PROCESS_EVENT, RUN_PERIOD
+from shared.platform.tasks import MATCH_BANK_PAYOUTS, MATCH_PAYMENTS, PROCESS_EVENT, RUN_PERIOD
 from shared.runs.lifecycle import execute_queued_run, trigger_daily_runs
 from worker.celery_app import RUN_TIME_LIMIT_SECONDS, celery_app
 
@@ -42,16 +43,11 @@ def process_event(event_id: str) -> str:
     return process_queued_event(uuid.UUID(event_id))
 
 
-@celery_app.task(name=MATCH_PAYMENT, **RETRIED)
-def match_payment(payment_id: str) -> None:
-    """Match one internal payment that was created or changed (idempotent)."""
-    with unit_of_work() as session:
-        reconcile_payment(
-            session=session,
-            payment_id=uuid.UUID(payment_id),
-            now=datetime.now(UTC),
-            evidence={"payment_id": payment_id, "change": "payment import"},
-        )
+@celery_app.task(name=MATCH_PAYMENTS, **RETRIED)
+def match_payments() -> int:
+    """Match pending imported payments, a batch per transaction, until none is left
+    (``shared.payments.matching.drain_pending_matches``)."""
+    return drain_pending_matches()
 
 
 @celery_app.task(name="worker.tasks.sweep_pending_events")
@@ -63,6 +59,18 @@ def sweep_pending() -> int:
             older_than_seconds=get_settings().pending_event_sweep_seconds,
             batch=SWEEP_BATCH,
             backlog=queue_depth(WEBHOOK_QUEUE),
+        )
+
+
+@celery_app.task(name="worker.tasks.sweep_pending_payment_matches")
+def sweep_pending_payment_matches() -> int:
+    """Wake a worker for imported payments still waiting to be matched (a lost wake-up,
+    a failed payment's retry due)."""
+    with unit_of_work() as session:
+        return sweep_pending_matches(
+            session=session,
+            older_than_seconds=get_settings().pending_event_sweep_seconds,
+            backlog=queue_depth(queue_of(MATCH_PAYMENTS)),
         )
 
 
@@ -92,3 +100,23 @@ def schedule_daily_runs() -> int:
             session=session, now=datetime.now(UTC), triggered_by="schedule", only_due=True
         )
     return sum(item.created for item in started)
+
+
+@celery_app.task(name=MATCH_BANK_PAYOUTS, **RETRIED)
+def match_bank_payouts(org_id: str) -> int:
+    """Match one organisation's payouts to its bank entries and judge its bank
+    discrepancies (idempotent); queued after a statement or settlement import commits."""
+    with unit_of_work() as session:
+        outcome = reconcile_bank_payouts(
+            session=session, org_id=uuid.UUID(org_id), now=datetime.now(UTC)
+        )
+    return outcome.linked
+
+
+@celery_app.task(name="worker.tasks.sweep_bank_payouts")
+def sweep_bank_payouts() -> int:
+    """Daily: a matching pass for every organisation with payouts, so the time-based
+    findings (PayoutNotReceived) open on the day they hold."""
+    with unit_of_work() as session:
+        org_ids = organisations_with_payouts(session=session)
+    return send_now(MATCH_BANK_PAYOUTS, [str(org_id) for org_id in org_ids])

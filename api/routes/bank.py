@@ -1,6 +1,10 @@
-"""Bank statements: upload, and the accounts and entries they brought."""
+"""Bank statements: upload, the accounts and entries they brought, the accounts'
+settings, and the payouts' bank status with manual links."""
 
 from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel
@@ -15,23 +19,32 @@ from api.bank_schemas import (
     BankEntryOut,
     BankEntryPage,
     EntryListQuery,
+    LinkIn,
     ListQuery,
+    PayoutBankOut,
+    PayoutBankPage,
+    PayoutListQuery,
     StatementUploadForm,
     StatementUploadOut,
+    UnlinkIn,
 )
 from api.endpoint import endpoint
-from api.openapi import documented
-from api.requests import parse_query
+from api.openapi import Header, documented
+from api.requests import if_match_version, parse_json_body, parse_query
 from shared.access.api_keys import TRIAGE_ROLES, Caller
-from shared.bank.accounts import list_accounts
+from shared.bank.accounts import AccountSettingsChange, change_account_settings, list_accounts
 from shared.bank.entries import list_entries
 from shared.bank.imports import import_statement_file
+from shared.bank.matching import link_payout, queue_payout_matching, unlink_payout
+from shared.bank.payout_status import list_payout_statuses, payout_status
 from shared.platform.errors import ValidationFailed, validate_input
 from shared.platform.settings import get_settings
 
 blueprint = Blueprint("bank", __name__)
 
 SEND_FILE = "send the statement as multipart/form-data, field 'file'"
+PAYOUT = "/billing/bank/payouts/<uuid:payout_id>"
+IF_MATCH = Header("If-Match", 'The account version the change is based on ("3"): stale → 412.')
 
 
 def _json(model: BaseModel, status: int = 200) -> Response:
@@ -89,14 +102,93 @@ def bank_accounts(session: Session, caller: Caller) -> Response:
     return _json(BankAccountPage(items=items, next_cursor=page.next_cursor))
 
 
+@blueprint.patch("/billing/bank/accounts/<uuid:bank_account_id>")
+@documented(
+    body=AccountSettingsChange,
+    responses={200: BankAccountOut},
+    headers=(IF_MATCH,),
+    errors=(400, 412),
+)
+@endpoint(roles=TRIAGE_ROLES)
+def change_bank_account(session: Session, caller: Caller, bank_account_id: uuid.UUID) -> Response:
+    """Change an account's name, the providers paying into it, or its country (the
+    business-day calendar; a country without one is 422). Answers the account with its
+    version as the ETag; payouts are matched again after the change commits."""
+    account = change_account_settings(
+        session=session,
+        org_id=caller.org_id,
+        account_id=bank_account_id,
+        change=parse_json_body(AccountSettingsChange),
+        expected_version=if_match_version(),
+    )
+    queue_payout_matching(session, caller.org_id)
+    response = _json(BankAccountOut.of(account))
+    response.headers["ETag"] = f'"{account.version}"'
+    return response
+
+
+@blueprint.get("/billing/bank/payouts")
+@documented(query=PayoutListQuery, responses={200: PayoutBankPage}, errors=(400,))
+@endpoint(roles=TRIAGE_ROLES)
+def bank_payouts(session: Session, caller: Caller) -> Response:
+    """Payouts with their bank status (linked entry, or suggestions), newest booked first."""
+    query = parse_query(PayoutListQuery)
+    page = list_payout_statuses(
+        session=session,
+        org_id=caller.org_id,
+        status=query.bank_status,
+        cursor=query.cursor,
+        limit=query.limit,
+    )
+    items = [PayoutBankOut.of(item) for item in page.items]
+    return _json(PayoutBankPage(items=items, next_cursor=page.next_cursor))
+
+
+@blueprint.get(PAYOUT)
+@documented(responses={200: PayoutBankOut})
+@endpoint(roles=TRIAGE_ROLES)
+def bank_payout(session: Session, caller: Caller, payout_id: uuid.UUID) -> Response:
+    """One payout with its bank status."""
+    status = payout_status(session=session, org_id=caller.org_id, payout_id=payout_id)
+    return _json(PayoutBankOut.of(status))
+
+
+@blueprint.post(f"{PAYOUT}/link")
+@documented(body=LinkIn, responses={200: PayoutBankOut}, errors=(409,))
+@endpoint(roles=TRIAGE_ROLES)
+def link_bank_payout(session: Session, caller: Caller, payout_id: uuid.UUID) -> Response:
+    """Link the payout to an entry by hand, with a reason (both unlinked, same currency;
+    409 when either is linked). Logged; the bank discrepancies are judged again."""
+    body = parse_json_body(LinkIn)
+    link_payout(
+        session=session, caller=caller, payout_id=payout_id, entry_id=body.entry_id,
+        reason=body.reason, now=datetime.now(UTC),
+    )  # fmt: skip
+    status = payout_status(session=session, org_id=caller.org_id, payout_id=payout_id)
+    return _json(PayoutBankOut.of(status))
+
+
+@blueprint.post(f"{PAYOUT}/unlink")
+@documented(body=UnlinkIn, responses={200: PayoutBankOut})
+@endpoint(roles=TRIAGE_ROLES)
+def unlink_bank_payout(session: Session, caller: Caller, payout_id: uuid.UUID) -> Response:
+    """Undo the payout's link, with a reason (404 when it has none). Logged; that pair is
+    never linked again automatically; the bank discrepancies are judged again."""
+    body = parse_json_body(UnlinkIn)
+    unlink_payout(
+        session=session, caller=caller, payout_id=payout_id, reason=body.reason,
+        now=datetime.now(UTC),
+    )  # fmt: skip
+    status = payout_status(session=session, org_id=caller.org_id, payout_id=payout_id)
+    return _json(PayoutBankOut.of(status))
+
+
 @blueprint.get("/billing/bank/entries")
 @documented(query=EntryListQuery, responses={200: BankEntryPage}, errors=(400,))
 @endpoint(roles=TRIAGE_ROLES)
 def bank_entries(session: Session, caller: Caller) -> Response:
-    """Booked entries, newest booking date first, filtered (cursor pagination).
-
-    Payouts are not matched to entries yet: every entry is unmatched.
-    """
+    """Booked entries, newest booking date first, filtered (cursor pagination);
+    ``unmatched=true``: those no payout is linked to."""
     query = parse_query(EntryListQuery)
     page = list_entries(
         session=session,

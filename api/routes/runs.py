@@ -1,8 +1,10 @@
-"""Reconciliation runs: trigger, list, report, and the token-protected daily endpoint."""
+"""Reconciliation runs: trigger, list, report, items (the run's exceptions), and the
+token-protected daily endpoint."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
@@ -11,25 +13,32 @@ from sqlalchemy.orm import Session
 from api.endpoint import endpoint
 from api.openapi import Header, documented
 from api.requests import parse_json_body, parse_query
+from api.responses import json_response
 from api.run_schemas import (
     DailyRuns,
     DryRunOut,
+    ItemPage,
     ReportQuery,
+    RunItemsQuery,
     RunListQuery,
     RunOut,
     RunPage,
     RunTrigger,
     TriggerAnswer,
 )
-from shared.access.api_keys import TRIAGE_ROLES, Caller
+from shared.access.api_keys import READ_ROLES, TRIAGE_ROLES, Caller
 from shared.access.daily_token import TOKEN_HEADER, check_daily_token
+from shared.platform.db import unit_of_work
 from shared.platform.errors import Conflict
 from shared.runs.dry_run import Rehearsal, dry_run
+from shared.runs.evidence import item_csv_chunks, iter_run_items, list_run_items
 from shared.runs.lifecycle import get_run, list_runs, trigger_daily_runs, trigger_run
 
 blueprint = Blueprint("runs", __name__)
 
 REPORT_SCHEMA = {"type": "object", "description": "The run's report (docs/design.md, Report)."}
+CSV = "text/csv"
+ITEMS_CSV_SCHEMA = {"type": "string", "description": "One header line, then one line per item."}
 
 
 def _json(model, status: int = 200) -> Response:
@@ -96,6 +105,51 @@ def report(session: Session, caller: Caller, run_id: uuid.UUID) -> Response:
     if markdown:
         return Response(run.report_markdown, mimetype="text/markdown")
     return jsonify(run.report_json)
+
+
+@blueprint.get("/billing/reconciliation/runs/<uuid:run_id>/items")
+@documented(
+    query=RunItemsQuery,
+    responses={200: {"application/json": ItemPage, CSV: ITEMS_CSV_SCHEMA}},
+    errors=(400,),  # a cursor this listing did not issue
+)
+@endpoint(roles=READ_ROLES)
+def run_items(session: Session, caller: Caller, run_id: uuid.UUID) -> Response:
+    """The run's items — its exceptions — in the order it wrote them, a page at a time.
+
+    With ``?format=csv`` or ``Accept: text/csv`` every item streams as CSV (``cursor``
+    and ``limit`` do not apply).
+    """
+    query = parse_query(RunItemsQuery)
+    as_csv = query.format == "csv" or (
+        query.format is None
+        and request.accept_mimetypes.best_match(["application/json", CSV]) == CSV
+    )
+    if as_csv:
+        get_run(session=session, org_id=caller.org_id, run_id=run_id)  # 404 before streaming
+        return _items_csv(caller.org_id, run_id)
+    page = list_run_items(
+        session=session, org_id=caller.org_id, run_id=run_id, cursor=query.cursor,
+        limit=query.limit,
+    )  # fmt: skip
+    response = json_response(ItemPage.model_validate(page, from_attributes=True))
+    response.vary.add("Accept")
+    return response
+
+
+def _items_csv(org_id: uuid.UUID, run_id: uuid.UUID) -> Response:
+    """Stream the run's items as CSV, read in keyset batches in a unit of work of its own
+    (the request's has committed by the time the body streams)."""
+
+    def chunks() -> Iterator[str]:
+        with unit_of_work() as session:
+            yield from item_csv_chunks(iter_run_items(session=session, org_id=org_id,
+                                                      run_id=run_id))  # fmt: skip
+
+    response = Response(chunks(), mimetype=CSV)
+    response.headers["Content-Disposition"] = f'attachment; filename="run-{run_id}-items.csv"'
+    response.vary.add("Accept")
+    return response
 
 
 @blueprint.post("/billing/reconciliation/runs/daily")

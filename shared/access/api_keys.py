@@ -24,8 +24,7 @@ KEY_PREFIX = "rk_"
 DISPLAY_PREFIX_LENGTH = 11
 MAX_KEY_LENGTH = 128
 TRIAGE_ROLES = ("owner", "manager")
-# Read-only views a viewer may see too (the summaries of the console's pages).
-READ_ROLES = ("owner", "manager", "viewer")
+READ_ROLES = ("owner", "manager", "viewer")  # the evidence of verdicts: read-only routes
 OWNER_ROLES = ("owner",)
 LAST_USED_RESOLUTION = text("interval '1 minute'")
 _LAST_USED_IS_STALE = or_(

@@ -10,17 +10,21 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.bank.csv_format import CsvMapping
 from shared.bank.model import AccountIdentification
-from shared.models import BankAccount
-from shared.platform.errors import NotFound, ValidationFailed
+from shared.models import SETTLEMENT_PROVIDERS, BankAccount
+from shared.platform.errors import NotFound, PreconditionFailed, ValidationFailed
 from shared.platform.pagination import Page, newest_first
+from shared.values.business_days import check_calendar
+from shared.values.changes import PartialChange
+from shared.values.text import check_identifier
 
 # An IBAN's shape (ISO 13616): its first two letters are the account's country.
 IBAN = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}")
@@ -111,3 +115,61 @@ def list_accounts(
     query = select(BankAccount).where(BankAccount.org_id == org_id)
     order = (BankAccount.created_at, BankAccount.id)
     return newest_first(query, order, session=session, cursor=cursor, limit=limit)
+
+
+MAX_ACCOUNT_NAME_LENGTH = 200
+AccountName = Annotated[
+    str, Field(min_length=1, max_length=MAX_ACCOUNT_NAME_LENGTH), AfterValidator(check_identifier)
+]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2")]
+
+
+class AccountSettingsChange(PartialChange):
+    """A change of a bank account's settings: its label, the providers that pay out into it
+    (amount matching considers their payouts; an account naming none takes any), and
+    its country (the business-day calendar of PayoutNotReceived; null: weekends only)."""
+
+    NULLABLE = frozenset({"country"})
+
+    name: AccountName | None = None
+    providers: list[Literal[SETTLEMENT_PROVIDERS]] | None = Field(  # type: ignore[valid-type]
+        default=None, max_length=len(SETTLEMENT_PROVIDERS)
+    )
+    country: Country | None = None
+
+    @field_validator("providers")
+    @classmethod
+    def _distinct(cls, providers: list[str] | None) -> list[str] | None:
+        if providers is not None and len(set(providers)) != len(providers):
+            raise ValueError("name each provider once")
+        return sorted(providers) if providers is not None else None
+
+
+def change_account_settings(
+    *,
+    session: Session,
+    org_id: uuid.UUID,
+    account_id: uuid.UUID,
+    change: AccountSettingsChange,
+    expected_version: int | None = None,
+) -> BankAccount:
+    """Apply ``change`` to the organisation's account (row-locked), at ``expected_version``
+    if given (else PreconditionFailed), and bump its version. A country without a
+    business-day calendar is refused (ValidationFailed); nothing changes then."""
+    changes = change.changes()
+    if changes.get("country") is not None:
+        check_calendar(changes["country"])
+    account = session.get(BankAccount, account_id, with_for_update=True)
+    if account is None or account.org_id != org_id:
+        raise NotFound(f"bank account {account_id} does not exist")
+    if expected_version is not None and expected_version != account.version:
+        raise PreconditionFailed(
+            f"bank account is at version {account.version}, not {expected_version}; "
+            "fetch it again and retry",
+            current_version=account.version,
+        )
+    for name, value in changes.items():
+        setattr(account, name, value)
+    account.version += 1
+    session.flush()
+    return account

@@ -1,7 +1,6 @@
 """Reading imported bank entries: the organisation's, filtered, newest booked first.
 
-Payouts are not matched to entries yet (issue 19's next step): every entry is
-unmatched, so ``unmatched=true`` lists them all and ``unmatched=false`` none.
+An entry is matched once a payout is linked to it (``shared/bank/matching.py``).
 """
 
 from __future__ import annotations
@@ -10,10 +9,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Select, false, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
-from shared.models import BankEntryRecord
+from shared.models import BankEntryRecord, BankPayoutLink
 from shared.platform.pagination import Page, newest_first
 
 
@@ -26,7 +25,7 @@ class EntryFilters:
     booked_to: date | None = None
     min_amount: int | None = None
     max_amount: int | None = None
-    unmatched: bool | None = None
+    unmatched: bool | None = None  # True: no payout linked to it; False: one is
 
 
 def list_entries(
@@ -49,7 +48,8 @@ def list_entries(
     ):
         if value is not None:
             query = query.where(condition(value))
-    if filters.unmatched is False:
-        query = query.where(false())  # nothing is matched yet
+    if filters.unmatched is not None:
+        linked = exists().where(BankPayoutLink.bank_entry_id == BankEntryRecord.id)
+        query = query.where(~linked if filters.unmatched else linked)
     order = (BankEntryRecord.booking_date, BankEntryRecord.id)
     return newest_first(query, order, session=session, cursor=cursor, limit=limit)

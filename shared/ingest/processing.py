@@ -236,7 +236,7 @@ def _match_together(
     batch = MatchBatch(
         session=session,
         now=now,
-        settings={event.org_id: _match_settings(session, event.org_id) for event, _ in work},
+        settings={event.org_id: cached_match_settings(session, event.org_id) for event, _ in work},
     )
     batch.prepare_updates(
         [(event.org_id, event.provider, update) for event, updates in work for update in updates]
@@ -343,6 +343,6 @@ def _account_options(session: Session, account_id: uuid.UUID) -> AccountOptions:
     return _account_options_cache.get(account_id, read)
 
 
-def _match_settings(session: Session, org_id: uuid.UUID) -> MatchSettings:
+def cached_match_settings(session: Session, org_id: uuid.UUID) -> MatchSettings:
     """The organisation's matching settings, read at most every SETTINGS_CACHE_SECONDS."""
     return _match_settings_cache.get(org_id, lambda: match_settings(session=session, org_id=org_id))

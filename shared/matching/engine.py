@@ -1,8 +1,9 @@
 """The incremental matching engine: the rules of shared/matching/rules.py applied to the database.
 
-A :class:`MatchBatch` is one transaction's matching work: one event, one changed payment,
-one grace-period check, or the up to a hundred pending events a worker task claimed
-together (shared/ingest/processing.py). It runs named stages over the batch:
+A :class:`MatchBatch` is one transaction's matching work: one event, one grace-period
+check, the up to a hundred pending events a worker task claimed together
+(shared/ingest/processing.py), or the imported payments it claimed together
+(shared/payments/matching.py). It runs named stages over the batch:
 
 1. **read and lock** (reading.py, locking.py): the match keys' advisory locks, then the
    rows the rules will need in a few set-based statements;
@@ -44,10 +45,11 @@ from shared.matching.judging import (
     judge_payment,
     judge_record,
 )
-from shared.matching.locking import external_key, lock_match_keys
+from shared.matching.locking import external_key
 from shared.matching.reading import BatchReader
 from shared.matching.record_fields import RecordFacts, RecordRow, record_facts
 from shared.matching.rules import MatchSettings, PaymentFacts
+from shared.matching.statements import NO_JIT
 from shared.matching.writing import write_changes
 from shared.models import Payment, ProviderRecord
 from shared.platform.errors import ValidationFailed
@@ -71,6 +73,9 @@ class MatchBatch:
         self, *, session: Session, now: datetime, settings: Mapping[uuid.UUID, MatchSettings]
     ) -> None:
         session.flush()  # the caller's pending ORM changes must be visible to these reads
+        # Lookups by key never gain from JIT compilation, which stale statistics can
+        # trigger at 5-150 ms a statement (docs/decisions.md, "Index-shaped lookups").
+        session.execute(NO_JIT)
         self.session = session
         self.now = now
         self.settings = settings
@@ -88,6 +93,10 @@ class MatchBatch:
     def prepare_updates(self, changes: Sequence[tuple[uuid.UUID, str, RecordUpdate]]) -> None:
         """Lock the keys of these (org, provider, update) and read what matching them needs."""
         self.reader.read_ahead(changes)
+
+    def prepare_payments(self, payment_ids: Sequence[uuid.UUID]) -> None:
+        """Lock the keys of these payments and read what matching them needs."""
+        self.reader.read_ahead_payments(payment_ids)
 
     def load_record(self, record_id: uuid.UUID) -> RecordRow:
         """The record ``record_id``, locked (its keys must be held already)."""
@@ -245,43 +254,52 @@ def reconcile_payment_group(
     evidence: dict[str, Any],
 ) -> Verdict:
     """Bind, judge and record a payment with its records (its keys held by the caller)."""
-    return _reconcile_payment_id(session, payment.org_id, payment.id, settings, now, evidence)
-
-
-def _reconcile_payment_id(
-    session: Session,
-    org_id: uuid.UUID,
-    payment_id: uuid.UUID,
-    settings: MatchSettings,
-    now: datetime,
-    evidence: dict[str, Any],
-) -> Verdict:
-    batch = MatchBatch(session=session, now=now, settings={org_id: settings})
-    verdict = batch.reconcile_payment_group(batch.load_payment(payment_id), evidence)
+    batch = MatchBatch(session=session, now=now, settings={payment.org_id: settings})
+    verdict = batch.reconcile_payment_group(batch.load_payment(payment.id), evidence)
     batch.write()
     return verdict
+
+
+def reconcile_payments(
+    *,
+    session: Session,
+    payment_ids: Sequence[uuid.UUID],
+    settings: Mapping[uuid.UUID, MatchSettings],
+    now: datetime,
+    evidence: dict[str, Any],
+) -> dict[uuid.UUID, Verdict]:
+    """Match these payments together, each judged in order as if alone (a repeated id
+    once); the verdict of each payment that exists.
+
+    Every payment is read once its keys are held (an import may have just changed it);
+    ``settings`` holds every organisation of the payments. Each evaluation's evidence is
+    ``evidence`` with the payment's id.
+    """
+    batch = MatchBatch(session=session, now=now, settings=settings)
+    ids = list(dict.fromkeys(payment_ids))
+    batch.prepare_payments(ids)
+    verdicts = {}
+    for payment_id in ids:
+        payment = batch.load_payment(payment_id)
+        if payment is not None:
+            verdicts[payment_id] = batch.reconcile_payment_group(
+                payment, {**evidence, "payment_id": str(payment_id)}
+            )
+    batch.write()
+    return verdicts
 
 
 def reconcile_payment(
     *, session: Session, payment_id: uuid.UUID, now: datetime, evidence: dict[str, Any]
 ) -> Verdict | None:
-    """Match one internal payment after it was created or changed (None if it is gone).
-
-    The payment is read again once its keys are held: an import may have changed it.
-    """
-    keys = session.execute(
-        select(
-            Payment.org_id, Payment.provider, Payment.provider_reference, Payment.external_id
-        ).where(Payment.id == payment_id)
-    ).one_or_none()
-    if keys is None:
+    """Match one internal payment after it was created or changed (None if it is gone)."""
+    org_id = session.scalar(select(Payment.org_id).where(Payment.id == payment_id))
+    if org_id is None:
         return None
-    lock_match_keys(
+    return reconcile_payments(
         session=session,
-        org_id=keys.org_id,
-        provider=keys.provider,
-        reference=keys.provider_reference,
-        external=keys.external_id,
-    )
-    settings = match_settings(session=session, org_id=keys.org_id)
-    return _reconcile_payment_id(session, keys.org_id, payment_id, settings, now, evidence)
+        payment_ids=[payment_id],
+        settings={org_id: match_settings(session=session, org_id=org_id)},
+        now=now,
+        evidence=evidence,
+    ).get(payment_id)

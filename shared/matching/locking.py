@@ -36,22 +36,6 @@ def lock_keys(*, session: Session, references: Iterable[str], externals: Iterabl
         session.execute(LOCK_KEYS, {"keys": keys})
 
 
-def lock_match_keys(
-    *,
-    session: Session,
-    org_id: uuid.UUID,
-    provider: str,
-    reference: str | None,
-    external: str | None,
-) -> None:
-    """Serialise work that could match the same pair: its ``ref:`` then ``ext:`` key."""
-    lock_keys(
-        session=session,
-        references=[reference_key(org_id, provider, reference)] if reference else [],
-        externals=[external_key(org_id, external)] if external else [],
-    )
-
-
 class HeldKeys:
     """The match keys one transaction holds; taking a key again costs nothing."""
 

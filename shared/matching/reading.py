@@ -92,9 +92,72 @@ class BatchReader:
         } | {(org, update.customer_ref) for org, _, update in changes if update.customer_ref}
         if customers:
             window = max(self.settings[org].duplicate_window for org, _ in customers)
-            self._load_customers(customers, min(moments) - window, max(moments))
+            self._load_customers(dict.fromkeys(customers, (min(moments) - window, max(moments))))
         self._load_discrepancies(
             set(rows.payments), {record.id for record in rows.records.values() if record.locked}
+        )
+
+    def read_ahead_payments(self, payment_ids: Sequence[uuid.UUID]) -> None:
+        """Lock the match keys of these payments and read what matching them needs.
+
+        Their ``ref:`` and ``ext:`` keys are taken in one statement (the global order),
+        then, in one statement each: the payments again (an import may have changed them
+        before the keys were held), the records their binds look at (locked), the
+        customers' records around those records' times and the unresolved discrepancies
+        (locked). A key a re-read payment gained is taken after the others.
+        """
+        ids = list(payment_ids)
+        keyed = self.session.execute(
+            LOAD_PAYMENTS,
+            column_arrays([], REFERENCES) | column_arrays([], EXTERNALS) | {"ids": ids},
+        ).all()
+        self._take_payment_keys(
+            (row.org_id, row.provider, row.provider_reference, row.external_id) for row in keyed
+        )
+        self._load_payments(set(), set(), set(ids))
+        rows = self.rows
+        payments = [rows.payments[payment_id] for payment_id in ids if payment_id in rows.payments]
+        self._take_payment_keys(
+            [
+                (rows.payment_org[p.id], p.provider, p.provider_reference, p.external_id)
+                for p in payments
+            ]
+        )
+        self._load_records(
+            rows.payment_references(payments),
+            {(rows.payment_org[p.id], p.provider, p.external_id) for p in payments},
+            payment_ids=[p.id for p in payments],
+        )
+        # Each customer's records over the spans its records will be judged against (a
+        # batch of a day's payments would otherwise read every customer's whole day).
+        spans: dict[tuple[uuid.UUID, str], tuple[datetime, datetime]] = {}
+        for record in list(rows.records.values()):
+            if record.customer_ref:
+                key = (record.org_id, record.customer_ref)
+                window = self.settings[record.org_id].duplicate_window
+                earliest, latest = spans.get(key, (record.occurred_at, record.occurred_at))
+                spans[key] = (
+                    min(earliest, record.occurred_at - window),
+                    max(latest, record.occurred_at),
+                )
+        if spans:
+            self._load_customers(spans)
+        self._load_discrepancies(
+            {p.id for p in payments},
+            {record.id for record in rows.records.values() if record.locked},
+        )
+
+    def _take_payment_keys(self, keys: Iterable[tuple[uuid.UUID, str, str | None, str]]) -> None:
+        """Take the match keys of payments given as (org, provider, provider reference,
+        external id)."""
+        keys = list(keys)
+        self.keys.take(
+            references=[
+                reference_key(org, provider, reference)
+                for org, provider, reference, _ in keys
+                if reference
+            ],
+            externals=[external_key(org, external) for org, _, _, external in keys],
         )
 
     def load_record(self, record_id: uuid.UUID) -> RecordRow:
@@ -154,7 +217,7 @@ class BatchReader:
         if span is None or earliest < span[0] or latest > span[1]:
             if span is not None:
                 earliest, latest = min(earliest, span[0]), max(latest, span[1])
-            self._load_customers({key}, earliest, latest)
+            self._load_customers({key: (earliest, latest)})
         return self.rows.by_customer[key]
 
     def unresolved(
@@ -262,16 +325,22 @@ class BatchReader:
         self._grouped |= payment_ids
 
     def _load_customers(
-        self, customers: set[tuple[uuid.UUID, str]], earliest: datetime, latest: datetime
+        self, spans: Mapping[tuple[uuid.UUID, str], tuple[datetime, datetime]]
     ) -> None:
-        orgs, names = zip(*customers, strict=True)
+        """Read each (org, customer)'s records within its (earliest, latest) span."""
+        keys = list(spans)
         found = self.session.execute(
             LOAD_CUSTOMERS,
-            {"orgs": list(orgs), "customers": list(names), "earliest": earliest, "latest": latest},
+            {
+                "orgs": [org for org, _ in keys],
+                "customers": [customer for _, customer in keys],
+                "earliest": [spans[key][0] for key in keys],
+                "latest": [spans[key][1] for key in keys],
+            },
         ).all()
         for row in found:
             self.rows.add_record(row, locked=False)
-        for key in customers:
+        for key, (earliest, latest) in spans.items():
             span = self._customer_spans.get(key, (earliest, latest))
             self._customer_spans[key] = (min(span[0], earliest), max(span[1], latest))
 

@@ -107,6 +107,11 @@ class Finding:
     difference_minor: int | None = None
     evidence: dict[str, Any] = field(default_factory=dict, compare=False)
     dispute: Dispute | None = None  # DisputeOpened only
+    # The cash chain's subjects (docs/design.md, "Cash discrepancies").
+    settlement_line_id: uuid.UUID | None = None
+    settlement_payout_id: uuid.UUID | None = None
+    bank_statement_id: uuid.UUID | None = None
+    bank_entry_id: uuid.UUID | None = None
 
     @property
     def severity(self) -> str:

@@ -21,6 +21,7 @@ from shared.platform.bulk import array_parameters
 
 PAYMENT_COLUMNS = ("org_id", *(column.name for column in fields(PaymentFacts)))
 
+NO_JIT = text("SET LOCAL jit = off")
 LOCK_KEYS = text(
     "SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0))) "
     "FROM unnest(CAST(:keys AS text[])) AS key"
@@ -30,49 +31,130 @@ EXTERNALS = {"ext_org": "uuid", "ext_provider": "text", "ext": "text"}
 _RECORD_SELECT = ", ".join(f"r.{name}" for name in RECORD_COLUMNS)
 _PAYMENT_SELECT = ", ".join(f"p.{name}" for name in PAYMENT_COLUMNS)
 
+
+def _each_key(keys: str, found: str) -> str:
+    """The rows ``found`` (a SELECT of ``id``, reading its key from ``k``) for each key of
+    ``keys`` (``unnest(…) AS k(…)``), one index lookup per key.
+
+    A lateral subquery kept apart by ``OFFSET 0`` is planned once per key as a lookup of
+    one value, which an index answers however stale the statistics; a join over all keys
+    at once is planned on guessed row counts, and without statistics PostgreSQL guesses a
+    hash join over every row of the table (docs/decisions.md, "Index-shaped lookups").
+    """
+    return f"SELECT m.id FROM {keys} CROSS JOIN LATERAL ({found} OFFSET 0) AS m"  # noqa: S608
+
+
+def _rows_by_id(
+    table: str, alias: str, select: str, ids: str, *, lock: bool, still: str = "true"
+) -> str:
+    """``select`` over the rows of ``table`` whose ids ``ids`` (a UNION ALL of id lists)
+    finds, each read by primary key and, with ``lock``, locked, in id order; ``still`` is
+    checked again on the row as locked (a concurrent change may have ended its match)."""
+    for_update = " FOR UPDATE" if lock else ""
+    return (
+        f"SELECT {select} FROM (SELECT DISTINCT f.id FROM ({ids}) AS f(id) ORDER BY f.id) AS w "  # noqa: S608
+        f"CROSS JOIN LATERAL (SELECT * FROM {table} {alias} WHERE {alias}.id = w.id "
+        f"AND {still}{for_update} OFFSET 0) AS {alias} ORDER BY {alias}.id"
+    )
+
+
+_REFERENCE_KEYS = f"unnest({array_parameters(REFERENCES)}) AS k(org_id, provider, reference)"
+_EXTERNAL_KEYS = f"unnest({array_parameters(EXTERNALS)}) AS k(org_id, provider, external)"
+_GIVEN_IDS = "SELECT unnest(CAST(:ids AS uuid[]))"
+
 STORED_KEYS = text(
-    "SELECT r.org_id, r.provider, r.merchant_reference, r.payment_id FROM provider_records r "  # noqa: S608
-    f"JOIN unnest({array_parameters(REFERENCES)}) AS k(org_id, provider, reference) "
-    "ON r.org_id = k.org_id AND r.provider = k.provider AND r.provider_reference = k.reference"
+    "SELECT r.org_id, r.provider, r.merchant_reference, r.payment_id "  # noqa: S608
+    f"FROM {_REFERENCE_KEYS} CROSS JOIN LATERAL (SELECT * FROM provider_records r "
+    "WHERE r.org_id = k.org_id AND r.provider = k.provider AND r.provider_reference = k.reference "
+    "OFFSET 0) AS r"
 )
+# The payments stating these provider references, those of these external ids, and these ids.
 LOAD_PAYMENTS = text(
-    f"SELECT {_PAYMENT_SELECT} FROM payments p WHERE p.id IN ("  # noqa: S608
-    "SELECT p.id FROM payments p "
-    f"JOIN unnest({array_parameters(REFERENCES)}) AS k(org_id, provider, reference) "
-    "ON p.org_id = k.org_id AND p.provider = k.provider AND p.provider_reference = k.reference "
-    "UNION ALL SELECT p.id FROM payments p "
-    f"JOIN unnest({array_parameters(EXTERNALS)}) AS k(org_id, provider, external_id) "
-    "ON p.org_id = k.org_id AND p.external_id = k.external_id AND p.provider = k.provider "
-    "UNION ALL SELECT unnest(CAST(:ids AS uuid[])))"
+    _rows_by_id(
+        "payments",
+        "p",
+        _PAYMENT_SELECT,
+        " UNION ALL ".join(
+            (
+                _each_key(
+                    _REFERENCE_KEYS,
+                    "SELECT p.id FROM payments p WHERE p.org_id = k.org_id "
+                    "AND p.provider = k.provider AND p.provider_reference = k.reference",
+                ),
+                _each_key(
+                    _EXTERNAL_KEYS,
+                    "SELECT p.id FROM payments p WHERE p.org_id = k.org_id "
+                    "AND p.external_id = k.external AND p.provider = k.provider",
+                ),
+                _GIVEN_IDS,
+            )
+        ),
+        lock=False,
+    )
 )
 # The records of these provider references, those a payment's bind looks at (its
 # references and the records bound to it), and these ids; locked in id order.
 LOCK_RECORDS = text(
-    f"SELECT {_RECORD_SELECT} FROM provider_records r WHERE r.id IN ("  # noqa: S608
-    "SELECT r.id FROM provider_records r "
-    f"JOIN unnest({array_parameters(REFERENCES)}) AS k(org_id, provider, reference) "
-    "ON r.org_id = k.org_id AND r.provider = k.provider AND r.provider_reference = k.reference "
-    "UNION ALL SELECT r.id FROM provider_records r "
-    f"JOIN unnest({array_parameters(EXTERNALS)}) AS k(org_id, provider, merchant_reference) "
-    "ON r.org_id = k.org_id AND r.merchant_reference = k.merchant_reference "
-    "AND r.provider = k.provider AND r.merchant_reference IS NOT NULL "
-    "UNION ALL SELECT r.id FROM provider_records r "
-    "WHERE r.payment_id = ANY(CAST(:payment_ids AS uuid[])) "
-    "UNION ALL SELECT unnest(CAST(:ids AS uuid[]))) "
-    "ORDER BY r.id FOR UPDATE"
+    _rows_by_id(
+        "provider_records",
+        "r",
+        _RECORD_SELECT,
+        " UNION ALL ".join(
+            (
+                _each_key(
+                    _REFERENCE_KEYS,
+                    "SELECT r.id FROM provider_records r WHERE r.org_id = k.org_id "
+                    "AND r.provider = k.provider AND r.provider_reference = k.reference",
+                ),
+                _each_key(
+                    _EXTERNAL_KEYS,
+                    "SELECT r.id FROM provider_records r WHERE r.org_id = k.org_id "
+                    "AND r.merchant_reference = k.external AND r.provider = k.provider "
+                    "AND r.merchant_reference IS NOT NULL",
+                ),
+                _each_key(
+                    "unnest(CAST(:payment_ids AS uuid[])) AS k(payment_id)",
+                    "SELECT r.id FROM provider_records r WHERE r.payment_id = k.payment_id",
+                ),
+                _GIVEN_IDS,
+            )
+        ),
+        lock=True,
+    )
 )
 LOAD_CUSTOMERS = text(
-    f"SELECT {_RECORD_SELECT} FROM provider_records r "  # noqa: S608
-    "JOIN unnest(CAST(:orgs AS uuid[]), CAST(:customers AS text[])) AS k(org_id, customer_ref) "
-    "ON r.org_id = k.org_id AND r.customer_ref = k.customer_ref "
-    "WHERE r.occurred_at BETWEEN :earliest AND :latest"
+    f"SELECT {_RECORD_SELECT} "  # noqa: S608
+    "FROM unnest(CAST(:orgs AS uuid[]), CAST(:customers AS text[]), "
+    "CAST(:earliest AS timestamptz[]), CAST(:latest AS timestamptz[])) "
+    "AS k(org_id, customer_ref, earliest, latest) "
+    "CROSS JOIN LATERAL (SELECT * FROM provider_records r WHERE r.org_id = k.org_id "
+    "AND r.customer_ref = k.customer_ref AND r.occurred_at BETWEEN k.earliest AND k.latest "
+    "OFFSET 0) AS r"
 )
+_UNRESOLVED = f"d.status IN ({', '.join(repr(status) for status in UNRESOLVED)})"
 LOCK_DISCREPANCIES = text(
-    "SELECT id, org_id, type, payment_id, provider_record_id FROM reconciliation_discrepancies "  # noqa: S608
-    f"WHERE status IN ({', '.join(repr(status) for status in UNRESOLVED)}) "
-    "AND (payment_id = ANY(CAST(:payment_ids AS uuid[])) "
-    "OR (payment_id IS NULL AND provider_record_id = ANY(CAST(:record_ids AS uuid[])))) "
-    "ORDER BY id FOR UPDATE"
+    _rows_by_id(
+        "reconciliation_discrepancies",
+        "d",
+        "d.id, d.org_id, d.type, d.payment_id, d.provider_record_id",
+        " UNION ALL ".join(
+            (
+                _each_key(
+                    "unnest(CAST(:payment_ids AS uuid[])) AS k(payment_id)",
+                    "SELECT d.id FROM reconciliation_discrepancies d "  # noqa: S608
+                    f"WHERE d.payment_id = k.payment_id AND {_UNRESOLVED}",
+                ),
+                _each_key(
+                    "unnest(CAST(:record_ids AS uuid[])) AS k(record_id)",
+                    "SELECT d.id FROM reconciliation_discrepancies d "  # noqa: S608
+                    "WHERE d.provider_record_id = k.record_id AND d.payment_id IS NULL "
+                    f"AND {_UNRESOLVED}",
+                ),
+            )
+        ),
+        lock=True,
+        still=_UNRESOLVED,
+    )
 )
 # Heuristic candidates. A payment is unbound when no record is bound to it: the ids bound
 # in the database come along, the batch knows which of them it rebound.

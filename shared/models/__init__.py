@@ -119,6 +119,15 @@ from shared.models.cash import (
     BankEntryRecord as BankEntryRecord,
 )
 from shared.models.cash import (
+    BankPayoutLink as BankPayoutLink,
+)
+from shared.models.cash import (
+    BankPayoutLinkLogEntry as BankPayoutLinkLogEntry,
+)
+from shared.models.cash import (
+    BankPayoutSuggestion as BankPayoutSuggestion,
+)
+from shared.models.cash import (
     BankStatementRecord as BankStatementRecord,
 )
 from shared.models.cash import (
@@ -147,6 +156,9 @@ from shared.models.core import (
 )
 from shared.models.core import (
     Payment as Payment,
+)
+from shared.models.core import (
+    PendingPaymentMatch as PendingPaymentMatch,
 )
 from shared.models.core import (
     ProviderAccount as ProviderAccount,

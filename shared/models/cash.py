@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -92,7 +93,12 @@ class SettlementFileChunk(Base):
 
 
 class SettlementPayout(Base):
-    """Money a provider paid out: one per provider payout id (Adyen: batch) and currency."""
+    """Money a provider paid out: one per provider payout id (Adyen: batch) and currency.
+
+    ``amount_minor`` is signed as the bank sees it: a payout credits the bank account
+    (> 0); a negative payout is a debit the provider draws from it (its balance went
+    negative), matched to a debit entry.
+    """
 
     __tablename__ = "settlement_payouts"
     __table_args__ = (
@@ -100,7 +106,6 @@ class SettlementPayout(Base):
         settlement_provider_check(),
         currency_check(),
         CheckConstraint(one_of("status", PAYOUT_STATUSES), name="status_known"),
-        CheckConstraint("amount_minor >= 0", name="amount_non_negative"),
         Index("ix_settlement_payouts_org_booked", "org_id", "booked_at", "id"),
     )
 
@@ -182,6 +187,7 @@ class BankAccount(Base):
         UniqueConstraint("org_id", "identifier_digest", "currency"),
         currency_check(),
         CheckConstraint("country IS NULL OR country ~ '^[A-Z]{2}$'", name="country_iso"),
+        CheckConstraint("version >= 1", name="version_positive"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -198,6 +204,8 @@ class BankAccount(Base):
     )
     # The CsvMapping (without its account) of the last CSV statement imported for it.
     csv_mapping: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    # Bumped by every settings change (name, providers, country): the ETag of If-Match.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     created_at: Mapped[datetime] = stamped_now()
 
 
@@ -286,3 +294,87 @@ class BankEntryRecord(Base):
     reversal: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     entry_digest: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
     occurrence: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+PAYOUT_LINK_METHODS = ("reference", "amount", "manual")
+PAYOUT_LINK_ACTIONS = ("linked", "unlinked")
+
+
+class BankPayoutLink(Base):
+    """A payout received: the bank entry that carried it (one each way).
+
+    ``method`` says how it was found: the payout's reference in the entry's text, a
+    unique amount near the expected arrival, or a person (``manual``). Every link and
+    unlink is also in ``bank_payout_link_log``.
+    """
+
+    __tablename__ = "bank_payout_links"
+    __table_args__ = (
+        UniqueConstraint("settlement_payout_id"),
+        UniqueConstraint("bank_entry_id"),
+        CheckConstraint(one_of("method", PAYOUT_LINK_METHODS), name="method_known"),
+        Index("ix_bank_payout_links_org", "org_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    settlement_payout_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("settlement_payouts.id"), nullable=False
+    )
+    bank_entry_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bank_entries.id"), nullable=False
+    )
+    method: Mapped[str] = mapped_column(String(16), nullable=False)
+    linked_at: Mapped[datetime] = stamped_now()
+
+
+class BankPayoutSuggestion(Base):
+    """An entry that could be a payout's, but not for certain (several candidates): shown,
+    never linked. Rewritten by every matching pass."""
+
+    __tablename__ = "bank_payout_suggestions"
+    __table_args__ = (
+        CheckConstraint(one_of("method", PAYOUT_LINK_METHODS[:2]), name="method_known"),
+        Index("ix_bank_payout_suggestions_entry", "bank_entry_id"),
+        Index("ix_bank_payout_suggestions_org", "org_id"),
+    )
+
+    settlement_payout_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("settlement_payouts.id"), primary_key=True
+    )
+    bank_entry_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bank_entries.id"), primary_key=True
+    )
+    org_id: Mapped[uuid.UUID] = org_fk()
+    method: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = stamped_now()
+
+
+class BankPayoutLinkLogEntry(Base):
+    """Append-only trail of payout ↔ entry links (a trigger refuses UPDATE and DELETE):
+    who linked or unlinked which pair, how, and why."""
+
+    __tablename__ = "bank_payout_link_log"
+    __table_args__ = (
+        CheckConstraint(one_of("action", PAYOUT_LINK_ACTIONS), name="action_known"),
+        CheckConstraint(one_of("method", PAYOUT_LINK_METHODS), name="method_known"),
+        Index("ix_bank_payout_link_log_payout", "settlement_payout_id", "created_at"),
+        Index("ix_bank_payout_link_log_entry", "bank_entry_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    settlement_payout_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("settlement_payouts.id"), nullable=False
+    )
+    bank_entry_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bank_entries.id"), nullable=False
+    )
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    method: Mapped[str] = mapped_column(String(16), nullable=False)
+    actor: Mapped[str] = mapped_column(Text, nullable=False)
+    actor_name: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
+    )

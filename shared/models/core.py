@@ -130,6 +130,9 @@ class ProviderAccount(Base):
     __table_args__ = (
         provider_check(),
         CheckConstraint("cardinality(signing_secrets) >= 1", name="has_secret"),
+        CheckConstraint(
+            "payout_arrival_business_days BETWEEN 0 AND 30", name="payout_arrival_days_range"
+        ),
         Index("ix_provider_accounts_org_id", "org_id"),
     )
 
@@ -145,6 +148,11 @@ class ProviderAccount(Base):
         Boolean, nullable=False, server_default=text("false")
     )
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    # Business days after a payout's expected arrival before it counts as not received
+    # (PayoutNotReceived; shared/bank/findings.py).
+    payout_arrival_business_days: Mapped[int] = mapped_column(
+        SmallInteger, nullable=False, server_default=text("2")
+    )
     created_at: Mapped[datetime] = stamped_now()
 
 
@@ -184,6 +192,34 @@ class Payment(Base):
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_at: Mapped[datetime] = stamped_now()
     updated_at: Mapped[datetime] = stamped_now()
+
+
+class PendingPaymentMatch(Base):
+    """An imported payment waiting to be matched: written in the import's transaction,
+    deleted by the worker's batch that matched it (shared/payments/matching.py)."""
+
+    __tablename__ = "pending_payment_matches"
+    __table_args__ = (
+        # The claim: the oldest claimable first; rows given up on are left out.
+        Index(
+            "ix_pending_payment_matches_claimable",
+            "retry_at",
+            "id",
+            postgresql_where=text("failed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    # No foreign key: payments are never deleted, and its check would lock the payment.
+    payment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    queued_at: Mapped[datetime] = stamped_now()
+    # Not claimed before this time: a batch that failed waits (backing off) before its retry.
+    retry_at: Mapped[datetime] = stamped_now()
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Set once matching it has failed MAX_MATCH_ATTEMPTS times: kept, visible, not retried.
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ProviderEvent(Base):
@@ -353,6 +389,10 @@ class ReconciliationRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
+    # The fingerprint of the run's matched set: its (payment, record) bindings, how many and
+    # their order-independent digest (shared/runs/fingerprint.py; migration 0013).
+    matched_pairs: Mapped[int | None] = mapped_column(BigInteger)
+    matched_digest: Mapped[str | None] = mapped_column(String(16))
 
 
 class ReconciliationItem(Base):
@@ -372,6 +412,27 @@ class ReconciliationItem(Base):
         Index("ix_reconciliation_items_run_id", "run_id", postgresql_using="brin"),
         Index("ix_reconciliation_items_payment_id", "payment_id"),
         Index("ix_reconciliation_items_provider_record_id", "provider_record_id"),
+        # The incremental path's exceptions only: a run looks up whether a clean pair's
+        # verdict changed since that path judged it (migration 0013).
+        Index(
+            "ix_reconciliation_items_incremental_payment_exceptions",
+            "payment_id",
+            "id",
+            postgresql_where=text("run_id IS NULL AND outcome <> 'matched'"),
+        ),
+        Index(
+            "ix_reconciliation_items_incremental_record_exceptions",
+            "provider_record_id",
+            "id",
+            postgresql_where=text("run_id IS NULL AND payment_id IS NULL"),
+        ),
+        # A run's items a page at a time, in the order it wrote them.
+        Index(
+            "ix_reconciliation_items_run_pages",
+            "run_id",
+            "id",
+            postgresql_where=text("run_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

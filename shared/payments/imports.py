@@ -24,10 +24,9 @@ from sqlalchemy.orm import Session
 
 from shared.access.organizations import get_organization
 from shared.models import PAYMENT_STATUSES, PROVIDERS, Payment
-from shared.platform.dispatch import send_after_commit
+from shared.payments.matching import queue_matches
 from shared.platform.errors import ValidationFailed, describe_validation_errors
 from shared.platform.logs import get_logger
-from shared.platform.tasks import MATCH_PAYMENT
 from shared.values.money import AmountMinor, CurrencyCode
 from shared.values.text import MAX_TEXT_LENGTH, check_identifier
 from shared.values.timestamps import PlausibleUtcInstant
@@ -141,7 +140,8 @@ def upsert_payments(*, session: Session, org_id: uuid.UUID, items: list[Any]) ->
       each is fully written or (rejected) not at all; a row whose stored values already
       equal the new ones is not rewritten and counts as ``unchanged``;
     - only rows of ``org_id`` are ever touched (the conflict key is org_id + external_id);
-    - every created or updated payment is queued for matching once the session commits.
+    - every created or updated payment is queued for matching in the same transaction
+      (``pending_payment_matches``), and a worker woken once it commits.
 
     The caller owns the transaction.
     """
@@ -172,7 +172,7 @@ def upsert_payments(*, session: Session, org_id: uuid.UUID, items: list[Any]) ->
         elif isinstance(outcome, PaymentIn):
             good.append(outcome)
     created, updated, changed_ids = _write(session=session, org_id=org_id, payments=good)
-    send_after_commit(session, MATCH_PAYMENT, [str(payment_id) for payment_id in changed_ids])
+    queue_matches(session=session, org_id=org_id, payment_ids=changed_ids)
     result = UpsertResult(
         created=created,
         updated=updated,

@@ -138,3 +138,15 @@ def send_after_commit(session: Session, task_name: str, ids: list[str]) -> None:
 def queue_depth(queue: str) -> int:
     """Messages waiting in ``queue`` on the broker (Redis list length)."""
     return broker().llen(queue)
+
+
+def send_wake_ups(task_name: str, count: int) -> int:
+    """Queue ``count`` messages of ``task_name`` without arguments (each task claims its own
+    work from the database); how many were queued."""
+    request_id = current_request_id()
+    return send_messages(task_name, [task_message(task_name, [], request_id) for _ in range(count)])
+
+
+def wake_after_commit(session: Session, task_name: str) -> None:
+    """Queue one argument-less ``task_name`` once ``session`` commits (never if it rolls back)."""
+    after_commit(session, lambda: send_wake_ups(task_name, 1))

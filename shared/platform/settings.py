@@ -94,7 +94,10 @@ class Settings(BaseSettings):
         description="Largest accepted bank statement upload (413 above).",
     )
     pending_event_sweep_seconds: int = Field(
-        default=120, ge=10, description="Age after which a still-pending event is re-enqueued."
+        default=120,
+        ge=10,
+        description="Age after which a still-pending event is re-enqueued (and a waiting "
+        "payment match wakes a worker).",
     )
     log_level: str = Field(default="INFO", description="Log level of every process.")
     metrics_token: SecretStr | None = Field(

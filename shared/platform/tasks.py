@@ -14,14 +14,16 @@ from celery import Celery
 from kombu import Queue
 
 PROCESS_EVENT = "worker.tasks.process_event"
-MATCH_PAYMENT = "worker.tasks.match_payment"
+MATCH_PAYMENTS = "worker.tasks.match_payments"
 RUN_PERIOD = "worker.tasks.run_period"
+MATCH_BANK_PAYOUTS = "worker.tasks.match_bank_payouts"
 
 QUEUES = ("webhooks", "matching", "runs", "maintenance")
 
 TASK_ROUTES = {
     "worker.tasks.process_event": {"queue": "webhooks"},
-    "worker.tasks.match_payment": {"queue": "matching"},
+    "worker.tasks.match_payments": {"queue": "matching"},
+    "worker.tasks.match_bank_payouts": {"queue": "matching"},
     "worker.tasks.run_period": {"queue": "runs"},
     "worker.tasks.*": {"queue": "maintenance"},
 }

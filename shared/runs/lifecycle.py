@@ -28,6 +28,7 @@ from shared.platform.metrics import observe_run_duration
 from shared.platform.pagination import Page, newest_first
 from shared.platform.settings import get_settings
 from shared.platform.tasks import RUN_PERIOD
+from shared.runs.fingerprint import MatchedSet, current_matched_set
 from shared.runs.period import PeriodResult, reconcile_period
 from shared.runs.reports import build_report, finish_report, render_markdown
 from shared.values.timestamps import check_plausible_day
@@ -205,9 +206,12 @@ def reconcile_run(
     run.matched = result.matched
     run.discrepancies_opened = result.opened
     run.discrepancies_auto_resolved = result.auto_resolved
+    run.matched_pairs = result.matched_set.pairs
+    run.matched_digest = result.matched_set.digest
     report = build_report(
         session=session, run=run, org_name=org.name, start=start, end=end,
         found=result.found, matched=result.matched, items=result.items,
+        items_written=result.items_written,
     )  # fmt: skip
     run.finished_at = datetime.now(UTC)
     run.report_json = finish_report(report, run)
@@ -267,6 +271,34 @@ def list_runs(
     query = select(ReconciliationRun).where(ReconciliationRun.org_id == org_id)
     newest = (ReconciliationRun.created_at, ReconciliationRun.id)
     return newest_first(query, newest, session=session, cursor=cursor, limit=limit)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A run's matched set as it recorded it, and as the bindings hold it now."""
+
+    run: ReconciliationRun
+    recorded: MatchedSet
+    current: MatchedSet
+
+    @property
+    def holds(self) -> bool:
+        """Whether the bindings still hold the run's matched set."""
+        return self.recorded == self.current
+
+
+def verify_matched_set(*, session: Session, run_id: uuid.UUID) -> Verification:
+    """Recompute the fingerprint of a completed run's matched set from the current bindings
+    of its period; NotFound for an unknown run, ValidationFailed for one with none."""
+    run = session.get(ReconciliationRun, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    if run.status != "completed" or run.matched_digest is None:
+        raise ValidationFailed(f"run {run_id} recorded no matched set (status {run.status})")
+    org = get_organization(session=session, org_id=run.org_id)
+    start, end = period_bounds(org, run.period_start, run.period_end)
+    current = current_matched_set(session=session, org_id=run.org_id, start=start, end=end)
+    return Verification(run, MatchedSet(run.matched_pairs, run.matched_digest), current)
 
 
 def mail_run_report(*, session: Session, run_id: uuid.UUID) -> bool:

@@ -8,13 +8,19 @@ Judging. One statement splits the period's payments in two. A payment with exact
 record that agrees with it on currency, amount, refunded amount and status, and that has
 no possible same-customer duplicate, cannot give any finding (docs/decisions.md, "Period
 runs and reports", has the argument and tests/runs/test_period.py pins it to the rules): that
-statement writes its ``matched`` item itself (INSERT … SELECT). Every other payment of
-the period — a candidate — is streamed to Python with its records (a server-side cursor,
-Core rows, no ORM objects) and judged by the same pure functions as the incremental path,
-as are the period's unmatched records. Their items are written with COPY and their
-findings opened in batches; the findings are also kept in a temporary table, where the
-report's totals and a verification run's auto-resolution read them. Nothing holds the
-period in memory.
+statement counts it as matched. Every other payment of the period — a candidate — is
+streamed to Python with its records (a server-side cursor, Core rows, no ORM objects) and
+judged by the same pure functions as the incremental path, as are the period's unmatched
+records. Their findings are staged batch by batch (COPY) and opened at the end, one
+INSERT … SELECT for the discrepancies and one for their ``opened`` entries; they are
+also kept in a temporary table, where the report's totals and a verification run's
+auto-resolution read them. Nothing holds the period in memory.
+
+Recording. A run writes ``reconciliation_items`` for its exceptions only: every verdict
+that is not a clean match (a pair type found, a finding on a matched group, a Missing
+finding) and every clean match whose verdict changed since the incremental path judged
+it. The other matches are counted, and the run keeps the fingerprint of the period's
+matched set (shared/runs/fingerprint.py), taken by the statement that splits the period.
 """
 
 from __future__ import annotations
@@ -31,7 +37,15 @@ from sqlalchemy import column, exists, select, table, text
 from sqlalchemy.orm import Session
 
 from shared.discrepancies.disputes import follow_disputes
-from shared.discrepancies.lifecycle import UNRESOLVED, auto_resolve, open_discrepancies
+from shared.discrepancies.lifecycle import (
+    CREATE_STAGED_OPENINGS,
+    STAGED_OPENING_COLUMNS,
+    STAGED_OPENINGS,
+    UNRESOLVED,
+    auto_resolve,
+    open_staged_discrepancies,
+    staged_opening,
+)
 from shared.matching.rules import (
     DISPUTE_OPENED,
     Finding,
@@ -46,6 +60,7 @@ from shared.matching.rules import (
 )
 from shared.models import Payment, ProviderRecord, ReconciliationDiscrepancy
 from shared.platform.ids import SQL_NEW_ID, new_id
+from shared.runs.fingerprint import DIGEST_SQL, PAIRS_SQL, MatchedSet
 
 PAGE = 1_000  # candidate groups (or unmatched records) judged and written per batch
 LOOK_AROUND = timedelta(days=1)
@@ -83,10 +98,17 @@ class PeriodResult:
     payments_checked: int = 0
     provider_records_checked: int = 0
     matched: int = 0
-    items: int = 0
+    items: int = 0  # verdicts: every pair judged, and every Missing finding
+    items_written: int = 0  # the exceptions among them, and the verdicts that changed
     opened: int = 0
     auto_resolved: int = 0
     found: list[FoundTotal] = field(default_factory=list)
+    matched_set: MatchedSet | None = None
+
+    def add_written(self, items: int, opened: int) -> None:
+        """Count what a batch wrote."""
+        self.items_written += items
+        self.opened += opened
 
 
 # --- Binding ----------------------------------------------------------------------------
@@ -164,7 +186,10 @@ _CREATE_FINDINGS = text(
     "provider_record_id uuid, amount_minor bigint NOT NULL, currency text NOT NULL, "
     "difference_minor bigint, dispute_status text) ON COMMIT DROP"
 )
-_DROP_WORK_TABLES = text("DROP TABLE pg_temp.period_candidates, pg_temp.period_findings")
+_DROP_WORK_TABLES = text(
+    "DROP TABLE pg_temp.period_candidates, pg_temp.period_pairs, pg_temp.period_findings, "
+    f"{STAGED_OPENINGS}"
+)
 _FINDINGS = table("period_findings", *(column(name) for name in FINDING_COLUMNS), schema="pg_temp")
 
 # The records ``{other}`` that could make record ``{record}`` a same-customer duplicate:
@@ -178,45 +203,95 @@ _MAY_REPEAT = (
     "AND {record}.occurred_at"
 )
 
-# The SQL pre-filter. A pair is clean when the payment has exactly this one record, the
-# two agree on currency, amount, refunded amount and status (an unknown amount is not
-# equal), the record was never disputed, and no other record could make the record a
-# same-customer duplicate. Clean
-# pairs get their ``matched`` item here, in payment order (so the items' payment index
-# is written in order too); every other payment of the period — one with no record
-# among them — becomes a candidate. Why no clean pair can give a finding:
-# docs/decisions.md.
-SPLIT_PERIOD = text(f"""
-WITH pairs AS MATERIALIZED (
+# Whether the incremental path's latest verdict on payment ``{payment}`` (or, when it had
+# none, on record ``{record}``) was not ``matched``: a clean pair or a matched candidate
+# then changed verdict, and the run records it. Reads the incremental path's exceptions
+# only (two small partial indexes, migration 0013), never every item.
+_CHANGED_SINCE_INCREMENTAL = (
+    "(EXISTS (SELECT 1 FROM reconciliation_items AS x "
+    "WHERE x.payment_id = {payment} AND x.run_id IS NULL AND x.outcome <> 'matched' "
+    "AND NOT EXISTS (SELECT 1 FROM reconciliation_items AS y "
+    "WHERE y.payment_id = x.payment_id AND y.run_id IS NULL AND y.outcome = 'matched' "
+    "AND y.id > x.id)) "
+    "OR EXISTS (SELECT 1 FROM reconciliation_items AS x "
+    "WHERE x.provider_record_id = {record} AND x.run_id IS NULL AND x.payment_id IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM reconciliation_items AS y "
+    "WHERE y.provider_record_id = x.provider_record_id AND y.run_id IS NULL "
+    "AND y.payment_id IS NOT NULL AND y.id > x.id)))"
+)
+CHANGED_PAIRS = text(
+    "SELECT k.payment_id FROM unnest(CAST(:payments AS uuid[]), CAST(:records AS uuid[])) "  # noqa: S608
+    "AS k(payment_id, record_id) "
+    f"WHERE {_CHANGED_SINCE_INCREMENTAL.format(payment='k.payment_id', record='k.record_id')}"
+)
+
+# The period's payments with the records bound to them (one row per pair; a payment with
+# none has one row with no record). A read-only selection into a temporary table, so
+# PostgreSQL may scan and join in parallel workers; only the organisation's records are
+# hashed. The parallel plan's cost settings hold for this statement only.
+PERIOD_PAIRS = text("""
+CREATE TEMPORARY TABLE period_pairs ON COMMIT DROP AS
   SELECT p.id AS payment_id, r.id, r.match_method, r.org_id, r.customer_ref,
          r.currency, r.amount_minor, r.occurred_at,
          (r.currency = p.currency AND r.amount_minor = p.amount_minor
           AND r.amount_refunded_minor = p.amount_refunded_minor AND r.status = p.status
           AND r.dispute_status IS NULL) AS same
-  FROM payments AS p LEFT JOIN provider_records AS r ON r.payment_id = p.id
+  FROM payments AS p
+  LEFT JOIN provider_records AS r ON r.payment_id = p.id AND r.org_id = :org
   WHERE p.org_id = :org AND p.occurred_at >= :start AND p.occurred_at < :end
-), clean AS (
+""")
+# Measured (docs/decisions.md, "Parallel query"): with PostgreSQL's default costs the
+# planner never ran this selection in parallel.
+PARALLEL_COSTS = {"parallel_setup_cost": "10", "parallel_tuple_cost": "0.001"}
+
+# The SQL pre-filter. A pair is clean when the payment has exactly this one record, the
+# two agree on currency, amount, refunded amount and status (an unknown amount is not
+# equal), the record was never disputed, and no other record could make the record a
+# same-customer duplicate. Clean pairs are counted, not written: only those whose verdict
+# changed since the incremental path judged them get their ``matched`` item here. Every
+# other payment of the period — one with no record among them — becomes a candidate. The
+# same statement takes the fingerprint of the period's matched set (shared/runs/
+# fingerprint.py) from the pairs it read. Why no clean pair can give a finding:
+# docs/decisions.md.
+SPLIT_PERIOD = text(f"""
+WITH clean AS MATERIALIZED (
+  SELECT c.payment_id, c.id, c.match_method FROM pg_temp.period_pairs AS c
+  WHERE c.same
+    AND NOT EXISTS (
+      SELECT 1 FROM pg_temp.period_pairs AS o WHERE o.payment_id = c.payment_id AND o.id <> c.id)
+    AND NOT EXISTS (
+      SELECT 1 FROM provider_records AS e
+      WHERE e.org_id = :org AND {_MAY_REPEAT.format(other="e", record="c")})
+), changed AS (
   INSERT INTO reconciliation_items
     (id, org_id, run_id, payment_id, provider_record_id, outcome, match_method)
-  SELECT {SQL_NEW_ID}, :org, :run, payment_id, id, 'matched', match_method
-  FROM (
-    SELECT c.payment_id, c.id, c.match_method FROM pairs AS c
-    WHERE c.same
-      AND NOT EXISTS (
-        SELECT 1 FROM provider_records AS o WHERE o.payment_id = c.payment_id AND o.id <> c.id)
-      AND NOT EXISTS (
-        SELECT 1 FROM provider_records AS e WHERE {_MAY_REPEAT.format(other="e", record="c")})
-    ORDER BY c.payment_id
-  ) AS ordered
-  RETURNING payment_id
+  SELECT {SQL_NEW_ID}, :org, :run, c.payment_id, c.id, 'matched', c.match_method
+  FROM clean AS c
+  WHERE {_CHANGED_SINCE_INCREMENTAL.format(payment="c.payment_id", record="c.id")}
+  RETURNING 1
 ), candidates AS (
   INSERT INTO pg_temp.period_candidates (payment_id)
-  SELECT DISTINCT c.payment_id FROM pairs AS c
+  SELECT DISTINCT c.payment_id FROM pg_temp.period_pairs AS c
   WHERE NOT EXISTS (SELECT 1 FROM clean WHERE clean.payment_id = c.payment_id)
-  RETURNING payment_id
+  RETURNING 1
 )
-SELECT (SELECT count(*) FROM clean) AS clean, (SELECT count(*) FROM candidates) AS candidates
+SELECT (SELECT count(*) FROM clean) AS clean, (SELECT count(*) FROM changed) AS changed,
+       (SELECT count(*) FROM candidates) AS candidates,
+       {PAIRS_SQL.format(record="id")} AS pairs,
+       {DIGEST_SQL.format(record="id", payment="payment_id")} AS digest
+FROM pg_temp.period_pairs
 """)  # noqa: S608 - constant SQL fragments
+
+
+@dataclass(frozen=True)
+class Split:
+    """How a period split: clean pairs (of which ``changed`` got an item), candidates for
+    Python, and the fingerprint of the period's matched set."""
+
+    clean: int
+    changed: int
+    candidates: int
+    matched_set: MatchedSet
 
 
 def split_period(
@@ -227,13 +302,18 @@ def split_period(
     start: datetime,
     end: datetime,
     settings: MatchSettings,
-) -> tuple[int, int]:
-    """Write the ``matched`` items of the period's clean pairs; (clean pairs, candidates).
-
-    Every other payment of the period goes to the temporary table ``period_candidates``.
-    """
+) -> Split:
+    """Read the period's pairs into the temporary table ``period_pairs``, count the clean
+    ones, write the items of those whose verdict changed, and put every other payment in
+    the temporary table ``period_candidates``."""
     session.execute(_CREATE_CANDIDATES)
-    counts = session.execute(
+    bounds = {"org": org_id, "start": start, "end": end}
+    for name, value in PARALLEL_COSTS.items():
+        session.execute(text(f"SET LOCAL {name} = {value}"))
+    session.execute(PERIOD_PAIRS, bounds)
+    for name in PARALLEL_COSTS:
+        session.execute(text(f"SET LOCAL {name} TO DEFAULT"))
+    row = session.execute(
         SPLIT_PERIOD,
         {
             "org": org_id,
@@ -243,7 +323,7 @@ def split_period(
             "duplicate_window": settings.duplicate_window,
         },
     ).one()
-    return counts.clean, counts.candidates
+    return Split(row.clean, row.changed, row.candidates, MatchedSet.of(row.pairs, row.digest))
 
 
 # --- Streaming what Python judges ----------------------------------------------------------
@@ -332,11 +412,12 @@ def _copy(session: Session, table_name: str, columns: tuple[str, ...], rows: lis
 
 @dataclass
 class _Batch:
-    """One batch of judged groups: its items and findings, written together."""
+    """One batch of judged groups: its exceptions and findings, written together."""
 
     org_id: uuid.UUID
     run_id: uuid.UUID
     items: list[tuple] = field(default_factory=list)
+    matched: list[tuple] = field(default_factory=list)  # clean matches: written if changed
     findings: list[Finding] = field(default_factory=list)
     disputed: list[RecordFacts] = field(default_factory=list)
 
@@ -346,14 +427,32 @@ class _Batch:
         self.disputed += [record for record in records if record.dispute_status is not None]
 
     def item(self, payment_id, record_id, outcome, method=None, difference=None) -> None:
+        """An exception: an item the run writes."""
         self.items.append(
             (new_id(), self.org_id, self.run_id, payment_id, record_id, outcome, method,
              difference)
         )  # fmt: skip
 
-    def write(self, session: Session, now: datetime, evidence: dict[str, Any]) -> int:
-        """Write the items, open the findings (disputes follow theirs), keep them for the
-        report; the number opened."""
+    def clean_match(self, payment_id: uuid.UUID, record_id: uuid.UUID, method: str) -> None:
+        """A matched pair with no finding: an item only if its verdict changed."""
+        self.matched.append((payment_id, record_id, method))
+
+    def write(self, session: Session, now: datetime, evidence: dict[str, Any]) -> tuple[int, int]:
+        """Write the exceptions, stage the findings to open (disputes follow theirs at
+        once), keep them for the report; (items written, dispute discrepancies opened)."""
+        if self.matched:
+            changed = set(
+                session.scalars(
+                    CHANGED_PAIRS,
+                    {
+                        "payments": [payment for payment, _, _ in self.matched],
+                        "records": [record for _, record, _ in self.matched],
+                    },
+                )
+            )
+            for payment_id, record_id, method in self.matched:
+                if payment_id in changed:
+                    self.item(payment_id, record_id, "matched", method)
         _copy(session, "reconciliation_items", ITEM_COLUMNS, self.items)
         _copy(
             session,
@@ -365,13 +464,11 @@ class _Batch:
                 for f in self.findings
             ],
         )  # fmt: skip
-        opened = open_discrepancies(
-            session=session,
-            org_id=self.org_id,
-            findings=[f for f in self.findings if f.type != DISPUTE_OPENED],
-            now=now,
-            evidence=evidence,
-            run_id=self.run_id,
+        _copy(
+            session,
+            STAGED_OPENINGS,
+            STAGED_OPENING_COLUMNS,
+            [staged_opening(f, evidence) for f in self.findings if f.type != DISPUTE_OPENED],
         )
         disputes = follow_disputes(
             session=session,
@@ -381,7 +478,7 @@ class _Batch:
             evidence=evidence,
             run_id=self.run_id,
         )
-        return opened + disputes.opened
+        return len(self.items), disputes.opened
 
 
 # --- The run --------------------------------------------------------------------------------
@@ -407,12 +504,15 @@ def reconcile_period(
     evidence = {"run_id": str(run_id)}
     session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     bind_period(session=session, org_id=org_id, start=start, end=end, settings=settings, now=now)
-    clean, _ = split_period(
+    split = split_period(
         session=session, run_id=run_id, org_id=org_id, start=start, end=end, settings=settings
     )
-    result.payments_checked = result.provider_records_checked = clean
-    result.matched = result.items = clean
+    result.payments_checked = result.provider_records_checked = split.clean
+    result.matched = result.items = split.clean
+    result.items_written = split.changed
+    result.matched_set = split.matched_set
     session.execute(_CREATE_FINDINGS)
+    session.execute(CREATE_STAGED_OPENINGS)
     for groups in _candidate_groups(session):
         batch = _Batch(org_id, run_id)
         siblings = _customer_siblings(
@@ -428,15 +528,19 @@ def reconcile_period(
             if records:
                 primary = primary_record(records)
                 outcome = item_outcome(findings)
+                result.items += 1
                 result.matched += outcome == "matched"
                 difference = next(
                     (f.difference_minor for f in findings if f.type == "AmountMismatch"), None
                 )
-                batch.item(payment.id, primary.id, outcome, primary.match_method, difference)
+                if findings:
+                    batch.item(payment.id, primary.id, outcome, primary.match_method, difference)
+                else:
+                    batch.clean_match(payment.id, primary.id, primary.match_method)
             elif findings:
+                result.items += 1
                 batch.item(payment.id, None, "missing_provider")
-        result.items += len(batch.items)
-        result.opened += batch.write(session, now, evidence)
+        result.add_written(*batch.write(session, now, evidence))
     for records in _unmatched_records(session, org_id, start, end):
         batch = _Batch(org_id, run_id)
         siblings = _customer_siblings(session, records, settings.duplicate_window)
@@ -446,9 +550,12 @@ def reconcile_period(
             result.provider_records_checked += 1
             batch.judged([record], findings)
             if any(f.type == "MissingInternalRecord" for f in findings):
+                result.items += 1
                 batch.item(None, record.id, "missing_internal")
-        result.items += len(batch.items)
-        result.opened += batch.write(session, now, evidence)
+        result.add_written(*batch.write(session, now, evidence))
+    result.opened += open_staged_discrepancies(
+        session=session, org_id=org_id, run_id=run_id, now=now
+    )
     result.found = _found_totals(session)
     if verify_open:
         result.auto_resolved = _resolve_cleared(session, org_id, start, end, now, evidence)

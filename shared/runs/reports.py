@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.bank.report import bank_cash_report, render_bank_markdown
 from shared.matching.rules import DISPUTE_OPENED, SETTLED, SEVERITY
 from shared.models import (
     MATCHING_DISCREPANCY_TYPES,
@@ -20,6 +21,9 @@ from shared.models import (
 )
 from shared.runs.period import FoundTotal
 from shared.values.money import format_minor
+
+# How a run records its matched set (docs/design.md, "Period runs").
+MATCHED_SET_RECORDING = "exceptions + fingerprint"
 
 
 def _totals(session: Session, model, org_id: uuid.UUID, start: datetime, end: datetime) -> dict:
@@ -62,6 +66,7 @@ def build_report(
     found: list[FoundTotal],
     matched: int,
     items: int,
+    items_written: int,
 ) -> dict[str, Any]:
     """The report of a finished run (docs/design.md, "Report"): every finding of its period,
     from the run's totals by type and currency."""
@@ -104,9 +109,20 @@ def build_report(
                 for currency, statuses in sorted(disputes.items())
             },
         },
+        "matched_set": {
+            "recorded_as": MATCHED_SET_RECORDING,
+            "items_written": items_written,
+            "pairs": run.matched_pairs,
+            "digest": run.matched_digest,
+        },
         "totals": {
             "internal": _totals(session, Payment, run.org_id, start, end),
             "provider": _totals(session, ProviderRecord, run.org_id, start, end),
+        },
+        "cash": {
+            "bank": bank_cash_report(
+                session=session, org_id=run.org_id, start=run.period_start, end=run.period_end
+            ),
         },
         "run": {
             "id": str(run.id),
@@ -158,6 +174,16 @@ def _disputes_table(disputes: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _matched_set_lines(matched_set: dict[str, Any]) -> list[str]:
+    return [
+        f"Matched set recorded as {matched_set['recorded_as']}: "
+        f"{matched_set['items_written']} item rows written; "
+        f"{matched_set['pairs']} bound pairs, digest `{matched_set['digest']}` "
+        "(`recon run verify RUN_ID` checks it still holds)",
+        "",
+    ]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown tables; amounts formatted with each currency's exponent."""
     run = report["run"]
@@ -172,6 +198,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"**Matched: {report['matched_percent']:.2f} %** of {run['counts']['items']} items",
         "",
+        *_matched_set_lines(report["matched_set"]),
         "## Discrepancies by type",
         "",
         "| type | count |",
@@ -200,4 +227,5 @@ def render_markdown(report: dict[str, Any]) -> str:
             for currency, figures in sorted(currencies.items()):
                 amount = format_minor(figures["amount_minor"], currency)
                 lines.append(f"| {side} | {kind} | {currency} | {figures['count']} | {amount} |")
+    lines += ["", *render_bank_markdown(report["cash"]["bank"])]
     return "\n".join(lines) + "\n"

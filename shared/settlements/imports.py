@@ -19,6 +19,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from shared.bank.matching import queue_payout_matching
 from shared.models import (
     ProviderAccount,
     SettlementFile,
@@ -106,6 +107,7 @@ def import_settlement_file(
     file = session.get(SettlementFile, file_id)
     file.summary = summary.as_json()  # type: ignore[union-attr]
     session.flush()
+    queue_payout_matching(session, org_id)
     log.info("settlement.imported", org_id=str(org_id), file_id=str(file_id), layout=report.layout,
              lines=summary.lines, payouts=summary.payouts)  # fmt: skip
     return SettlementImport(file, created=True)  # type: ignore[arg-type]

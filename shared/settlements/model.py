@@ -85,7 +85,9 @@ class ReportPayout:
     """Money the provider sent (or will send) to the merchant's bank account.
 
     Adyen states one payout per batch and settlement currency, Stripe one per payout
-    object, PayPal one per withdrawal; ``amount_minor`` is positive.
+    object, PayPal one per withdrawal; ``amount_minor`` is signed as the bank books it:
+    positive, or negative for a debit the provider draws (an Adyen batch whose net is
+    negative, a Stripe payout object with a negative amount).
     """
 
     provider: str

@@ -194,7 +194,7 @@ def seeded(session, override_settings) -> dict[str, str]:
     execute_run(session=session, run_id=run.id, now=datetime.now(UTC) + timedelta(hours=3))
     payout = make_settlement_payout(session, org)
     with (FIXTURES / "camt053_v02.xml").open("rb") as statement:
-        import_statement_file(
+        imported = import_statement_file(
             session=session, org_id=org.id, binary=statement, filename="statement.xml"
         )
     session.flush()
@@ -205,8 +205,10 @@ def seeded(session, override_settings) -> dict[str, str]:
         "authorization": f"Bearer {key.secret}",
         "discrepancy_id": str(discrepancy.id),
         "event_id": str(event.id),
+        "payment_id": str(payment.id),
         "run_id": str(run.id),
         "account_id": str(accounts["stripe"].id),
+        "bank_account_id": str(imported.statements[0].account.id),
         **{f"account_id:{provider}": str(account.id) for provider, account in accounts.items()},
     }
 

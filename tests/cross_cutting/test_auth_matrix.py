@@ -15,12 +15,14 @@ from sqlalchemy import func
 from api.app import create_app
 from shared.access.api_keys import create_api_key
 from shared.models import ReconciliationRun
+from tests.bank.payouts import import_rows
 from tests.support.checksums import database_checksum
 from tests.support.factories import (
     make_account,
     make_discrepancy,
     make_event,
     make_org,
+    make_payment,
     make_settlement_payout,
 )
 
@@ -94,21 +96,28 @@ def test_the_protected_set_includes_the_known_routes():
         ("POST", "/billing/bank/statements"),
         ("GET", "/billing/bank/accounts"),
         ("GET", "/billing/bank/entries"),
+        ("GET", "/billing/reconciliation/runs/<uuid:run_id>/items"),
+        ("GET", "/billing/payments/<uuid:payment_id>/matches"),
+        ("PATCH", "/billing/bank/accounts/<uuid:bank_account_id>"),
+        ("GET", "/billing/bank/payouts"),
+        ("GET", "/billing/bank/payouts/<uuid:payout_id>"),
+        ("POST", "/billing/bank/payouts/<uuid:payout_id>/link"),
+        ("POST", "/billing/bank/payouts/<uuid:payout_id>/unlink"),
     } <= protected
 
 
-# The only routes a viewer's key may use: read-only summaries. A route joins this list by
-# naming the viewer among its roles, so one cannot open to viewers without this test noticing.
+# Read-only evidence routes and summaries a viewer key may call; every other route refuses it.
 VIEWER_READABLE = {
+    ("GET", "/billing/reconciliation/runs/<uuid:run_id>/items"),
+    ("GET", "/billing/payments/<uuid:payment_id>/matches"),
     ("GET", "/billing/reconciliation/discrepancies/summary"),
 }
 
 
-def test_the_routes_a_viewer_may_use_are_the_listed_read_only_ones():
-    readable = {
-        (method, rule) for method, rule in PROTECTED if "viewer" in required_roles(RULES[rule])
-    }
-    assert readable == VIEWER_READABLE
+def test_a_viewer_may_call_exactly_the_routes_that_allow_viewers():
+    allowing = {(method, rule) for method, rule in PROTECTED
+                if "viewer" in required_roles(RULES[rule])}  # fmt: skip
+    assert allowing == VIEWER_READABLE
 
 
 OWNER_ONLY = [
@@ -155,7 +164,9 @@ def test_every_protected_route_refuses_missing_bad_revoked_and_viewer_keys(
         "viewer": ({"Authorization": f"Bearer {keys['viewer']}"}, 403),
     }
     if (method, rule) in VIEWER_READABLE:
-        cases["viewer"] = ({"Authorization": f"Bearer {keys['viewer']}"}, 200)
+        # A random id is not found; a route without one (a summary) answers.
+        allowed = 404 if RULES[rule].arguments else 200
+        cases["viewer"] = ({"Authorization": f"Bearer {keys['viewer']}"}, allowed)
     for name, (headers, expected) in cases.items():
         response = client.open(path, method=method, headers=headers, json={})
         assert response.status_code == expected, (name, method, rule)
@@ -237,8 +248,12 @@ def foreign_objects(session) -> dict[str, uuid.UUID]:
     )
     session.add(run)
     payout = make_settlement_payout(session, org)
+    payment = make_payment(session, org)
+    bank_account = import_rows(session, org, [(date(2026, 3, 2), 100, "A", "B", "C")])
     session.flush()
     return {
+        "payment_id": payment.id,
+        "bank_account_id": bank_account.statements[0].account.id,
         "discrepancy_id": discrepancy.id,
         "run_id": run.id,
         "event_id": event.id,
@@ -254,6 +269,9 @@ VALID_BODIES = {
     "notes": {"note": "seen"},
     "resolve": {"resolution": "other", "reason": "not ours"},
     "<uuid:account_id>": {"active": False},
+    "<uuid:bank_account_id>": {"name": "Treasury"},
+    "link": {"entry_id": str(uuid.uuid4()), "reason": "seen on the statement"},
+    "unlink": {"reason": "another transfer"},
 }
 ROUTES_WITH_IDS = [(method, rule) for method, rule in PROTECTED if RULES[rule].arguments]
 

@@ -13,9 +13,8 @@ from sqlalchemy import text
 from shared.access.api_keys import create_api_key
 from shared.ingest.events import ingest_webhook
 from shared.ingest.processing import SETTINGS_CACHE_SECONDS
+from shared.payments.matching import queue_matches
 from shared.platform.db import unit_of_work
-from shared.platform.dispatch import send_now
-from shared.platform.tasks import MATCH_PAYMENT
 from tests.conftest import wait_until
 from tests.support.factories import (
     make_account,
@@ -99,7 +98,7 @@ def test_a_payment_imported_after_its_webhook_matches_through_the_worker(committ
     assert scalar(committed, "SELECT payment_id FROM provider_records") is None
     with unit_of_work() as session:
         payment = make_payment(session, org, external_id="inv_late")
-    send_now(MATCH_PAYMENT, [str(payment.id)])
+        queue_matches(session=session, org_id=org.id, payment_ids=[payment.id])
     bound = lambda: scalar(committed, "SELECT payment_id FROM provider_records")  # noqa: E731
     assert wait_until(bound) == payment.id
     assert scalar(committed, "SELECT count(*) FROM reconciliation_discrepancies") == 0

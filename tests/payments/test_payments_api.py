@@ -13,7 +13,7 @@ from shared.access.organizations import create_organization
 from shared.models import Payment
 from shared.payments.imports import MAX_BATCH, upsert_payments
 from shared.platform.db import unit_of_work
-from shared.platform.tasks import MATCH_PAYMENT
+from shared.platform.tasks import MATCH_PAYMENTS
 
 URL = "/billing/payments"
 
@@ -33,6 +33,16 @@ def org(session):
 @pytest.fixture
 def owner_key(session, org):
     return create_api_key(session=session, org_id=org.id, role="owner").secret
+
+
+def queued_for_matching(session, org_id) -> list:
+    """The payment ids waiting in pending_payment_matches, sorted."""
+    return sorted(
+        session.scalars(
+            text("SELECT payment_id FROM pending_payment_matches WHERE org_id = :org"),
+            {"org": org_id},
+        )
+    )
 
 
 def auth(key: str) -> dict[str, str]:
@@ -99,9 +109,8 @@ def test_new_payments_are_created_and_queued_for_matching(
         datetime(2026, 3, 1, 12, tzinfo=UTC),
     )
     assert rows["inv_2"].customer_ref is None
-    assert sorted(published_tasks) == sorted(
-        (MATCH_PAYMENT, [str(row.id)]) for row in rows.values()
-    )
+    assert queued_for_matching(session, org.id) == sorted(row.id for row in rows.values())
+    assert published_tasks == [(MATCH_PAYMENTS, [])]
 
 
 def test_optional_fields_may_be_left_out(client, session, org, owner_key):
@@ -122,9 +131,11 @@ def test_resending_the_same_batch_changes_nothing_and_queues_nothing(
     post(client, owner_key, batch)
     versions = {key: row_version(session, row.id) for key, row in stored(session, org.id).items()}
     published_tasks.clear()
+    queued = queued_for_matching(session, org.id)
     response = post(client, owner_key, batch)
     assert response.json == {"created": 0, "updated": 0, "unchanged": 2, "rejected": []}
     assert published_tasks == []
+    assert queued_for_matching(session, org.id) == queued
     after = {key: row_version(session, row.id) for key, row in stored(session, org.id).items()}
     assert after == versions
 
@@ -142,6 +153,7 @@ def test_a_changed_payment_is_updated_and_queued_once(
     before = stored(session, org.id)
     untouched_version = row_version(session, before["inv_3"].id)
     published_tasks.clear()
+    session.execute(text("DELETE FROM pending_payment_matches"))
     response = post(
         client,
         owner_key,
@@ -157,9 +169,8 @@ def test_a_changed_payment_is_updated_and_queued_once(
     assert after["inv_2"].provider_reference is None
     assert after["inv_1"].id == before["inv_1"].id
     assert row_version(session, after["inv_3"].id) == untouched_version
-    assert sorted(published_tasks) == sorted(
-        [(MATCH_PAYMENT, [str(before["inv_1"].id)]), (MATCH_PAYMENT, [str(before["inv_2"].id)])]
-    )
+    assert queued_for_matching(session, org.id) == sorted([before["inv_1"].id, before["inv_2"].id])
+    assert published_tasks == [(MATCH_PAYMENTS, [])]
 
 
 def test_created_and_updated_are_counted_apart_in_one_batch(client, session, org, owner_key):
@@ -193,8 +204,10 @@ def test_good_items_land_and_bad_ones_are_reported_by_index_with_the_field(
         {"field": None, "message": "each payment must be a JSON object"}
     ]
     assert {error["field"] for error in body["rejected"][2]["errors"]} == {"currency", "status"}
-    assert set(stored(session, org.id)) == {"inv_1", "inv_5"}
-    assert len(published_tasks) == 2
+    rows = stored(session, org.id)
+    assert set(rows) == {"inv_1", "inv_5"}
+    assert queued_for_matching(session, org.id) == sorted(row.id for row in rows.values())
+    assert published_tasks == [(MATCH_PAYMENTS, [])]
 
 
 def test_rejections_never_echo_the_input(client, org, owner_key):

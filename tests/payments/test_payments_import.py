@@ -17,6 +17,7 @@ from cli.main import cli
 from shared.access.organizations import create_organization
 from shared.models import Organization, Payment
 from shared.payments.imports import MAX_BATCH
+from shared.platform.tasks import MATCH_PAYMENTS
 from tests.conftest import WORKER_NUMBER, redis_url_numbered, run_cli
 
 HEADER = "external_id,provider,provider_reference,amount_minor,currency,status,occurred_at"
@@ -90,7 +91,9 @@ def test_a_csv_file_is_imported_and_summarised(session, org, tmp_path, published
     assert result.stdout == "created 2, updated 0, unchanged 0, rejected 0\n"
     rows = stored(session, org.id)
     assert {key: row.amount_minor for key, row in rows.items()} == {"inv_1": 1000, "inv_2": 5}
-    assert len(published_tasks) == 2
+    queued = session.scalars(text("SELECT payment_id FROM pending_payment_matches")).all()
+    assert sorted(queued) == sorted(row.id for row in rows.values())
+    assert published_tasks == [(MATCH_PAYMENTS, [])]
 
 
 def test_a_jsonl_file_is_imported(session, org, tmp_path):
@@ -356,8 +359,13 @@ def test_a_real_process_commits_the_import_and_queues_matching(committed, idle_b
         count = connection.execute(
             text("SELECT count(*) FROM payments WHERE org_id = :org"), {"org": org_id}
         ).scalar_one()
+        queued = connection.execute(
+            text("SELECT count(*) FROM pending_payment_matches WHERE org_id = :org"),
+            {"org": org_id},
+        ).scalar_one()
     assert count == 2
-    assert broker.llen("matching") == 2
+    assert queued == 2
+    assert broker.llen("matching") == 1  # one wake-up per committed batch
     again = run_cli(*command, env={"REDIS_URL": broker_url})
     assert again.stdout.splitlines()[-1] == "created 0, updated 0, unchanged 2, rejected 1"
-    assert broker.llen("matching") == 2
+    assert broker.llen("matching") == 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select, text
 
 from shared.matching.engine import match_settings
 from shared.matching.rules import (
@@ -35,9 +35,11 @@ from shared.models import (
     PAYMENT_STATUSES,
     Payment,
     ProviderRecord,
+    ReconciliationActionLog,
     ReconciliationDiscrepancy,
     ReconciliationItem,
 )
+from shared.platform.ids import new_id
 from shared.runs import period
 from shared.runs.lifecycle import period_bounds, trigger_run
 from shared.runs.period import reconcile_period, split_period
@@ -249,28 +251,23 @@ def test_the_pre_filter_never_keeps_back_a_group_the_rules_find_something_in(ses
     settings = match_settings(session=session, org_id=org.id)
     run = new_run(session, org)
     start, end = period_bounds(org, DAY, DAY)
-    clean, candidates = split_period(
+    split = split_period(
         session=session, run_id=run.id, org_id=org.id, start=start, end=end, settings=settings
     )
-    items = {
-        item.payment_id: item
-        for item in session.scalars(
-            select(ReconciliationItem).where(ReconciliationItem.run_id == run.id)
-        )
-    }
+    candidates = set(session.scalars(text("SELECT payment_id FROM pg_temp.period_candidates")))
+    clean = {payment["id"] for payment in day.payments} - candidates
     verdicts = pure_verdicts(session, org.id, settings)
-    kept_back = {pid for pid, findings in verdicts.by_payment.items() if findings} & set(items)
+    kept_back = {pid for pid, findings in verdicts.by_payment.items() if findings} & clean
     assert kept_back == set()
-    # Not a filter that sends everything to Python: the plainly clean pairs stay in SQL,
-    # with the item Python would have written.
-    assert day.plainly_clean <= set(items)
-    assert (clean, candidates) == (len(items), len(day.payments) - len(items))
-    for payment_id, item in items.items():
-        (record,) = verdicts.groups[payment_id]
-        assert (item.provider_record_id, item.outcome, item.match_method) == (
-            record.id, item_outcome([]), record.match_method,
-        )  # fmt: skip
-        assert item.amount_difference_minor is None
+    # Not a filter that sends everything to Python: the plainly clean pairs stay in SQL.
+    assert day.plainly_clean <= clean
+    assert (split.clean, split.candidates) == (len(clean), len(candidates))
+    # Counted, not written: the incremental path never judged these pairs otherwise.
+    assert split.changed == 0
+    assert (
+        session.scalars(select(ReconciliationItem).where(ReconciliationItem.run_id == run.id)).all()
+        == []
+    )
     assert {f.type for findings in verdicts.by_payment.values() for f in findings} == {
         "MissingProviderRecord", "AmountMismatch", "CurrencyMismatch", "StatusMismatch",
         "DuplicateChargeSuspected", "DisputeOpened",
@@ -306,18 +303,23 @@ def test_the_period_run_finds_what_the_pure_rules_find(session, org):
             select(ReconciliationItem).where(ReconciliationItem.run_id == run.id)
         )
     }
-    expected = {}
+    verdicts_of_run, exceptions = {}, {}
     for payment_id, findings in verdicts.by_payment.items():
         records = verdicts.groups.get(payment_id, [])
         if records:
-            expected[payment_id, primary_record(records).id] = item_outcome(findings)
+            verdicts_of_run[payment_id, primary_record(records).id] = item_outcome(findings)
+            if findings:
+                exceptions[payment_id, primary_record(records).id] = item_outcome(findings)
         elif findings:
-            expected[payment_id, None] = "missing_provider"
+            verdicts_of_run[payment_id, None] = exceptions[payment_id, None] = "missing_provider"
     for record_id, findings in verdicts.unmatched.items():
         if any(f.type == "MissingInternalRecord" for f in findings):
-            expected[None, record_id] = "missing_internal"
-    assert outcomes == expected
-    assert (result.payments_checked, result.items) == (len(day.payments), len(expected))
+            verdicts_of_run[None, record_id] = exceptions[None, record_id] = "missing_internal"
+    # Items for the exceptions only; every verdict still counts in the run's figures.
+    assert outcomes == exceptions
+    assert result.items_written == len(exceptions) < len(verdicts_of_run)
+    assert (result.payments_checked, result.items) == (len(day.payments), len(verdicts_of_run))
+    assert result.matched == list(verdicts_of_run.values()).count("matched")
 
 
 def test_python_gets_candidates_and_unmatched_records_a_page_at_a_time(session, monkeypatch):
@@ -377,26 +379,83 @@ def test_a_period_run_locks_no_payment_it_finds_nothing_in(committed):
         assert set(free) == {payment["id"] for payment in [*clean, bound_by_run]}
 
 
-def test_clean_pairs_get_time_ordered_ids_in_payment_order(session, org):
-    """Version 7 ids whose milliseconds rise with the payment id: the items' keys are
-    written at the right edge of the primary key (random within one millisecond)."""
+def test_a_clean_pair_gets_an_item_only_when_its_verdict_changed_since_the_incremental_path(
+    session, org
+):
+    """The incremental path's latest verdict decides: an exception it recorded and nothing
+    since (the pair, or the record alone), and not one it recorded then superseded."""
     day = Day(org.id)
-    for _ in range(20):
-        day.record(day.payment())
+    pairs = [day.record(day.payment()) for _ in range(5)]
+    # A clean match in Python's hands (a second, uncharged record on the payment).
+    judged = day.payment()
+    day.record(judged, occurred_at=judged["occurred_at"] - timedelta(seconds=30))
+    day.record(judged, status="failed", amount_minor=1)
     day.write(session)
+    primary = next(r for r in day.records if r["payment_id"] == judged["id"])
+
+    def incremental(record, outcome, payment=True):
+        payment_id = record["payment_id"] if payment else None
+        session.execute(insert(ReconciliationItem).values(
+            id=new_id(), org_id=org.id, payment_id=payment_id, provider_record_id=record["id"],
+            outcome=outcome))  # fmt: skip
+
+    incremental(pairs[0], "mismatched")  # changed
+    incremental(pairs[1], "mismatched")
+    incremental(pairs[1], "matched")  # superseded: unchanged
+    incremental(pairs[2], "missing_internal", payment=False)  # the record alone: changed
+    incremental(pairs[3], "matched")  # unchanged
+    incremental(primary, "missing_internal", payment=False)  # changed, judged in Python
     run = new_run(session, org)
     start, end = period_bounds(org, DAY, DAY)
-    clean, _ = split_period(session=session, run_id=run.id, org_id=org.id, start=start, end=end,
-                            settings=match_settings(session=session, org_id=org.id))  # fmt: skip
-    items = session.execute(
-        select(ReconciliationItem.id, ReconciliationItem.payment_id).where(
+    result = reconcile_period(
+        session=session, run_id=run.id, org_id=org.id, start=start, end=end,
+        settings=match_settings(session=session, org_id=org.id), now=NOW,
+    )  # fmt: skip
+    written = session.execute(
+        select(ReconciliationItem.provider_record_id, ReconciliationItem.outcome).where(
             ReconciliationItem.run_id == run.id
         )
     ).all()
-    assert clean == len(items) == 20
-    assert {item.id.version for item in items} == {7}
-    assert {item.id.variant for item in items} == {uuid.RFC_4122}
-    milliseconds = [item.id.int >> 80 for item in sorted(items, key=lambda i: i.payment_id)]
-    assert milliseconds == sorted(milliseconds)
-    assert abs(milliseconds[0] / 1000 - datetime.now(UTC).timestamp()) < 60
-    assert len({item.id for item in items}) == 20
+    assert sorted(written) == sorted(
+        (record["id"], "matched") for record in (pairs[0], pairs[2], primary)
+    )
+    assert (result.items, result.matched, result.items_written) == (6, 6, 3)
+
+
+def test_findings_are_opened_set_based_once_at_the_end_of_the_run(session, monkeypatch):
+    """Staged batch by batch, then one INSERT … SELECT for the discrepancies and their log
+    entries, whatever the number of batches."""
+    org = make_org(session, timezone="UTC")
+    day = Day(org.id)
+    for _ in range(7):
+        day.payment()  # no record: MissingProviderRecord
+        day.record(day.payment(), amount_minor=1)  # AmountMismatch
+    day.write(session)
+    monkeypatch.setattr(period, "PAGE", 3)
+    statements = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    connection = session.connection()
+    event.listen(connection, "before_cursor_execute", seen)
+    run = new_run(session, org)
+    start, end = period_bounds(org, DAY, DAY)
+    result = reconcile_period(
+        session=session, run_id=run.id, org_id=org.id, start=start, end=end,
+        settings=match_settings(session=session, org_id=org.id), now=NOW,
+    )  # fmt: skip
+    event.remove(connection, "before_cursor_execute", seen)
+    openings = [s for s in statements if "INSERT INTO reconciliation_discrepancies" in s]
+    assert len(openings) == 1
+    assert "INSERT INTO reconciliation_action_logs" in openings[0]
+    assert not [s for s in statements if s.startswith("INSERT INTO reconciliation_action_logs")]
+    assert result.opened == 14
+    logged = session.scalars(
+        select(ReconciliationActionLog.action).where(ReconciliationActionLog.org_id == org.id)
+    ).all()
+    assert logged == ["opened"] * 14
+    opened_by_run = session.scalars(
+        select(ReconciliationDiscrepancy.run_id).where(ReconciliationDiscrepancy.org_id == org.id)
+    ).all()
+    assert set(opened_by_run) == {run.id}

@@ -13,8 +13,23 @@ from shared.access.api_keys import create_api_key
 from shared.ingest.processing import process_provider_event
 from shared.matching.engine import match_settings, reconcile_payment
 from shared.matching.grace import sweep_expired_grace_periods
-from shared.models import MATCHING_DISCREPANCY_TYPES, ReconciliationDiscrepancy, ReconciliationRun
-from shared.runs.lifecycle import execute_run, mail_run_report, period_bounds, trigger_run
+from shared.models import (
+    MATCHING_DISCREPANCY_TYPES,
+    Payment,
+    ProviderRecord,
+    ReconciliationDiscrepancy,
+    ReconciliationItem,
+    ReconciliationRun,
+)
+from shared.platform.errors import NotFound, ValidationFailed
+from shared.runs.fingerprint import current_matched_set
+from shared.runs.lifecycle import (
+    execute_run,
+    mail_run_report,
+    period_bounds,
+    trigger_run,
+    verify_matched_set,
+)
 from shared.runs.period import reconcile_period
 from tests.support.factories import (
     make_account,
@@ -147,7 +162,8 @@ def test_the_report_has_every_figure_of_the_design(session):
     for side in ("internal", "provider"):
         assert report["totals"][side]["refunded"] == {"EUR": {"count": 1, "amount_minor": 1500}}
     assert report["totals"]["provider"]["succeeded"]["EUR"]["count"] == 7
-    assert 0 < report["matched_percent"] < 100
+    assert report["matched_percent"] == 44.44  # 4 of 9 verdicts, as when every item was written
+    assert report["run"]["counts"] == {"items": 9, "matched": 4}
     assert report["run"]["period_start"] == DAY.isoformat()
     markdown = run.report_markdown
     assert "| AmountMismatch | 1 |" in markdown
@@ -156,6 +172,57 @@ def test_the_report_has_every_figure_of_the_design(session):
     assert "## Disputes (1)" in markdown
     assert "| EUR | lost | 1 | 4.00 |" in markdown
     assert (run.status, run.payments_checked, run.matched) == ("completed", 8, 4)
+
+
+def test_a_run_writes_its_exceptions_and_the_fingerprint_of_its_matched_set(session):
+    org = scenario(session)
+    run = run_day(session, org)
+    items = session.scalars(select(ReconciliationItem).where(ReconciliationItem.run_id == run.id))
+    # Every verdict but the two clean matches (ok_jpy, ok_refund): the pair types, the
+    # finding on a matched group (the dispute, the duplicate charge) and the Missing ones.
+    outcomes = Counter(item.outcome for item in items)
+    assert outcomes == {"mismatched": 3, "matched": 2, "missing_provider": 1,
+                        "missing_internal": 1}  # fmt: skip
+    start, end = period_bounds(org, DAY, DAY)
+    fingerprint = current_matched_set(session=session, org_id=org.id, start=start, end=end)
+    assert (run.matched_pairs, run.matched_digest) == (fingerprint.pairs, fingerprint.digest)
+    assert run.matched_pairs == 8  # the seven matched payments' records, "twice" has two
+    assert run.report_json["matched_set"] == {
+        "recorded_as": "exceptions + fingerprint",
+        "items_written": 7,
+        "pairs": 8,
+        "digest": fingerprint.digest,
+    }
+    assert (
+        f"Matched set recorded as exceptions + fingerprint: 7 item rows written; 8 bound "
+        f"pairs, digest `{fingerprint.digest}`"
+    ) in run.report_markdown
+
+
+def test_verification_holds_after_a_run_and_fails_once_a_binding_changed(session):
+    org = scenario(session)
+    run = run_day(session, org)
+    assert verify_matched_set(session=session, run_id=run.id).holds
+    record = session.scalars(
+        select(ProviderRecord).where(ProviderRecord.provider_reference == "pi_jpy")
+    ).one()
+    other = session.scalars(select(Payment).where(Payment.external_id == "no_provider")).one()
+    record.payment_id = other.id  # same count of pairs, another pair
+    session.flush()
+    checked = verify_matched_set(session=session, run_id=run.id)
+    assert not checked.holds
+    assert checked.current.pairs == checked.recorded.pairs
+    assert checked.current.digest != checked.recorded.digest
+
+
+def test_a_run_without_a_matched_set_cannot_be_verified(session):
+    org = make_org(session, timezone="UTC")
+    queued = trigger_run(session=session, org_id=org.id, period_start=DAY, period_end=DAY,
+                         triggered_by="api").run  # fmt: skip
+    with pytest.raises(ValidationFailed, match="recorded no matched set"):
+        verify_matched_set(session=session, run_id=queued.id)
+    with pytest.raises(NotFound):
+        verify_matched_set(session=session, run_id=uuid.uuid4())
 
 
 def test_a_second_trigger_answers_with_the_active_run(session, published_tasks):

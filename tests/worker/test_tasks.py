@@ -73,7 +73,8 @@ def test_the_tasks_that_do_work_retry_transient_errors_and_the_periodic_ones_do_
     }
     assert retried == {
         "worker.tasks.process_event",
-        "worker.tasks.match_payment",
+        "worker.tasks.match_payments",
+        "worker.tasks.match_bank_payouts",
         "worker.tasks.run_period",
         "worker.tasks.sweep_grace_periods",
     }
