@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from api.docs_page import register_docs_page
 from api.observability import register_observability
 from api.openapi import register_openapi
 from api.problems import register_problem_handlers
@@ -53,5 +54,6 @@ def create_app() -> Flask:
     ):
         app.register_blueprint(blueprint)
     register_openapi(app)
+    register_docs_page(app)
     register_console(app)
     return app
