@@ -66,7 +66,9 @@ def run(args: argparse.Namespace) -> None:
     with unit_of_work() as session:
         org = create_organization(session=session, name="Bench")
         key = create_api_key(session=session, org_id=org.id, role="manager", name="bench")
-        caller = Caller(actor=str(key.api_key.id), actor_name="bench", org_id=org.id, role="manager")
+        caller = Caller(
+            actor=str(key.api_key.id), actor_name="bench", org_id=org.id, role="manager"
+        )
 
     def open_discrepancies() -> list[uuid.UUID]:
         now = datetime.now(UTC)
