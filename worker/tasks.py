@@ -14,8 +14,9 @@ from shared.platform.db import unit_of_work
 from shared.platform.dispatch import queue_depth
 from shared.platform.health import check_database
 from shared.platform.settings import get_settings
-from shared.platform.tasks import MATCH_PAYMENT, PROCESS_EVENT, RUN_PERIOD
+from shared.platform.tasks import MATCH_PAYMENT, MATCH_SETTLEMENT_FILE, PROCESS_EVENT, RUN_PERIOD
 from shared.runs.lifecycle import execute_queued_run, trigger_daily_runs
+from shared.settlements.matching import reconcile_settlement_file
 from worker.celery_app import RUN_TIME_LIMIT_SECONDS, celery_app
 
 SWEEP_BATCH = 500
@@ -51,6 +52,15 @@ def match_payment(payment_id: str) -> None:
             payment_id=uuid.UUID(payment_id),
             now=datetime.now(UTC),
             evidence={"payment_id": payment_id, "change": "payment import"},
+        )
+
+
+@celery_app.task(name=MATCH_SETTLEMENT_FILE, **RETRIED)
+def match_settlement_file(file_id: str) -> None:
+    """Link one imported settlement file's lines and judge them and its payouts (idempotent)."""
+    with unit_of_work() as session:
+        reconcile_settlement_file(
+            session=session, file_id=uuid.UUID(file_id), now=datetime.now(UTC)
         )
 
 

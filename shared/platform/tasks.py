@@ -16,6 +16,7 @@ from kombu import Queue
 PROCESS_EVENT = "worker.tasks.process_event"
 MATCH_PAYMENT = "worker.tasks.match_payment"
 RUN_PERIOD = "worker.tasks.run_period"
+MATCH_SETTLEMENT_FILE = "worker.tasks.match_settlement_file"
 
 QUEUES = ("webhooks", "matching", "runs", "maintenance")
 
@@ -23,6 +24,7 @@ TASK_ROUTES = {
     "worker.tasks.process_event": {"queue": "webhooks"},
     "worker.tasks.match_payment": {"queue": "matching"},
     "worker.tasks.run_period": {"queue": "runs"},
+    "worker.tasks.match_settlement_file": {"queue": "matching"},
     "worker.tasks.*": {"queue": "maintenance"},
 }
 

@@ -2,8 +2,9 @@
 
 The caller's unit of work holds the whole import: the file row, its lines and payouts
 (in bulk statements of BATCH_ROWS), and its original bytes. A refusal anywhere rolls
-every piece back. The same bytes again answer the earlier import; a line or payout that
-another file already brought is counted as already known and not added.
+every piece back; once it commits, a task matches the file's lines
+(shared/settlements/matching.py). The same bytes again answer the earlier import; a line
+or payout that another file already brought is counted as already known and not added.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from shared.models import (
     SettlementFileChunk,
 )
 from shared.platform.bulk import array_parameters, column_arrays
+from shared.platform.dispatch import send_after_commit
 from shared.platform.errors import NotFound, ValidationFailed
 from shared.platform.ids import new_id
 from shared.platform.logs import get_logger
+from shared.platform.tasks import MATCH_SETTLEMENT_FILE
 from shared.settlements.layouts import read_settlement_report
 from shared.settlements.model import ReportLine, ReportPayout
 from shared.values.text import MAX_TEXT_LENGTH, check_identifier
@@ -106,6 +109,7 @@ def import_settlement_file(
     file = session.get(SettlementFile, file_id)
     file.summary = summary.as_json()  # type: ignore[union-attr]
     session.flush()
+    send_after_commit(session, MATCH_SETTLEMENT_FILE, [str(file_id)])
     log.info("settlement.imported", org_id=str(org_id), file_id=str(file_id), layout=report.layout,
              lines=summary.lines, payouts=summary.payouts)  # fmt: skip
     return SettlementImport(file, created=True)  # type: ignore[arg-type]

@@ -1,0 +1,474 @@
+"""The settlement leg: lines linked to what they settle, and the cash discrepancies.
+
+Set-based throughout. A *scope* — the lines of one imported file, or the lines booked in
+a period run's period — is written to a temporary table, and every step is one statement
+over it:
+
+1. **Linking.** A line is linked to its provider record by provider reference (Stripe:
+   its PaymentIntent first, then its charge), and through the record to the record's
+   payment; a line still without a payment is linked by merchant reference = the
+   payment's ``external_id`` (same provider, or any for PayPal, which has no payments of
+   its own). The links are stored on the line.
+2. **Findings** (docs/design.md, "Cash discrepancies"), gathered in a temporary table with
+   their evidence: MissingInternalRecord for a capture, refund or chargeback line linked
+   to nothing; SettlementAmountMismatch for a capture line whose gross disagrees with its
+   payment; PayoutMismatch for a payout whose amount is not its lines' net; and, in a
+   period run, UnsettledPayment for a captured payment of the period that no line covers
+   once its provider's settlement delay is over. SQL finds the candidates; the verdicts
+   are the pure rules of shared/settlements/rules.py.
+3. **Writing.** Each finding without an unresolved discrepancy opens one (with its
+   ``opened`` entry), in one statement. When auto-fix is on, an unresolved settlement
+   discrepancy of the scope that is no longer found (or found with another amount) is
+   resolved by ``system`` through the lifecycle's :func:`auto_resolve`.
+
+Running it again changes nothing: links are only added, findings open once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import column, exists, select, table, text
+from sqlalchemy.orm import Session
+
+from shared.discrepancies.lifecycle import UNRESOLVED, auto_resolve
+from shared.matching.engine import match_settings
+from shared.matching.rules import SETTLED, SEVERITY, MatchSettings
+from shared.models import (
+    ONE_UNRESOLVED_CONFLICT,
+    PROVIDERS,
+    Organization,
+    ReconciliationDiscrepancy,
+    SettlementFile,
+)
+from shared.platform.metrics import record_discrepancies_opened
+from shared.settlements.rules import (
+    CAPTURE,
+    PAYMENT_LINE_TYPES,
+    last_overdue_day,
+    payout_difference,
+    settlement_amount_disagrees,
+    settlement_delay,
+)
+
+# The discrepancy types this leg opens and auto-resolves.
+SETTLEMENT_TYPES = (
+    "MissingInternalRecord",
+    "SettlementAmountMismatch",
+    "PayoutMismatch",
+    "UnsettledPayment",
+)
+FINDING_COLUMNS = (
+    "type", "payment_id", "provider_record_id", "settlement_line_id", "settlement_payout_id",
+    "amount_minor", "currency", "difference_minor", "evidence",
+)  # fmt: skip
+
+_CREATE_WORK_TABLES = [
+    text(f"CREATE TEMPORARY TABLE {name} (id uuid PRIMARY KEY) ON COMMIT DROP")
+    for name in ("settlement_scope_lines", "settlement_scope_payouts", "settlement_scope_payments")
+] + [
+    text(
+        "CREATE TEMPORARY TABLE settlement_findings (type text NOT NULL, payment_id uuid, "
+        "provider_record_id uuid, settlement_line_id uuid, settlement_payout_id uuid, "
+        "amount_minor bigint NOT NULL, currency text NOT NULL, difference_minor bigint, "
+        "evidence jsonb NOT NULL) ON COMMIT DROP"
+    )
+]
+_DROP_WORK_TABLES = text(
+    "DROP TABLE pg_temp.settlement_scope_lines, pg_temp.settlement_scope_payouts, "
+    "pg_temp.settlement_scope_payments, pg_temp.settlement_findings"
+)
+_FINDINGS = table(
+    "settlement_findings", *(column(name) for name in FINDING_COLUMNS), schema="pg_temp"
+)
+_SCOPE_LINES = table("settlement_scope_lines", column("id"), schema="pg_temp")
+_SCOPE_PAYOUTS = table("settlement_scope_payouts", column("id"), schema="pg_temp")
+_SCOPE_PAYMENTS = table("settlement_scope_payments", column("id"), schema="pg_temp")
+
+# --- Scope ---------------------------------------------------------------------------------
+
+_FILE_LINES = text(
+    "INSERT INTO pg_temp.settlement_scope_lines (id) "
+    "SELECT id FROM settlement_lines WHERE file_id = :file"
+)
+_PERIOD_LINES = text(
+    "INSERT INTO pg_temp.settlement_scope_lines (id) SELECT id FROM settlement_lines "
+    "WHERE org_id = :org AND booked_at >= :start AND booked_at < :end"
+)
+# The payouts of the scope's batches, and those the file states or the period booked.
+_SCOPE_PAYOUTS_SQL = text("""
+INSERT INTO pg_temp.settlement_scope_payouts (id)
+SELECT o.id FROM settlement_payouts AS o
+WHERE o.org_id = :org AND (
+  o.file_id = :file OR (o.booked_at >= :start AND o.booked_at < :end)
+  OR EXISTS (
+    SELECT 1 FROM pg_temp.settlement_scope_lines AS s JOIN settlement_lines AS l ON l.id = s.id
+    WHERE l.provider = o.provider AND l.batch_id = o.payout_id AND l.net_currency = o.currency))
+""")
+# The payments whose UnsettledPayment this scope answers for: those its lines cover, and
+# in a period run the period's.
+_SCOPE_PAYMENTS_SQL = text("""
+INSERT INTO pg_temp.settlement_scope_payments (id)
+SELECT l.payment_id FROM pg_temp.settlement_scope_lines AS s
+JOIN settlement_lines AS l ON l.id = s.id WHERE l.payment_id IS NOT NULL
+UNION
+SELECT p.id FROM payments AS p
+WHERE p.org_id = :org AND p.occurred_at >= :start AND p.occurred_at < :end
+""")
+
+# --- 1. Linking ----------------------------------------------------------------------------
+
+_LINK_RECORD = """
+UPDATE settlement_lines AS l SET provider_record_id = r.id
+FROM pg_temp.settlement_scope_lines AS s, provider_records AS r
+WHERE l.id = s.id AND l.provider_record_id IS NULL AND l.{reference} IS NOT NULL
+  AND r.org_id = :org AND r.provider = l.provider AND r.provider_reference = l.{reference}
+"""
+LINK_STATEMENTS = [
+    *(
+        text(_LINK_RECORD.format(reference=name))
+        for name in ("payment_intent_id", "provider_reference")
+    ),
+    text("""
+UPDATE settlement_lines AS l SET payment_id = r.payment_id
+FROM pg_temp.settlement_scope_lines AS s, provider_records AS r
+WHERE l.id = s.id AND l.payment_id IS NULL AND r.id = l.provider_record_id
+  AND r.payment_id IS NOT NULL
+"""),
+    text("""
+UPDATE settlement_lines AS l SET payment_id = p.id
+FROM pg_temp.settlement_scope_lines AS s, payments AS p
+WHERE l.id = s.id AND l.payment_id IS NULL AND l.merchant_reference IS NOT NULL
+  AND p.org_id = :org AND p.external_id = l.merchant_reference
+  AND (p.provider = l.provider OR l.provider <> ALL(CAST(:payment_providers AS text[])))
+"""),
+]  # fmt: skip
+
+# --- 2. Findings ---------------------------------------------------------------------------
+
+_LINE_EVIDENCE = (
+    "jsonb_build_object('file_id', l.file_id, 'row_number', l.row_number, "
+    "'line_type', l.line_type, 'provider_type', l.provider_type, 'batch_id', l.batch_id, "
+    "'provider_reference', l.provider_reference, 'merchant_reference', l.merchant_reference, "
+    "'payment_intent_id', l.payment_intent_id, 'gross_minor', l.gross_minor, "
+    "'gross_currency', l.gross_currency, 'net_minor', l.net_minor, "
+    "'net_currency', l.net_currency)"
+)
+_INSERT_FINDINGS = f"INSERT INTO pg_temp.settlement_findings ({', '.join(FINDING_COLUMNS)})"
+FIND_MISSING_INTERNAL = text(f"""
+{_INSERT_FINDINGS}
+SELECT 'MissingInternalRecord', NULL, NULL, l.id, NULL, abs(coalesce(l.gross_minor, l.net_minor)),
+       coalesce(l.gross_currency, l.net_currency), NULL, {_LINE_EVIDENCE}
+FROM pg_temp.settlement_scope_lines AS s JOIN settlement_lines AS l ON l.id = s.id
+WHERE l.line_type = ANY(CAST(:types AS text[]))
+  AND l.provider_record_id IS NULL AND l.payment_id IS NULL
+""")  # noqa: S608 - constant SQL fragments
+# Capture lines whose gross is not exactly their payment's: the rules judge the tolerance.
+AMOUNT_CANDIDATES = text(f"""
+SELECT l.id, l.payment_id, l.provider_record_id, l.gross_minor, l.gross_currency,
+       p.amount_minor AS payment_amount_minor, p.currency AS payment_currency,
+       {_LINE_EVIDENCE} AS evidence
+FROM pg_temp.settlement_scope_lines AS s JOIN settlement_lines AS l ON l.id = s.id
+JOIN payments AS p ON p.id = l.payment_id
+WHERE l.line_type = :capture AND l.gross_minor IS NOT NULL
+  AND (l.gross_currency IS DISTINCT FROM p.currency OR l.gross_minor <> p.amount_minor)
+""")  # noqa: S608 - constant SQL fragments
+# Each payout of the scope with its lines (of its provider and currency whose batch is its
+# id, payout rows excepted). One stated only by a webhook, with no line yet, waits.
+PAYOUT_SUMS = text("""
+SELECT o.id, o.payout_id, o.amount_minor, o.currency, count(l.id) AS line_count,
+       coalesce(sum(l.net_minor), 0) AS lines_net_minor
+FROM pg_temp.settlement_scope_payouts AS s JOIN settlement_payouts AS o ON o.id = s.id
+LEFT JOIN settlement_lines AS l
+  ON l.org_id = o.org_id AND l.provider = o.provider AND l.batch_id = o.payout_id
+ AND l.net_currency = o.currency AND l.line_type <> 'payout'
+GROUP BY o.id
+HAVING o.file_id IS NOT NULL OR count(l.id) > 0
+""")
+# Captured payments of the period, of a provider, overdue, that no line covers.
+FIND_UNSETTLED = text(f"""
+{_INSERT_FINDINGS}
+SELECT 'UnsettledPayment', p.id, NULL, NULL, NULL, p.amount_minor, p.currency, NULL,
+       jsonb_build_object('external_id', p.external_id, 'provider', p.provider,
+         'status', p.status, 'occurred_at', p.occurred_at,
+         'expected_settlement_business_days', CAST(:delay AS int))
+FROM payments AS p
+WHERE p.org_id = :org AND p.provider = :provider AND p.status = ANY(CAST(:settled AS text[]))
+  AND p.occurred_at >= :start AND p.occurred_at < least(:end, :overdue_before)
+  AND NOT EXISTS (SELECT 1 FROM settlement_lines AS l WHERE l.payment_id = p.id)
+""")  # noqa: S608 - constant SQL fragments
+
+# --- 3. Writing ----------------------------------------------------------------------------
+
+_SUBJECTS = "payment_id, provider_record_id, settlement_line_id, settlement_payout_id"
+OPEN_FINDINGS = text(f"""
+WITH found AS MATERIALIZED (
+  SELECT recon_uuid7() AS id, f.*, v.severity FROM pg_temp.settlement_findings AS f
+  JOIN unnest(CAST(:types AS text[]), CAST(:severities AS text[])) AS v(type, severity)
+    USING (type)
+), opened AS (
+  INSERT INTO reconciliation_discrepancies
+    (id, org_id, run_id, type, severity, status, opened_at, {_SUBJECTS},
+     amount_minor, currency, difference_minor)
+  SELECT id, :org, :run, type, severity, 'open', :now, {_SUBJECTS},
+         amount_minor, currency, difference_minor
+  FROM found
+  {ONE_UNRESOLVED_CONFLICT} DO NOTHING
+  RETURNING id, type
+), logged AS (
+  INSERT INTO reconciliation_action_logs (org_id, discrepancy_id, action, actor, payload)
+  SELECT :org, o.id, 'opened', 'system',
+         jsonb_build_object('finding', f.evidence, 'source', CAST(:source AS jsonb))
+  FROM opened AS o JOIN found AS f ON f.id = o.id
+)
+SELECT type, count(*) AS opened FROM opened GROUP BY type
+""")  # noqa: S608 - constant SQL fragments
+
+
+@dataclass
+class SettlementLegResult:
+    """What one pass of the settlement leg found, opened and auto-resolved."""
+
+    lines: int = 0
+    payouts: int = 0
+    found: int = 0
+    opened: int = 0
+    auto_resolved: int = 0
+
+
+def reconcile_settlement_file(
+    *, session: Session, file_id: uuid.UUID, now: datetime
+) -> SettlementLegResult:
+    """Link an imported file's lines and judge them and their payouts, under the
+    organisation's current settings (idempotent; a file that does not exist: nothing).
+
+    UnsettledPayment is the period run's to open; here it is only resolved for the
+    payments the file's lines now cover.
+    """
+    file = session.get(SettlementFile, file_id)
+    if file is None:
+        return SettlementLegResult()
+    _create_work_tables(session)
+    session.execute(_FILE_LINES, {"file": file_id})
+    return _reconcile(
+        session=session,
+        org_id=file.org_id,
+        run_id=None,
+        settings=match_settings(session=session, org_id=file.org_id),
+        now=now,
+        evidence={"settlement_file_id": str(file_id)},
+        file_id=file_id,
+    )
+
+
+def reconcile_settlement_period(
+    *,
+    session: Session,
+    org: Organization,
+    run_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    settings: MatchSettings,
+    now: datetime,
+) -> SettlementLegResult:
+    """The period run's settlement leg: the lines and payouts booked in [start, end), and
+    the period's captured payments that no line covers once their settlement delay is over."""
+    _create_work_tables(session)
+    session.execute(_PERIOD_LINES, {"org": org.id, "start": start, "end": end})
+    return _reconcile(
+        session=session,
+        org_id=org.id,
+        run_id=run_id,
+        settings=settings,
+        now=now,
+        evidence={"run_id": str(run_id)},
+        period=(start, end, org),
+    )
+
+
+def _reconcile(
+    *,
+    session: Session,
+    org_id: uuid.UUID,
+    run_id: uuid.UUID | None,
+    settings: MatchSettings,
+    now: datetime,
+    evidence: dict[str, Any],
+    file_id: uuid.UUID | None = None,
+    period: tuple[datetime, datetime, Organization] | None = None,
+) -> SettlementLegResult:
+    # A file's scope has no period: an empty one (start = end) selects nothing by date.
+    start, end = (period[0], period[1]) if period else (now, now)
+    bounds = {"org": org_id, "file": file_id, "start": start, "end": end}
+    session.execute(_SCOPE_PAYOUTS_SQL, bounds)
+    link = {"org": org_id, "payment_providers": list(PROVIDERS)}
+    for statement in LINK_STATEMENTS:
+        session.execute(statement, link)
+    session.execute(_SCOPE_PAYMENTS_SQL, bounds)
+    result = SettlementLegResult(
+        lines=_count(session, "settlement_scope_lines"),
+        payouts=_count(session, "settlement_scope_payouts"),
+    )
+    session.execute(FIND_MISSING_INTERNAL, {"types": list(PAYMENT_LINE_TYPES)})
+    _find_amount_mismatches(session, settings)
+    _find_payout_mismatches(session)
+    if period is not None:
+        _find_unsettled(session, period[2], start, end, now)
+    result.found = _count(session, "settlement_findings")
+    if settings.auto_fix:
+        result.auto_resolved = _resolve_cleared(session, org_id, now, evidence)
+    result.opened = _open_findings(session, org_id, run_id, now, evidence)
+    session.execute(_DROP_WORK_TABLES)
+    return result
+
+
+def _create_work_tables(session: Session) -> None:
+    for statement in _CREATE_WORK_TABLES:
+        session.execute(statement)
+
+
+def _count(session: Session, name: str) -> int:
+    return session.scalar(text(f"SELECT count(*) FROM pg_temp.{name}"))  # noqa: S608
+
+
+def _insert_findings(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(
+            _FINDINGS.insert(),
+            [row | {"evidence": json.dumps(row["evidence"], default=str)} for row in rows],
+        )
+
+
+def _find_amount_mismatches(session: Session, settings: MatchSettings) -> None:
+    rows = []
+    for line in session.execute(AMOUNT_CANDIDATES, {"capture": CAPTURE}):
+        if not settlement_amount_disagrees(
+            line.gross_minor, line.gross_currency, line.payment_amount_minor,
+            line.payment_currency, settings,
+        ):  # fmt: skip
+            continue
+        same_currency = line.gross_currency == line.payment_currency
+        rows.append({
+            "type": "SettlementAmountMismatch", "payment_id": line.payment_id,
+            "provider_record_id": line.provider_record_id, "settlement_line_id": line.id,
+            "settlement_payout_id": None, "amount_minor": abs(line.gross_minor),
+            "currency": line.gross_currency or line.payment_currency,
+            "difference_minor": (
+                line.gross_minor - line.payment_amount_minor if same_currency else None
+            ),
+            "evidence": line.evidence | {
+                "payment_amount_minor": line.payment_amount_minor,
+                "payment_currency": line.payment_currency,
+            },
+        })  # fmt: skip
+    _insert_findings(session, rows)
+
+
+def _find_payout_mismatches(session: Session) -> None:
+    rows = []
+    for payout in session.execute(PAYOUT_SUMS):
+        difference = payout_difference(payout.amount_minor, int(payout.lines_net_minor))
+        if difference is None:
+            continue
+        rows.append({
+            "type": "PayoutMismatch", "payment_id": None, "provider_record_id": None,
+            "settlement_line_id": None, "settlement_payout_id": payout.id,
+            "amount_minor": payout.amount_minor, "currency": payout.currency,
+            "difference_minor": difference,
+            "evidence": {
+                "payout_id": payout.payout_id, "amount_minor": payout.amount_minor,
+                "lines_net_minor": int(payout.lines_net_minor), "line_count": payout.line_count,
+            },
+        })  # fmt: skip
+    _insert_findings(session, rows)
+
+
+def _find_unsettled(
+    session: Session, org: Organization, start: datetime, end: datetime, now: datetime
+) -> None:
+    """UnsettledPayment, for the providers whose settlement reports the organisation
+    imports (an organisation that imports none is never told its payments are unsettled)."""
+    zone = ZoneInfo(org.timezone)
+    today = now.astimezone(zone).date()
+    providers = session.scalars(
+        select(SettlementFile.provider).where(SettlementFile.org_id == org.id).distinct()
+    )
+    for provider in providers:
+        delay = settlement_delay(org.settlement_delay_days, provider)
+        overdue_through = last_overdue_day(today, delay)
+        overdue_before = datetime.combine(overdue_through + timedelta(days=1), time.min, zone)
+        session.execute(
+            FIND_UNSETTLED,
+            {
+                "org": org.id, "provider": provider, "settled": sorted(SETTLED),
+                "start": start, "end": end, "overdue_before": overdue_before.astimezone(UTC),
+                "delay": delay,
+            },
+        )  # fmt: skip
+
+
+def _open_findings(
+    session: Session,
+    org_id: uuid.UUID,
+    run_id: uuid.UUID | None,
+    now: datetime,
+    evidence: dict[str, Any],
+) -> int:
+    rows = session.execute(
+        OPEN_FINDINGS,
+        {
+            "org": org_id, "run": run_id, "now": now, "source": json.dumps(evidence),
+            "types": list(SETTLEMENT_TYPES),
+            "severities": [SEVERITY[kind] for kind in SETTLEMENT_TYPES],
+        },
+    ).all()  # fmt: skip
+    for kind, count in rows:
+        record_discrepancies_opened(kind, count, session=session)
+    return sum(count for _, count in rows)
+
+
+def _resolve_cleared(
+    session: Session, org_id: uuid.UUID, now: datetime, evidence: dict[str, Any]
+) -> int:
+    """Resolve the scope's unresolved settlement discrepancies no longer found as they were
+    (a payout whose difference changed is resolved here and opened anew with the new one)."""
+    discrepancy = ReconciliationDiscrepancy
+    in_scope = (
+        discrepancy.settlement_line_id.in_(select(_SCOPE_LINES.c.id))
+        | discrepancy.settlement_payout_id.in_(select(_SCOPE_PAYOUTS.c.id))
+        | (
+            (discrepancy.type == "UnsettledPayment")
+            & discrepancy.payment_id.in_(select(_SCOPE_PAYMENTS.c.id))
+        )
+    )
+    found = exists().where(
+        _FINDINGS.c.type == discrepancy.type,
+        *(
+            getattr(_FINDINGS.c, name).is_not_distinct_from(getattr(discrepancy, name))
+            for name in (
+                "payment_id", "settlement_line_id", "settlement_payout_id", "amount_minor",
+                "difference_minor",
+            )
+        ),
+    )  # fmt: skip
+    cleared = session.scalars(
+        select(discrepancy)
+        .where(
+            discrepancy.org_id == org_id,
+            discrepancy.type.in_(SETTLEMENT_TYPES),
+            discrepancy.status.in_(UNRESOLVED),
+            in_scope,
+            ~found,
+        )
+        .order_by(discrepancy.id)
+        .with_for_update()
+    ).all()
+    for row in cleared:
+        auto_resolve(session=session, discrepancy=row, now=now, evidence=evidence)
+    session.flush()
+    return len(cleared)
