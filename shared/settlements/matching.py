@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -232,11 +232,12 @@ SELECT type, count(*) AS opened FROM opened GROUP BY type
 
 @dataclass
 class SettlementLegResult:
-    """What one pass of the settlement leg found, opened and auto-resolved."""
+    """What one pass of the settlement leg checked, found (by type, opened now or
+    before), opened and auto-resolved."""
 
     lines: int = 0
     payouts: int = 0
-    found: int = 0
+    found: dict[str, int] = field(default_factory=dict)
     opened: int = 0
     auto_resolved: int = 0
 
@@ -319,7 +320,11 @@ def _reconcile(
     _find_payout_mismatches(session)
     if period is not None:
         _find_unsettled(session, period[2], start, end, now)
-    result.found = _count(session, "settlement_findings")
+    result.found = dict(
+        session.execute(
+            text("SELECT type, count(*) FROM pg_temp.settlement_findings GROUP BY type")
+        ).all()
+    )
     if settings.auto_fix:
         result.auto_resolved = _resolve_cleared(session, org_id, now, evidence)
     result.opened = _open_findings(session, org_id, run_id, now, evidence)

@@ -18,6 +18,10 @@ DEFAULT_SETTLEMENT_DELAY_DAYS = 3
 MAX_SETTLEMENT_DELAY_DAYS = 60
 # The lines that move a payment's money: each must link to an internal payment or record.
 PAYMENT_LINE_TYPES = ("capture", "refund", "chargeback")
+# The lines a report's "gross settled" counts: payments' money and its reversals.
+SETTLED_LINE_TYPES = (*PAYMENT_LINE_TYPES, "refund_reversal", "chargeback_reversal")
+# Lines that are a fee in themselves (Adyen's Fee, MiscCosts, PaymentCost rows).
+FEE_LINE_TYPE = "fee"
 # The line whose gross is the payment's charged amount.
 CAPTURE = "capture"
 # Ageing of unsettled payments, in calendar days since the payment: (label, first, last).
