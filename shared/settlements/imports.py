@@ -33,6 +33,7 @@ from shared.platform.logs import get_logger
 from shared.platform.tasks import MATCH_SETTLEMENT_FILE
 from shared.settlements.layouts import read_settlement_report
 from shared.settlements.model import ReportLine, ReportPayout
+from shared.settlements.payouts import record_payouts
 from shared.values.text import MAX_TEXT_LENGTH, check_identifier
 
 BATCH_ROWS = 5_000
@@ -176,10 +177,6 @@ LINE_COLUMNS = {
     "other_fee_minor": "bigint", "net_minor": "bigint", "net_currency": "text",
     "exchange_rate": "numeric", "booked_at": "timestamptz", "description": "text",
 }  # fmt: skip
-PAYOUT_COLUMNS = {
-    "payout_id": "text", "currency": "text", "amount_minor": "bigint", "status": "text",
-    "arrival_date": "date", "booked_at": "timestamptz",
-}  # fmt: skip
 
 
 def _insert_statement(table: str, columns: dict[str, str], conflict: str) -> Any:
@@ -193,9 +190,6 @@ def _insert_statement(table: str, columns: dict[str, str], conflict: str) -> Any
 
 
 INSERT_LINES = _insert_statement("settlement_lines", LINE_COLUMNS, "org_id, line_key")
-INSERT_PAYOUTS = _insert_statement(
-    "settlement_payouts", PAYOUT_COLUMNS, "org_id, provider, payout_id, currency"
-)
 
 
 def _line_values(line: ReportLine) -> tuple[Any, ...]:
@@ -209,13 +203,6 @@ def _line_values(line: ReportLine) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _payout_values(payout: ReportPayout) -> tuple[Any, ...]:
-    return (
-        payout.payout_id, payout.currency, payout.amount_minor, payout.status,
-        payout.arrival_date, payout.booked_at,
-    )  # fmt: skip
-
-
 def _write(
     session: Session,
     org_id: uuid.UUID,
@@ -225,19 +212,16 @@ def _write(
     payouts: list[ReportPayout],
 ) -> tuple[int, int]:
     """Insert one batch; the lines and payouts it added (the others were known)."""
-    added = []
-    for statement, rows, columns in (
-        (INSERT_LINES, [_line_values(line) for line in lines], LINE_COLUMNS),
-        (INSERT_PAYOUTS, [_payout_values(payout) for payout in payouts], PAYOUT_COLUMNS),
-    ):
-        if not rows:
-            added.append(0)
-            continue
-        parameters = column_arrays(rows, columns) | {
+    added_lines = 0
+    if lines:
+        parameters = column_arrays([_line_values(line) for line in lines], LINE_COLUMNS) | {
             "org_id": org_id, "file_id": file_id, "provider": provider,
         }  # fmt: skip
-        added.append(session.execute(statement, parameters).rowcount)
-    return added[0], added[1]
+        added_lines = session.execute(INSERT_LINES, parameters).rowcount
+    added_payouts = record_payouts(
+        session=session, org_id=org_id, provider=provider, payouts=payouts, file_id=file_id
+    )
+    return added_lines, added_payouts
 
 
 def _keep_original(session: Session, file_id: uuid.UUID, binary: IO[bytes]) -> None:
