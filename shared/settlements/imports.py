@@ -32,6 +32,7 @@ from shared.platform.ids import new_id
 from shared.platform.logs import get_logger
 from shared.platform.tasks import MATCH_SETTLEMENT_FILE
 from shared.settlements.layouts import read_settlement_report
+from shared.settlements.links import LINK_COLUMNS, link_joins
 from shared.settlements.model import ReportLine, ReportPayout
 from shared.settlements.payouts import record_payouts
 from shared.values.text import MAX_TEXT_LENGTH, check_identifier
@@ -179,17 +180,18 @@ LINE_COLUMNS = {
 }  # fmt: skip
 
 
-def _insert_statement(table: str, columns: dict[str, str], conflict: str) -> Any:
-    # Table and column names are this module's constants, never input.
-    listed = ", ".join(columns)
-    return text(
-        f"INSERT INTO {table} (org_id, file_id, provider, {listed}) "  # noqa: S608
-        f"SELECT :org_id, :file_id, :provider, * FROM unnest({array_parameters(columns)}) "
-        f"ON CONFLICT ({conflict}) DO NOTHING"
-    )
-
-
-INSERT_LINES = _insert_statement("settlement_lines", LINE_COLUMNS, "org_id, line_key")
+# Each line is inserted with its links (shared/settlements/links.py) already found; column
+# names are this module's constants, never input.
+_LISTED = ", ".join(LINE_COLUMNS)
+INSERT_LINES = text(f"""
+INSERT INTO settlement_lines
+  (org_id, file_id, provider, {_LISTED}, provider_record_id, payment_id)
+SELECT :org_id, :file_id, :provider, {", ".join(f"v.{name}" for name in LINE_COLUMNS)},
+       {LINK_COLUMNS}
+FROM unnest({array_parameters(LINE_COLUMNS)}) AS v({_LISTED})
+{link_joins("v", ":provider")}
+ON CONFLICT (org_id, line_key) DO NOTHING
+""")  # noqa: S608
 
 
 def _line_values(line: ReportLine) -> tuple[Any, ...]:

@@ -4,11 +4,9 @@ Set-based throughout. A *scope* — the lines of one imported file, or the lines
 a period run's period — is written to a temporary table, and every step is one statement
 over it:
 
-1. **Linking.** A line is linked to its provider record by provider reference (Stripe:
-   its PaymentIntent first, then its charge), and through the record to the record's
-   payment; a line still without a payment is linked by merchant reference = the
-   payment's ``external_id`` (same provider, or any for PayPal, which has no payments of
-   its own). The links are stored on the line.
+1. **Linking.** The import stored each line with its provider record and payment
+   (shared/settlements/links.py has the rule); the scope's lines still without a payment
+   are linked again, as what they settle may have arrived since.
 2. **Findings** (docs/design.md, "Cash discrepancies"), gathered in a temporary table with
    their evidence: MissingInternalRecord for a capture, refund or chargeback line linked
    to nothing; SettlementAmountMismatch for a capture line whose gross disagrees with its
@@ -41,12 +39,13 @@ from shared.matching.engine import match_settings
 from shared.matching.rules import SETTLED, SEVERITY, MatchSettings
 from shared.models import (
     ONE_UNRESOLVED_CONFLICT,
-    PROVIDERS,
     Organization,
+    Payment,
     ReconciliationDiscrepancy,
     SettlementFile,
 )
 from shared.platform.metrics import record_discrepancies_opened
+from shared.settlements.links import LINK_COLUMNS, link_joins
 from shared.settlements.rules import (
     CAPTURE,
     PAYMENT_LINE_TYPES,
@@ -68,86 +67,78 @@ FINDING_COLUMNS = (
     "amount_minor", "currency", "difference_minor", "evidence",
 )  # fmt: skip
 
-_CREATE_WORK_TABLES = [
-    text(f"CREATE TEMPORARY TABLE {name} (id uuid PRIMARY KEY) ON COMMIT DROP")
-    for name in ("settlement_scope_lines", "settlement_scope_payouts", "settlement_scope_payments")
-] + [
-    text(
-        "CREATE TEMPORARY TABLE settlement_findings (type text NOT NULL, payment_id uuid, "
-        "provider_record_id uuid, settlement_line_id uuid, settlement_payout_id uuid, "
-        "amount_minor bigint NOT NULL, currency text NOT NULL, difference_minor bigint, "
-        "evidence jsonb NOT NULL) ON COMMIT DROP"
-    )
-]
+# Which lines a pass covers: those of one file, or those booked in a period.
+SCOPES = {
+    "file": "c.file_id = :file",
+    "period": "c.org_id = :org_id AND c.booked_at >= :start AND c.booked_at < :end",
+}
+# The columns of its lines the findings read, copied once (after linking) into the scope.
+SCOPE_COLUMNS = (
+    "id", "line_type", "provider", "batch_id", "net_currency", "gross_minor",
+    "gross_currency", "provider_record_id", "payment_id",
+)  # fmt: skip
+_CREATE_FINDINGS = text(
+    "CREATE TEMPORARY TABLE settlement_findings (type text NOT NULL, payment_id uuid, "
+    "provider_record_id uuid, settlement_line_id uuid, settlement_payout_id uuid, "
+    "amount_minor bigint NOT NULL, currency text NOT NULL, difference_minor bigint, "
+    "evidence jsonb NOT NULL) ON COMMIT DROP"
+)
+_CREATE_SCOPE_PAYOUTS = text(
+    "CREATE TEMPORARY TABLE settlement_scope_payouts (id uuid PRIMARY KEY) ON COMMIT DROP"
+)
 _DROP_WORK_TABLES = text(
     "DROP TABLE pg_temp.settlement_scope_lines, pg_temp.settlement_scope_payouts, "
-    "pg_temp.settlement_scope_payments, pg_temp.settlement_findings"
+    "pg_temp.settlement_findings"
 )
 _FINDINGS = table(
     "settlement_findings", *(column(name) for name in FINDING_COLUMNS), schema="pg_temp"
 )
-_SCOPE_LINES = table("settlement_scope_lines", column("id"), schema="pg_temp")
+_SCOPE_LINES = table(
+    "settlement_scope_lines", *(column(name) for name in SCOPE_COLUMNS), schema="pg_temp"
+)
 _SCOPE_PAYOUTS = table("settlement_scope_payouts", column("id"), schema="pg_temp")
-_SCOPE_PAYMENTS = table("settlement_scope_payments", column("id"), schema="pg_temp")
-
-# --- Scope ---------------------------------------------------------------------------------
-
-_FILE_LINES = text(
-    "INSERT INTO pg_temp.settlement_scope_lines (id) "
-    "SELECT id FROM settlement_lines WHERE file_id = :file"
-)
-_PERIOD_LINES = text(
-    "INSERT INTO pg_temp.settlement_scope_lines (id) SELECT id FROM settlement_lines "
-    "WHERE org_id = :org AND booked_at >= :start AND booked_at < :end"
-)
-# The payouts of the scope's batches, and those the file states or the period booked.
-_SCOPE_PAYOUTS_SQL = text("""
-INSERT INTO pg_temp.settlement_scope_payouts (id)
-SELECT o.id FROM settlement_payouts AS o
-WHERE o.org_id = :org AND (
-  o.file_id = :file OR (o.booked_at >= :start AND o.booked_at < :end)
-  OR EXISTS (
-    SELECT 1 FROM pg_temp.settlement_scope_lines AS s JOIN settlement_lines AS l ON l.id = s.id
-    WHERE l.provider = o.provider AND l.batch_id = o.payout_id AND l.net_currency = o.currency))
-""")
-# The payments whose UnsettledPayment this scope answers for: those its lines cover, and
-# in a period run the period's.
-_SCOPE_PAYMENTS_SQL = text("""
-INSERT INTO pg_temp.settlement_scope_payments (id)
-SELECT l.payment_id FROM pg_temp.settlement_scope_lines AS s
-JOIN settlement_lines AS l ON l.id = s.id WHERE l.payment_id IS NOT NULL
-UNION
-SELECT p.id FROM payments AS p
-WHERE p.org_id = :org AND p.occurred_at >= :start AND p.occurred_at < :end
-""")
 
 # --- 1. Linking ----------------------------------------------------------------------------
 
-_LINK_RECORD = """
-UPDATE settlement_lines AS l SET provider_record_id = r.id
-FROM pg_temp.settlement_scope_lines AS s, provider_records AS r
-WHERE l.id = s.id AND l.provider_record_id IS NULL AND l.{reference} IS NOT NULL
-  AND r.org_id = :org AND r.provider = l.provider AND r.provider_reference = l.{reference}
-"""
-LINK_STATEMENTS = [
-    *(
-        text(_LINK_RECORD.format(reference=name))
-        for name in ("payment_intent_id", "provider_reference")
-    ),
-    text("""
-UPDATE settlement_lines AS l SET payment_id = r.payment_id
-FROM pg_temp.settlement_scope_lines AS s, provider_records AS r
-WHERE l.id = s.id AND l.payment_id IS NULL AND r.id = l.provider_record_id
-  AND r.payment_id IS NOT NULL
-"""),
-    text("""
-UPDATE settlement_lines AS l SET payment_id = p.id
-FROM pg_temp.settlement_scope_lines AS s, payments AS p
-WHERE l.id = s.id AND l.payment_id IS NULL AND l.merchant_reference IS NOT NULL
-  AND p.org_id = :org AND p.external_id = l.merchant_reference
-  AND (p.provider = l.provider OR l.provider <> ALL(CAST(:payment_providers AS text[])))
-"""),
-]  # fmt: skip
+# Lines of the scope still without a payment, linked again: their payment (or record) may
+# have arrived since. Only a line whose links change is written.
+_LINK_LINES = f"""
+UPDATE settlement_lines AS l
+SET provider_record_id = coalesce(k.provider_record_id, l.provider_record_id),
+    payment_id = k.payment_id
+FROM (
+  SELECT c.id, {LINK_COLUMNS}
+  FROM settlement_lines AS c
+  {link_joins("c", "c.provider")}
+  WHERE {{scope}} AND c.payment_id IS NULL
+) AS k
+WHERE l.id = k.id AND (k.payment_id IS NOT NULL OR (k.provider_record_id IS NOT NULL
+                       AND k.provider_record_id IS DISTINCT FROM l.provider_record_id))
+"""  # noqa: S608 - constant SQL fragments
+LINK_LINES = {name: text(_LINK_LINES.format(scope=scope)) for name, scope in SCOPES.items()}
+
+# --- Scope ---------------------------------------------------------------------------------
+
+_SCOPE_SELECT = ", ".join(f"c.{name}" for name in SCOPE_COLUMNS)
+SCOPE_LINES = {
+    name: text(
+        "CREATE TEMPORARY TABLE settlement_scope_lines ON COMMIT DROP AS "  # noqa: S608
+        f"SELECT {_SCOPE_SELECT} FROM settlement_lines AS c WHERE {scope}"
+    )
+    for name, scope in SCOPES.items()
+}
+# The payouts of the scope's batches, and those the file states or the period booked.
+SCOPE_PAYOUTS = text("""
+INSERT INTO pg_temp.settlement_scope_payouts (id)
+SELECT o.id FROM settlement_payouts AS o
+WHERE o.org_id = :org_id AND (o.file_id = :file OR (o.booked_at >= :start AND o.booked_at < :end))
+UNION
+SELECT o.id FROM (SELECT DISTINCT provider, batch_id, net_currency
+                  FROM pg_temp.settlement_scope_lines WHERE batch_id IS NOT NULL) AS b
+JOIN settlement_payouts AS o
+  ON o.org_id = :org_id AND o.provider = b.provider AND o.payout_id = b.batch_id
+ AND o.currency = b.net_currency
+""")
 
 # --- 2. Findings ---------------------------------------------------------------------------
 
@@ -160,23 +151,29 @@ _LINE_EVIDENCE = (
     "'net_currency', l.net_currency)"
 )
 _INSERT_FINDINGS = f"INSERT INTO pg_temp.settlement_findings ({', '.join(FINDING_COLUMNS)})"
+# The evidence is read from the line for the few lines found, after the scope is filtered.
 FIND_MISSING_INTERNAL = text(f"""
+WITH found AS MATERIALIZED (
+  SELECT id FROM pg_temp.settlement_scope_lines
+  WHERE line_type = ANY(CAST(:types AS text[]))
+    AND provider_record_id IS NULL AND payment_id IS NULL
+)
 {_INSERT_FINDINGS}
 SELECT 'MissingInternalRecord', NULL, NULL, l.id, NULL, abs(coalesce(l.gross_minor, l.net_minor)),
        coalesce(l.gross_currency, l.net_currency), NULL, {_LINE_EVIDENCE}
-FROM pg_temp.settlement_scope_lines AS s JOIN settlement_lines AS l ON l.id = s.id
-WHERE l.line_type = ANY(CAST(:types AS text[]))
-  AND l.provider_record_id IS NULL AND l.payment_id IS NULL
+FROM found JOIN settlement_lines AS l ON l.id = found.id
 """)  # noqa: S608 - constant SQL fragments
 # Capture lines whose gross is not exactly their payment's: the rules judge the tolerance.
 AMOUNT_CANDIDATES = text(f"""
+WITH found AS MATERIALIZED (
+  SELECT s.id, p.amount_minor AS payment_amount_minor, p.currency AS payment_currency
+  FROM pg_temp.settlement_scope_lines AS s JOIN payments AS p ON p.id = s.payment_id
+  WHERE s.line_type = :capture AND s.gross_minor IS NOT NULL
+    AND (s.gross_currency IS DISTINCT FROM p.currency OR s.gross_minor <> p.amount_minor)
+)
 SELECT l.id, l.payment_id, l.provider_record_id, l.gross_minor, l.gross_currency,
-       p.amount_minor AS payment_amount_minor, p.currency AS payment_currency,
-       {_LINE_EVIDENCE} AS evidence
-FROM pg_temp.settlement_scope_lines AS s JOIN settlement_lines AS l ON l.id = s.id
-JOIN payments AS p ON p.id = l.payment_id
-WHERE l.line_type = :capture AND l.gross_minor IS NOT NULL
-  AND (l.gross_currency IS DISTINCT FROM p.currency OR l.gross_minor <> p.amount_minor)
+       found.payment_amount_minor, found.payment_currency, {_LINE_EVIDENCE} AS evidence
+FROM found JOIN settlement_lines AS l ON l.id = found.id
 """)  # noqa: S608 - constant SQL fragments
 # Each payout of the scope with its lines (of its provider and currency whose batch is its
 # id, payout rows excepted). One stated only by a webhook, with no line yet, waits.
@@ -254,8 +251,6 @@ def reconcile_settlement_file(
     file = session.get(SettlementFile, file_id)
     if file is None:
         return SettlementLegResult()
-    _create_work_tables(session)
-    session.execute(_FILE_LINES, {"file": file_id})
     return _reconcile(
         session=session,
         org_id=file.org_id,
@@ -263,7 +258,8 @@ def reconcile_settlement_file(
         settings=match_settings(session=session, org_id=file.org_id),
         now=now,
         evidence={"settlement_file_id": str(file_id)},
-        file_id=file_id,
+        scope="file",
+        bounds={"file": file_id, "start": now, "end": now},  # no period: no date matches
     )
 
 
@@ -279,8 +275,6 @@ def reconcile_settlement_period(
 ) -> SettlementLegResult:
     """The period run's settlement leg: the lines and payouts booked in [start, end), and
     the period's captured payments that no line covers once their settlement delay is over."""
-    _create_work_tables(session)
-    session.execute(_PERIOD_LINES, {"org": org.id, "start": start, "end": end})
     return _reconcile(
         session=session,
         org_id=org.id,
@@ -288,7 +282,9 @@ def reconcile_settlement_period(
         settings=settings,
         now=now,
         evidence={"run_id": str(run_id)},
-        period=(start, end, org),
+        scope="period",
+        bounds={"file": None, "start": start, "end": end},
+        unsettled_of=org,
     )
 
 
@@ -300,17 +296,16 @@ def _reconcile(
     settings: MatchSettings,
     now: datetime,
     evidence: dict[str, Any],
-    file_id: uuid.UUID | None = None,
-    period: tuple[datetime, datetime, Organization] | None = None,
+    scope: str,
+    bounds: dict[str, Any],
+    unsettled_of: Organization | None = None,
 ) -> SettlementLegResult:
-    # A file's scope has no period: an empty one (start = end) selects nothing by date.
-    start, end = (period[0], period[1]) if period else (now, now)
-    bounds = {"org": org_id, "file": file_id, "start": start, "end": end}
-    session.execute(_SCOPE_PAYOUTS_SQL, bounds)
-    link = {"org": org_id, "payment_providers": list(PROVIDERS)}
-    for statement in LINK_STATEMENTS:
-        session.execute(statement, link)
-    session.execute(_SCOPE_PAYMENTS_SQL, bounds)
+    bounds = bounds | {"org_id": org_id}
+    session.execute(LINK_LINES[scope], bounds)
+    session.execute(SCOPE_LINES[scope], bounds)
+    for statement in (_CREATE_SCOPE_PAYOUTS, _CREATE_FINDINGS):
+        session.execute(statement)
+    session.execute(SCOPE_PAYOUTS, bounds)
     result = SettlementLegResult(
         lines=_count(session, "settlement_scope_lines"),
         payouts=_count(session, "settlement_scope_payouts"),
@@ -318,23 +313,18 @@ def _reconcile(
     session.execute(FIND_MISSING_INTERNAL, {"types": list(PAYMENT_LINE_TYPES)})
     _find_amount_mismatches(session, settings)
     _find_payout_mismatches(session)
-    if period is not None:
-        _find_unsettled(session, period[2], start, end, now)
+    if unsettled_of is not None:
+        _find_unsettled(session, unsettled_of, bounds["start"], bounds["end"], now)
     result.found = dict(
         session.execute(
             text("SELECT type, count(*) FROM pg_temp.settlement_findings GROUP BY type")
         ).all()
     )
     if settings.auto_fix:
-        result.auto_resolved = _resolve_cleared(session, org_id, now, evidence)
+        result.auto_resolved = _resolve_cleared(session, org_id, bounds, now, evidence)
     result.opened = _open_findings(session, org_id, run_id, now, evidence)
     session.execute(_DROP_WORK_TABLES)
     return result
-
-
-def _create_work_tables(session: Session) -> None:
-    for statement in _CREATE_WORK_TABLES:
-        session.execute(statement)
 
 
 def _count(session: Session, name: str) -> int:
@@ -438,18 +428,29 @@ def _open_findings(
 
 
 def _resolve_cleared(
-    session: Session, org_id: uuid.UUID, now: datetime, evidence: dict[str, Any]
+    session: Session,
+    org_id: uuid.UUID,
+    bounds: dict[str, Any],
+    now: datetime,
+    evidence: dict[str, Any],
 ) -> int:
     """Resolve the scope's unresolved settlement discrepancies no longer found as they were
-    (a payout whose difference changed is resolved here and opened anew with the new one)."""
+    (a payout whose difference changed is resolved here and opened anew with the new one).
+
+    An UnsettledPayment belongs to the scope when a line of the scope covers its payment,
+    or (a period) when its payment is of the period.
+    """
     discrepancy = ReconciliationDiscrepancy
+    covered = exists().where(_SCOPE_LINES.c.payment_id == discrepancy.payment_id)
+    of_period = exists().where(
+        Payment.id == discrepancy.payment_id,
+        Payment.occurred_at >= bounds["start"],
+        Payment.occurred_at < bounds["end"],
+    )
     in_scope = (
         discrepancy.settlement_line_id.in_(select(_SCOPE_LINES.c.id))
         | discrepancy.settlement_payout_id.in_(select(_SCOPE_PAYOUTS.c.id))
-        | (
-            (discrepancy.type == "UnsettledPayment")
-            & discrepancy.payment_id.in_(select(_SCOPE_PAYMENTS.c.id))
-        )
+        | ((discrepancy.type == "UnsettledPayment") & (covered | of_period))
     )
     found = exists().where(
         _FINDINGS.c.type == discrepancy.type,
