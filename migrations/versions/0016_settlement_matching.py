@@ -14,6 +14,9 @@ Create Date: 2026-12-03 08:20:00.000000
   older statement never overwrites a newer one.
 - ``organizations.settlement_delay_days``: the expected settlement delay per provider in
   business days (``{}``: 3 for each).
+- ``provider_accounts.fee_schedule``: the fees the account's provider is expected to take
+  per settlement currency (percent of the gross, fixed part, tolerance); null: no
+  FeeMismatch for its lines.
 - The worker, which links lines and records payouts, may write those columns and rows.
 """
 
@@ -49,6 +52,10 @@ def upgrade() -> None:
             server_default=sa.text("'{}'::jsonb"),
         ),
     )
+    op.add_column(
+        "provider_accounts",
+        sa.Column("fee_schedule", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+    )
     op.execute(f"GRANT UPDATE (provider_record_id, payment_id) ON {LINES} TO {WORKER_ROLE}")
     op.execute(f"GRANT INSERT, UPDATE ON {PAYOUTS} TO {WORKER_ROLE}")
 
@@ -56,6 +63,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(f"REVOKE INSERT, UPDATE ON {PAYOUTS} FROM {WORKER_ROLE}")
     op.execute(f"REVOKE UPDATE (provider_record_id, payment_id) ON {LINES} FROM {WORKER_ROLE}")
+    op.drop_column("provider_accounts", "fee_schedule")
     op.drop_column("organizations", "settlement_delay_days")
     op.drop_column(PAYOUTS, "status_at")
     # Payouts stated only by webhooks have no file: the downgrade stops, changing nothing.

@@ -150,6 +150,9 @@ class ProviderAccount(Base):
         Boolean, nullable=False, server_default=text("false")
     )
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    # Settlement currency → {"percent", "fixed_minor", "tolerance_minor"}: the fees its
+    # provider is expected to take (shared/providers/accounts.py); null: none expected.
+    fee_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = stamped_now()
 
 

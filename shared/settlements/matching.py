@@ -12,8 +12,9 @@ over it:
    to nothing; SettlementAmountMismatch for a capture line whose gross disagrees with its
    payment; PayoutMismatch for a payout whose amount is not its lines' net; and, in a
    period run, UnsettledPayment for a captured payment of the period that no line covers
-   once its provider's settlement delay is over. SQL finds the candidates; the verdicts
-   are the pure rules of shared/settlements/rules.py.
+   once its provider's settlement delay is over; FeeMismatch for a capture line whose
+   fees exceed its account's fee schedule beyond its tolerance. SQL finds the candidates;
+   the verdicts are the pure rules of shared/settlements/rules.py.
 3. **Writing.** Each finding without an unresolved discrepancy opens one (with its
    ``opened`` entry), in one statement. When auto-fix is on, an unresolved settlement
    discrepancy of the scope that is no longer found (or found with another amount) is
@@ -28,6 +29,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,9 +48,12 @@ from shared.models import (
 )
 from shared.platform.metrics import record_discrepancies_opened
 from shared.settlements.links import LINK_COLUMNS, link_joins
+from shared.settlements.listing import FEE_COLUMNS
 from shared.settlements.rules import (
     CAPTURE,
     PAYMENT_LINE_TYPES,
+    expected_fee,
+    fee_excess,
     last_overdue_day,
     payout_difference,
     settlement_amount_disagrees,
@@ -61,6 +66,7 @@ SETTLEMENT_TYPES = (
     "SettlementAmountMismatch",
     "PayoutMismatch",
     "UnsettledPayment",
+    "FeeMismatch",
 )
 FINDING_COLUMNS = (
     "type", "payment_id", "provider_record_id", "settlement_line_id", "settlement_payout_id",
@@ -175,6 +181,27 @@ SELECT l.id, l.payment_id, l.provider_record_id, l.gross_minor, l.gross_currency
        found.payment_amount_minor, found.payment_currency, {_LINE_EVIDENCE} AS evidence
 FROM found JOIN settlement_lines AS l ON l.id = found.id
 """)  # noqa: S608 - constant SQL fragments
+# Capture lines (not converted: gross and fees in one currency) of a file imported for an
+# account with a fee schedule for their currency, with that currency's rate.
+FEE_CANDIDATES = text(f"""
+WITH scheduled AS MATERIALIZED (
+  SELECT s.id, a.fee_schedule -> s.net_currency AS rate
+  FROM pg_temp.settlement_scope_lines AS s
+  JOIN settlement_lines AS l ON l.id = s.id
+  JOIN settlement_files AS f ON f.id = l.file_id
+  JOIN provider_accounts AS a ON a.id = f.provider_account_id
+  WHERE s.line_type = :capture AND s.gross_currency = s.net_currency
+    AND a.fee_schedule -> s.net_currency IS NOT NULL
+)
+SELECT l.id, l.gross_minor, l.net_currency, scheduled.rate,
+       {" + ".join(f"l.{fee.key}" for fee in FEE_COLUMNS.values())} AS fees_minor,
+       {_LINE_EVIDENCE} AS evidence
+FROM scheduled JOIN settlement_lines AS l ON l.id = scheduled.id
+""")  # noqa: S608 - constant SQL fragments
+_HAS_FEE_SCHEDULE = text(
+    "SELECT EXISTS (SELECT 1 FROM provider_accounts "
+    "WHERE org_id = :org_id AND fee_schedule IS NOT NULL)"
+)
 # Each payout of the scope with its lines (of its provider and currency whose batch is its
 # id, payout rows excepted). One stated only by a webhook, with no line yet, waits.
 PAYOUT_SUMS = text("""
@@ -313,6 +340,8 @@ def _reconcile(
     session.execute(FIND_MISSING_INTERNAL, {"types": list(PAYMENT_LINE_TYPES)})
     _find_amount_mismatches(session, settings)
     _find_payout_mismatches(session)
+    if session.scalar(_HAS_FEE_SCHEDULE, {"org_id": org_id}):
+        _find_fee_mismatches(session)
     if unsettled_of is not None:
         _find_unsettled(session, unsettled_of, bounds["start"], bounds["end"], now)
     result.found = dict(
@@ -360,6 +389,24 @@ def _find_amount_mismatches(session: Session, settings: MatchSettings) -> None:
                 "payment_amount_minor": line.payment_amount_minor,
                 "payment_currency": line.payment_currency,
             },
+        })  # fmt: skip
+    _insert_findings(session, rows)
+
+
+def _find_fee_mismatches(session: Session) -> None:
+    rows = []
+    for line in session.execute(FEE_CANDIDATES, {"capture": CAPTURE}):
+        rate = line.rate
+        expected = expected_fee(line.gross_minor, Decimal(rate["percent"]), rate["fixed_minor"])
+        excess = fee_excess(line.fees_minor, expected, rate["tolerance_minor"])
+        if excess is None:
+            continue
+        rows.append({
+            "type": "FeeMismatch", "payment_id": None, "provider_record_id": None,
+            "settlement_line_id": line.id, "settlement_payout_id": None,
+            "amount_minor": line.fees_minor, "currency": line.net_currency,
+            "difference_minor": excess,
+            "evidence": line.evidence | {"expected_fee_minor": expected, "schedule": rate},
         })  # fmt: skip
     _insert_findings(session, rows)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from shared.access.settings_log import OPERATOR
 from shared.models import (
     ProviderRecord,
     ReconciliationActionLog,
@@ -223,3 +224,43 @@ def test_an_import_queues_the_matching_of_its_file_once_committed(
     )
     assert response.status_code == 201
     assert published_tasks == [(MATCH_SETTLEMENT_FILE, [response.get_json()["id"]])]
+
+
+@pytest.mark.parametrize(
+    ("commission", "opened", "difference"),
+    [("0.15", 0, None), ("0.16", 0, None), ("0.17", 1, 2)],
+)
+def test_fees_above_the_accounts_schedule_beyond_its_tolerance_are_a_fee_mismatch(
+    session, org, commission, opened, difference
+):
+    from shared.providers.accounts import AccountChange, change_provider_account
+    from tests.support.factories import make_account
+
+    account = make_account(session, org, "adyen")
+    schedule = {"EUR": {"percent": 1.2, "fixed_minor": 3, "tolerance_minor": 1}}  # 10.00: 0.15
+    change_provider_account(
+        session=session, account_id=account.id, change=AccountChange(fee_schedule=schedule),
+        actor=OPERATOR,
+    )  # fmt: skip
+    make_payment(session, org, provider="adyen", external_id="O-1", amount_minor=1000)
+    net = f"{10 - float(commission):.2f}"
+    content = adyen_file(row("Settled", "PSP1", "O-1", "10.00", net,
+                             **{"Commission (NC)": commission}))  # fmt: skip
+    file = import_settlement_file(
+        session=session, org_id=org.id, binary=io.BytesIO(content), filename="b.csv",
+        provider_account_id=account.id,
+    ).file  # fmt: skip
+    match(session, file)
+    found = discrepancies(session, org, type="FeeMismatch")
+    assert [(d.settlement_line_id, d.difference_minor) for d in found] == (
+        [(line(session, "PSP1").id, difference)] if opened else []
+    )
+
+
+def test_without_a_fee_schedule_no_fee_is_judged(session, org):
+    make_payment(session, org, provider="adyen", external_id="O-1", amount_minor=1000)
+    file = imported(session, org, adyen_file(
+        row("Settled", "PSP1", "O-1", "10.00", "5.00", **{"Commission (NC)": "5.00"})
+    ))  # fmt: skip
+    match(session, file)
+    assert discrepancies(session, org) == []
