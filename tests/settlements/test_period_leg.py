@@ -107,3 +107,16 @@ def test_the_report_has_a_cash_section_per_currency(session, org):
     assert "## Cash: settlements" in run.report_markdown
     assert "| EUR | 2 | 10.00 | 0.35 | 0.00 | 9.65 | 1 | 9.65 |" in run.report_markdown
     assert "| EUR | 0-3 | 1 | 7.00 |" in run.report_markdown
+
+
+def test_a_verification_run_keeps_the_settlement_legs_findings_open(session, org):
+    org.auto_fix = True
+    run_day(session, org, datetime(2026, 5, 8, 1, tzinfo=UTC))
+    run = trigger_run(
+        session=session, org_id=org.id, period_start=DAY, period_end=DAY, triggered_by="api",
+        is_verification_run=True,
+    ).run  # fmt: skip
+    execute_run(session=session, run_id=run.id, now=datetime(2026, 5, 8, 2, tzinfo=UTC))
+    session.expire_all()
+    (discrepancy,) = unsettled(session, org)
+    assert (discrepancy.status, run.discrepancies_auto_resolved) == ("open", 0)
