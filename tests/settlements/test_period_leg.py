@@ -120,3 +120,14 @@ def test_a_verification_run_keeps_the_settlement_legs_findings_open(session, org
     session.expire_all()
     (discrepancy,) = unsettled(session, org)
     assert (discrepancy.status, run.discrepancies_auto_resolved) == ("open", 0)
+
+
+@pytest.mark.parametrize(("delays", "would_open"), [({}, ["UnsettledPayment"]), ({"adyen": 5}, [])])
+def test_a_dry_run_tries_another_settlement_delay(session, org, delays, would_open):
+    from shared.access.settings import SettingsChange
+    from shared.runs.dry_run import Rehearsal, dry_run
+
+    rehearsal = Rehearsal(org.id, DAY, DAY, SettingsChange(settlement_delay_days=delays))
+    rehearsed = dry_run(rehearsal, now=datetime(2026, 5, 8, 1, tzinfo=UTC))
+    assert [d.type for d in rehearsed.would_open] == would_open
+    assert unsettled(session, org) == []
