@@ -114,17 +114,19 @@ def build_report(
             "provider": _totals(session, ProviderRecord, run.org_id, start, end),
         },
         "cash": {
-            "discrepancies_by_type": {
-                kind: settlement.found.get(kind, 0) for kind in SETTLEMENT_TYPES
+            "settlements": {
+                "discrepancies_by_type": {
+                    kind: settlement.found.get(kind, 0) for kind in SETTLEMENT_TYPES
+                },
+                "by_currency": cash_figures(
+                    session=session,
+                    org_id=run.org_id,
+                    start=start,
+                    end=end,
+                    as_of=run.period_end,
+                    zone=timezone,
+                ),
             },
-            "by_currency": cash_figures(
-                session=session,
-                org_id=run.org_id,
-                start=start,
-                end=end,
-                as_of=run.period_end,
-                zone=timezone,
-            ),
         },
         "run": {
             "id": str(run.id),
@@ -250,7 +252,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         *_money_table("Internal payments with no provider record", unmatched["internal"]),
         *_money_table("Provider records with no internal payment", unmatched["provider"]),
         *_disputes_table(report["disputes"]),
-        *_cash_tables(report["cash"]),
+        *_cash_tables(report["cash"]["settlements"]),
         "## Period totals",
         "",
         "| side | kind | currency | count | amount |",

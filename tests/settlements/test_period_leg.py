@@ -84,7 +84,7 @@ def test_a_payment_covered_later_is_resolved_by_the_next_run(session, org):
 
 def test_the_report_has_a_cash_section_per_currency(session, org):
     run = run_day(session, org, datetime(2026, 5, 8, 1, tzinfo=UTC))
-    cash = run.report_json["cash"]
+    cash = run.report_json["cash"]["settlements"]
     assert cash["discrepancies_by_type"] == {
         "MissingInternalRecord": 0, "SettlementAmountMismatch": 0, "PayoutMismatch": 0,
         "UnsettledPayment": 1, "FeeMismatch": 0,
