@@ -57,7 +57,12 @@ SECRET_FIELD = "signing_secret"  # noqa: S105
 # those it reads), and the fee schedule its settlement lines are checked against (FeeMismatch:
 # read for the providers whose settlement reports recon imports).
 FEE_SCHEDULE = "fee_schedule"
-OPTION_NAMES = (*(option.name for option in fields(AccountOptions)), FEE_SCHEDULE)
+# Business days after a payout's expected arrival before it counts as not received
+# (PayoutNotReceived, shared/bank/): a setting of the providers whose payouts recon sees.
+PAYOUT_ARRIVAL_DAYS = "payout_arrival_business_days"
+SETTLEMENT_OPTIONS = (FEE_SCHEDULE, PAYOUT_ARRIVAL_DAYS)
+OPTION_NAMES = (*(option.name for option in fields(AccountOptions)), *SETTLEMENT_OPTIONS)
+MAX_PAYOUT_ARRIVAL_DAYS = 30
 
 Name = Annotated[
     str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(check_identifier)
@@ -98,6 +103,9 @@ FeeSchedule = Annotated[
 ]
 
 
+PayoutArrivalDays = Annotated[StrictInt, Field(ge=0, le=MAX_PAYOUT_ARRIVAL_DAYS)]
+
+
 def _true(value: bool) -> bool:
     if value is not True:
         raise ValueError("send true to have a secret generated, or the new secret")
@@ -122,6 +130,9 @@ class NewAccount(BaseModel):
     merchant_reference_key: MetadataKey | None = Field(default=None, description="Stripe only")
     manual_capture: StrictBool | None = Field(default=None, description="Adyen only")
     fee_schedule: FeeSchedule | None = Field(default=None, description="Stripe and Adyen")
+    payout_arrival_business_days: PayoutArrivalDays | None = Field(
+        default=None, description="Stripe and Adyen"
+    )
 
 
 class AccountChange(PartialChange):
@@ -137,6 +148,9 @@ class AccountChange(PartialChange):
     merchant_reference_key: MetadataKey | None = Field(default=None, description="Stripe only")
     manual_capture: StrictBool | None = Field(default=None, description="Adyen only")
     fee_schedule: FeeSchedule | None = Field(default=None, description="Stripe and Adyen")
+    payout_arrival_business_days: PayoutArrivalDays | None = Field(
+        default=None, description="Stripe and Adyen"
+    )
     add_secret: GenerateSecret | SecretText | None = None
     retire_secret: Fingerprint | None = None
 
@@ -161,6 +175,7 @@ class AccountView:
     merchant_reference_key: str
     manual_capture: bool
     fee_schedule: dict[str, Any] | None
+    payout_arrival_business_days: int
     webhook_path: str
     secrets: list[SecretView]
     created_at: datetime
@@ -192,8 +207,8 @@ def _checked_secret(provider: str, secret: str, field: str = "secret") -> str:
 
 def _options_read(provider: str) -> set[str]:
     """The options accounts of ``provider`` read."""
-    fees = {FEE_SCHEDULE} if provider in SETTLEMENT_PROVIDERS else set()
-    return set(provider_named(provider).account_options) | fees
+    settlement = set(SETTLEMENT_OPTIONS) if provider in SETTLEMENT_PROVIDERS else set()
+    return set(provider_named(provider).account_options) | settlement
 
 
 def _check_options(provider: str, named: set[str]) -> None:
@@ -403,6 +418,7 @@ def _view(
         merchant_reference_key=account.merchant_reference_key,
         manual_capture=account.manual_capture,
         fee_schedule=account.fee_schedule,
+        payout_arrival_business_days=account.payout_arrival_business_days,
         webhook_path=webhook_path(account),
         secrets=secrets,
         created_at=account.created_at,

@@ -95,6 +95,14 @@ INVALID_NEW = {
     ),
     "key-empty": ({"provider": "stripe", "merchant_reference_key": ""}, {"merchant_reference_key"}),
     "unknown-provider": ({"provider": "paypal"}, {"provider"}),
+    "standard-payout-arrival": (
+        {"provider": "standard", "payout_arrival_business_days": 3},
+        {"payout_arrival_business_days"},
+    ),
+    "payout-arrival-over-30": (
+        {"provider": "stripe", "payout_arrival_business_days": 31},
+        {"payout_arrival_business_days"},
+    ),
     "standard-fee-schedule": (
         {"provider": "standard", "fee_schedule": {"EUR": {"percent": 1}}},
         {"fee_schedule"},
@@ -224,6 +232,28 @@ def test_a_fee_schedule_is_set_shown_logged_and_removed_with_null(client, sessio
         .order_by(SettingsLogEntry.created_at)
     ).all()
     assert [(e.old_value, e.new_value) for e in entries] == [(None, stored), (stored, None)]
+
+
+def test_payout_arrival_days_default_to_two_and_are_changed_and_logged(
+    client, session, org, headers
+):
+    stripe = make_account(session, org, "stripe")
+    listed = client.get(ACCOUNTS, headers=headers).json["items"]
+    assert [item["payout_arrival_business_days"] for item in listed] == [2]
+    body = {"payout_arrival_business_days": 5}
+    changed = client.patch(f"{ACCOUNTS}/{stripe.id}", json=body, headers=headers)
+    assert changed.status_code == 200, changed.json
+    assert changed.json["payout_arrival_business_days"] == 5
+    session.refresh(stripe)
+    assert stripe.payout_arrival_business_days == 5
+    entries = session.scalars(
+        select(SettingsLogEntry)
+        .where(SettingsLogEntry.field == "payout_arrival_business_days")
+        .order_by(SettingsLogEntry.created_at)
+    ).all()
+    assert (f"provider_account:{stripe.id}", 2, 5) in [
+        (e.subject, e.old_value, e.new_value) for e in entries
+    ]
 
 
 @pytest.mark.parametrize(
