@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from api.docs_page import register_docs_page
 from api.observability import register_observability
 from api.openapi import register_openapi
 from api.problems import register_problem_handlers
@@ -54,4 +55,5 @@ def create_app() -> Flask:
         app.register_blueprint(blueprint)
     register_openapi(app)
     register_console(app)
+    register_docs_page(app)
     return app

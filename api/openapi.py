@@ -32,9 +32,6 @@ CONSOLE_SESSION = "consoleSession"
 # The console's pages are HTML for people, not API operations (docs/design.md, "Console").
 CONSOLE_ENDPOINTS = "console."
 JSON = "application/json"
-# The interactive page loads Swagger UI (5.x reads OpenAPI 3.1) from a CDN; the
-# document it shows is always this service's own /openapi.json.
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14"
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -115,7 +112,7 @@ def documented(**declaration: Any) -> Callable[[View], View]:
 
 
 def register_openapi(app: Flask) -> None:
-    """Serve ``GET /openapi.json`` (built once, on first use) and ``GET /docs``."""
+    """Serve ``GET /openapi.json`` (built once, on first use); ``api.docs_page`` shows it."""
     blueprint = Blueprint("openapi", __name__)
 
     @blueprint.get(OPENAPI_PATH)
@@ -126,24 +123,25 @@ def register_openapi(app: Flask) -> None:
             document = current_app.extensions["openapi"] = build_document(current_app)
         return jsonify(document)
 
-    @blueprint.get(DOCS_PATH)
-    def docs_page() -> Response:
-        """An interactive page (Swagger UI) over ``/openapi.json``."""
-        return Response(_DOCS_HTML, mimetype="text/html")
-
     app.register_blueprint(blueprint)
 
 
 def documented_rules(app: Flask) -> Iterable[tuple[Any, Callable[..., Any]]]:
-    """(URL rule, view) of every route the document covers (not itself, /docs or static)."""
+    """(URL rule, view) of every route the document covers (not itself, /docs and its
+    files, or static)."""
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
         if (
             rule.endpoint == "static"
             or rule.endpoint.startswith(CONSOLE_ENDPOINTS)
-            or rule.rule in (OPENAPI_PATH, DOCS_PATH)
+            or rule.rule == OPENAPI_PATH
+            or _is_docs_page(rule.rule)
         ):
             continue
         yield rule, app.view_functions[rule.endpoint]
+
+
+def _is_docs_page(rule: str) -> bool:
+    return rule == DOCS_PATH or rule.startswith(f"{DOCS_PATH}/")
 
 
 def build_document(app: Flask) -> dict[str, Any]:
@@ -371,21 +369,3 @@ def _dedent(text: str) -> str:
     indents = [len(line) - len(line.lstrip()) for line in lines if line.strip()]
     margin = min(indents, default=0)
     return "\n".join(line[margin:] for line in lines).strip()
-
-
-_DOCS_HTML = f"""<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>recon API</title>
-  <link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css">
-</head>
-<body>
-  <div id="swagger-ui"></div>
-  <script src="{SWAGGER_UI}/swagger-ui-bundle.js" crossorigin></script>
-  <script>
-    window.ui = SwaggerUIBundle({{url: "{OPENAPI_PATH}", dom_id: "#swagger-ui"}});
-  </script>
-</body>
-</html>
-"""

@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from shared.discrepancies.bulk import BULK_ACTIONS, MAX_BULK_DISCREPANCIES
 from shared.discrepancies.lifecycle import (
     MAX_ADJUSTMENT_REFERENCE_LENGTH,
     MAX_ASSIGNEE_LENGTH,
@@ -35,10 +36,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class EventListQuery(Strict):
-    """Filters of ``GET /billing/webhooks/events``."""
+def one_or_many(value: Any) -> Any:
+    """A query parameter given once, as the list it would be if repeated."""
+    return [value] if isinstance(value, str) else value
 
-    state: Literal[EVENT_LIST_STATES] | None = None
+
+class EventListQuery(Strict):
+    """Filters of ``GET /billing/webhooks/events``: ``state`` may repeat, for the events in
+    any of those states (``?state=failed&state=pending``: the ones that need attention)."""
+
+    state: (
+        Annotated[
+            list[Literal[EVENT_LIST_STATES]],
+            BeforeValidator(one_or_many),
+            Field(min_length=1, max_length=len(EVENT_LIST_STATES)),
+        ]
+        | None
+    ) = None
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
@@ -112,11 +126,12 @@ class PaymentImportResult(BaseModel):
     rejected: list[RejectedPaymentOut]
 
 
-class DiscrepancyListQuery(Strict):
-    """Filters, sort and page of ``GET /billing/reconciliation/discrepancies``.
+class DiscrepancyFilterQuery(Strict):
+    """Filters of the discrepancy list and of its summaries.
 
     ``since`` is inclusive and ``until`` exclusive, both on ``opened_at`` and both with an
-    offset; ``min_amount`` is in minor units (pair it with ``currency``).
+    offset; ``min_amount`` and ``max_amount`` (both inclusive) are in minor units (pair
+    them with ``currency``).
     """
 
     status: Literal[DISCREPANCY_STATUSES] | None = None
@@ -133,12 +148,10 @@ class DiscrepancyListQuery(Strict):
     run_id: uuid.UUID | None = None
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     min_amount: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
+    max_amount: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     dispute_status: Literal[DISPUTE_STATUSES] | None = None
-    sort: Literal[SORTS] = "opened_at"
-    cursor: str | None = Field(default=None, max_length=512)
-    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
     def filters(self) -> DiscrepancyFilters:
         """The domain's filter object."""
@@ -150,10 +163,19 @@ class DiscrepancyListQuery(Strict):
             run_id=self.run_id,
             currency=self.currency.upper() if self.currency else None,
             min_amount=self.min_amount,
+            max_amount=self.max_amount,
             since=self.since,
             until=self.until,
             dispute_status=self.dispute_status,
         )
+
+
+class DiscrepancyListQuery(DiscrepancyFilterQuery):
+    """Filters, sort and page of ``GET /billing/reconciliation/discrepancies``."""
+
+    sort: Literal[SORTS] = "opened_at"
+    cursor: str | None = Field(default=None, max_length=512)
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
 
 class AssignIn(Strict):
@@ -275,3 +297,84 @@ class DiscrepancyDetailOut(DiscrepancyOut):
         """Build from the domain's detail object."""
         fields = {**vars(detail.discrepancy), "items": detail.items, "actions": detail.actions}
         return cls.model_validate(fields, from_attributes=True)
+
+
+class CurrencyTotalOut(BaseModel):
+    """Discrepancies of one currency: how many, and their amounts summed in minor units."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    currency: str
+    count: int
+    amount_minor: int
+
+
+class AgeingBucketOut(BaseModel):
+    """Discrepancies from ``min_days`` to ``max_days`` old (inclusive; null: no limit)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    label: str
+    min_days: int
+    max_days: int | None
+    count: int
+    by_currency: list[CurrencyTotalOut]
+
+
+class AgeingSummaryOut(BaseModel):
+    """Open and acknowledged discrepancies per age bucket (calendar days in ``time_zone``,
+    the organisation's, by ``opened_at``), youngest first, empty buckets included."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    as_of: datetime
+    time_zone: str
+    buckets: list[AgeingBucketOut]
+
+
+class BulkTargetIn(Strict):
+    """One discrepancy of a bulk action; with ``version``, it is changed only at that one."""
+
+    id: uuid.UUID
+    version: int | None = Field(default=None, ge=1, le=MAX_BIGINT)
+
+
+class BulkTriageIn(Strict):
+    """Body of ``POST …/discrepancies/bulk``: one action and one reason for up to 500.
+
+    ``assignee`` goes with ``assign``; ``resolution`` (and ``adjustment_reference``, which a
+    lost dispute requires) with ``resolve``.
+    """
+
+    action: Literal[BULK_ACTIONS]
+    discrepancies: list[BulkTargetIn] = Field(min_length=1, max_length=MAX_BULK_DISCREPANCIES)
+    reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
+    assignee: str | None = Field(default=None, min_length=1, max_length=MAX_ASSIGNEE_LENGTH)
+    resolution: Literal[RESOLUTION_CODES] | None = None
+    adjustment_reference: str | None = Field(
+        default=None, min_length=1, max_length=MAX_ADJUSTMENT_REFERENCE_LENGTH
+    )
+
+
+class BulkFailureOut(BaseModel):
+    """A discrepancy left unchanged: its problem type (``not-found``,
+    ``invalid-transition``, ``precondition-failed`` for a stale version,
+    ``validation-failed``), why, and its status or version when that is the reason."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    problem: str
+    detail: str
+    current_status: str | None
+    current_version: int | None
+
+
+class BulkTriageOut(BaseModel):
+    """What a bulk action changed (each discrepancy as it is now) and what it refused,
+    each in the order of the request."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    changed: list[DiscrepancyOut]
+    failed: list[BulkFailureOut]

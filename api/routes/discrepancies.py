@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request
 from pydantic import BaseModel
@@ -18,15 +19,21 @@ from api.openapi import Header, documented
 from api.requests import if_match_version, parse_json_body, parse_query
 from api.responses import json_response
 from api.schemas import (
+    AgeingSummaryOut,
     AssignIn,
+    BulkTriageIn,
+    BulkTriageOut,
     DiscrepancyDetailOut,
+    DiscrepancyFilterQuery,
     DiscrepancyListQuery,
     DiscrepancyOut,
     DiscrepancyPage,
     NoteIn,
     ResolveIn,
 )
-from shared.access.api_keys import TRIAGE_ROLES, Caller
+from shared.access.api_keys import READ_ROLES, TRIAGE_ROLES, Caller
+from shared.discrepancies.ageing import ageing_summary
+from shared.discrepancies.bulk import BulkChange, BulkTarget, apply_bulk
 from shared.discrepancies.lifecycle import acknowledge, add_note, assign, resolve
 from shared.discrepancies.listing import (
     DiscrepancyView,
@@ -84,6 +91,50 @@ def list_reconciliation_discrepancies(session: Session, caller: Caller) -> Respo
     response = json_response(DiscrepancyPage.model_validate(page, from_attributes=True))
     response.vary.add("Accept")
     return response
+
+
+@blueprint.get(f"{DISCREPANCIES}/summary")
+@documented(query=DiscrepancyFilterQuery, responses={200: AgeingSummaryOut})
+@endpoint(roles=READ_ROLES)
+def summarise_discrepancies(session: Session, caller: Caller) -> Response:
+    """How long the open and acknowledged discrepancies have waited (the list's filters).
+
+    Four buckets by age in calendar days of the organisation's time zone (0–1, 2–7,
+    8–30, 31 and more), each with its count and, per currency, count and amount.
+    """
+    query = parse_query(DiscrepancyFilterQuery)
+    summary = ageing_summary(
+        session=session, org_id=caller.org_id, filters=query.filters(), now=datetime.now(UTC)
+    )
+    return json_response(AgeingSummaryOut.model_validate(summary))
+
+
+@blueprint.post(f"{DISCREPANCIES}/bulk")
+@documented(body=BulkTriageIn, responses={200: BulkTriageOut})
+@endpoint(roles=TRIAGE_ROLES)
+def bulk_triage(session: Session, caller: Caller) -> Response:
+    """Acknowledge, assign or resolve up to 500 discrepancies with one reason.
+
+    Each changed discrepancy gets its own action-log entry. A discrepancy the action
+    cannot apply to (not found, a refused transition, a stale ``version``) is listed in
+    ``failed`` and the others are still changed: 200 either way, both lists in request
+    order. Input wrong for all (over 500, an id twice, a missing assignee or resolution)
+    is 422 and changes nothing.
+    """
+    body = parse_json_body(BulkTriageIn)
+    outcome = apply_bulk(
+        session=session,
+        caller=caller,
+        targets=[BulkTarget(item.id, item.version) for item in body.discrepancies],
+        change=BulkChange(
+            action=body.action,
+            reason=body.reason,
+            assignee=body.assignee,
+            resolution=body.resolution,
+            adjustment_reference=body.adjustment_reference,
+        ),
+    )
+    return json_response(BulkTriageOut.model_validate(outcome))
 
 
 @blueprint.get(f"{DISCREPANCIES}/<uuid:discrepancy_id>")

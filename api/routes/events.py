@@ -21,12 +21,16 @@ blueprint = Blueprint("events", __name__)
 @documented(query=EventListQuery, responses={200: WebhookEventPage}, errors=(400,))
 @endpoint(roles=TRIAGE_ROLES)
 def list_webhook_events(session: Session, caller: Caller) -> Response:
-    """The organisation's webhook events, newest first (``?state=``, cursor pagination)."""
+    """The organisation's webhook events, newest first (cursor pagination).
+
+    ``state`` filters, and may repeat: ``?state=failed&state=pending`` lists in one call
+    the events that need attention (each can then be replayed).
+    """
     query = parse_query(EventListQuery)
     page = list_events(
         session=session,
         org_id=caller.org_id,
-        state=query.state,
+        states=query.state or (),
         cursor=query.cursor,
         limit=query.limit,
     )

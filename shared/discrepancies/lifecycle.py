@@ -172,10 +172,14 @@ def acknowledge(
     caller: Caller,
     discrepancy_id: uuid.UUID,
     expected_version: int | None = None,
+    reason: str | None = None,
 ) -> DiscrepancyView:
-    """Mark an open discrepancy as seen (``open → acknowledged``); 409 from any other state."""
+    """Mark an open discrepancy as seen (``open → acknowledged``); 409 from any other state.
+
+    A ``reason`` (a bulk action's) is logged with the entry."""
+    payload = _with_reason({}, reason)
     locked = _lock(session, caller, discrepancy_id, expected_version)
-    return locked.record("acknowledged", {})
+    return locked.record("acknowledged", payload)
 
 
 def assign(
@@ -185,11 +189,14 @@ def assign(
     discrepancy_id: uuid.UUID,
     assignee: str,
     expected_version: int | None = None,
+    reason: str | None = None,
 ) -> DiscrepancyView:
-    """Give an unresolved discrepancy to ``assignee`` (1–255 characters, stripped)."""
-    assignee = _text(assignee, "assignee", MAX_ASSIGNEE_LENGTH)
+    """Give an unresolved discrepancy to ``assignee`` (1–255 characters, stripped); a
+    ``reason`` (a bulk action's) is logged with the entry."""
+    assignee = clean_assignee(assignee)
+    reason_field = _with_reason({}, reason)
     locked = _lock(session, caller, discrepancy_id, expected_version)
-    payload = {"assignee": assignee, "previous": locked.discrepancy.assignee}
+    payload = {"assignee": assignee, "previous": locked.discrepancy.assignee, **reason_field}
     return locked.record("assigned", payload, assignee=assignee)
 
 
@@ -248,15 +255,9 @@ def resolve(
     the ledger adjustment made elsewhere, and must for a lost dispute (the provider kept
     the money: the books need an entry). Nothing here changes the payment itself.
     """
-    if resolution not in RESOLUTION_CODES:
-        if resolution in SYSTEM_RESOLUTIONS:
-            raise ValidationFailed(f"resolution {resolution!r} is recorded only by the system")
-        raise ValidationFailed(f"resolution must be one of {', '.join(RESOLUTION_CODES)}")
-    reason = _text(reason, "reason", MAX_REASON_LENGTH, check_free_text)
-    if adjustment_reference is not None:
-        adjustment_reference = _text(
-            adjustment_reference, "adjustment_reference", MAX_ADJUSTMENT_REFERENCE_LENGTH
-        )
+    check_resolution(resolution)
+    reason = clean_reason(reason)
+    adjustment_reference = clean_adjustment_reference(adjustment_reference)
     locked = _lock(session, caller, discrepancy_id, expected_version)
     lost = locked.discrepancy.dispute_status == DISPUTE_LOST
     if lost and locked.discrepancy.status in UNRESOLVED and adjustment_reference is None:
@@ -276,6 +277,35 @@ def resolve(
         resolution_reason=reason,
         adjustment_reference=adjustment_reference,
     )
+
+
+def check_resolution(resolution: str) -> None:
+    """ValidationFailed unless ``resolution`` is one of :data:`RESOLUTION_CODES`."""
+    if resolution not in RESOLUTION_CODES:
+        if resolution in SYSTEM_RESOLUTIONS:
+            raise ValidationFailed(f"resolution {resolution!r} is recorded only by the system")
+        raise ValidationFailed(f"resolution must be one of {', '.join(RESOLUTION_CODES)}")
+
+
+def clean_reason(reason: str) -> str:
+    """``reason`` stripped: 1–2,000 characters of free text (line breaks allowed)."""
+    return _text(reason, "reason", MAX_REASON_LENGTH, check_free_text)
+
+
+def clean_assignee(assignee: str) -> str:
+    """``assignee`` stripped: 1–255 characters on one line."""
+    return _text(assignee, "assignee", MAX_ASSIGNEE_LENGTH)
+
+
+def clean_adjustment_reference(adjustment_reference: str | None) -> str | None:
+    """``adjustment_reference`` stripped (1–255 characters on one line), or None."""
+    if adjustment_reference is None:
+        return None
+    return _text(adjustment_reference, "adjustment_reference", MAX_ADJUSTMENT_REFERENCE_LENGTH)
+
+
+def _with_reason(payload: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    return payload if reason is None else {**payload, "reason": clean_reason(reason)}
 
 
 def _text(

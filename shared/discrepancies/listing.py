@@ -166,8 +166,9 @@ def discrepancy_view(
     return DiscrepancyView(payment=payment, provider_record=record, **own)
 
 
-# Each filter as a condition on a bound parameter of its own name.
-_CONDITIONS = {
+# Each filter as a condition on a bound parameter of its own name: the one statement of
+# the filter rules, for the list and for every summary of it (shared/discrepancies/ageing.py).
+FILTER_CONDITIONS = {
     "status": _D.status == bindparam("status"),
     # "open" and "acknowledged" sort before "resolved": a range the list indexes check in
     # the index, where ``status IN (…)`` or ``<>`` is a filter on every fetched row.
@@ -185,6 +186,21 @@ _CONDITIONS = {
 }
 
 
+def filter_values(filters: DiscrepancyFilters) -> dict[str, Any]:
+    """The filters that are set, by name: the values bound to :data:`FILTER_CONDITIONS`
+    (``unresolved`` only when True)."""
+    return {
+        name: value
+        for name, value in vars(filters).items()
+        if value is not None and value is not False
+    }
+
+
+def filter_conditions(filtered: frozenset[str]) -> list[Any]:
+    """The conditions of the filters named in ``filtered`` (values bound when run)."""
+    return [condition for name, condition in FILTER_CONDITIONS.items() if name in filtered]
+
+
 def _sort_key(sort: str) -> tuple[Any, type, Callable[[DiscrepancyView], Any]]:
     if sort == "opened_at":
         return _D.opened_at, datetime, lambda view: view.opened_at
@@ -196,7 +212,7 @@ def _sort_key(sort: str) -> tuple[Any, type, Callable[[DiscrepancyView], Any]]:
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
-@cache  # at most 2 sorts x 2**10 sets of filters x with or without a cursor
+@cache  # at most 2 sorts x 2**11 sets of filters x with or without a cursor
 def _list_statement(sort: str, filtered: frozenset[str], after_cursor: bool) -> Select:
     """The list statement of one shape of request, built once; values are bound when run.
 
@@ -207,7 +223,7 @@ def _list_statement(sort: str, filtered: frozenset[str], after_cursor: bool) -> 
     column, _, _ = _sort_key(sort)
     query = select(*(getattr(_D, name) for name in _VIEW_COLUMNS)).where(
         _D.org_id == bindparam("org_id"),
-        *(condition for name, condition in _CONDITIONS.items() if name in filtered),
+        *filter_conditions(filtered),
     )
     if after_cursor:
         after = (bindparam("after", type_=column.type), bindparam("after_id", type_=_D.id.type))
@@ -240,11 +256,7 @@ def list_discrepancies(
     a row while new ones arrive, and a cursor of another sort or listing is InvalidCursor.
     """
     _, kind, key = _sort_key(sort)
-    values = {
-        name: value
-        for name, value in vars(filters).items()
-        if value is not None and value is not False
-    }
+    values = filter_values(filters)
     parameters = {**values, "org_id": org_id, "limit": limit + 1}
     if cursor is not None:
         tag, parameters["after"], parameters["after_id"] = decode_cursor(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -284,21 +284,24 @@ def list_events(
     *,
     session: Session,
     org_id: uuid.UUID,
-    state: str | None,
+    states: Sequence[str] = (),
     cursor: str | None,
     limit: int,
 ) -> Page[ProviderEvent]:
-    """The organisation's events, newest first, optionally of one of
-    :data:`EVENT_LIST_STATES` (``ignored``: processed, with the reason it was ignored)."""
+    """The organisation's events, newest first; with ``states`` (any of
+    :data:`EVENT_LIST_STATES`; ``ignored``: processed, with the reason it was ignored),
+    only the events in one of them: ``("failed", "pending")`` is what needs attention."""
     query = select(ProviderEvent).where(ProviderEvent.org_id == org_id)
-    if state == IGNORED:
-        query = query.where(
-            ProviderEvent.state == "processed", ProviderEvent.ignored_reason.is_not(None)
-        )
-    elif state is not None:
-        query = query.where(ProviderEvent.state == state)
+    if states:
+        query = query.where(or_(*(_in_state(state) for state in states)))
     newest = (ProviderEvent.received_at, ProviderEvent.id)
     return newest_first(query, newest, session=session, cursor=cursor, limit=limit)
+
+
+def _in_state(state: str) -> ColumnElement[bool]:
+    if state == IGNORED:
+        return and_(ProviderEvent.state == "processed", ProviderEvent.ignored_reason.is_not(None))
+    return ProviderEvent.state == state
 
 
 def replay_event(*, session: Session, org_id: uuid.UUID, event_id: uuid.UUID) -> ProviderEvent:

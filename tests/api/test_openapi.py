@@ -41,7 +41,7 @@ from tests.support.factories import (
 
 APP = create_app()
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
-UNDOCUMENTED = {OPENAPI_PATH, DOCS_PATH, "/static/<path:filename>"}
+UNDOCUMENTED = {OPENAPI_PATH, DOCS_PATH, f"{DOCS_PATH}/<name>", "/static/<path:filename>"}
 PROVIDERS = ("stripe", "adyen", "standard")
 
 
@@ -147,13 +147,6 @@ def test_the_schemas_are_generated_from_the_pydantic_models(document):
         for parameter in document["paths"]["/billing/reconciliation/runs"]["get"]["parameters"]
     }["limit"]
     assert (limit["minimum"], limit["maximum"]) == (1, 500)
-
-
-def test_the_docs_page_shows_the_served_document():
-    response = APP.test_client().get(DOCS_PATH)
-    assert response.status_code == 200
-    assert response.mimetype == "text/html"
-    assert f'url: "{OPENAPI_PATH}"' in response.get_data(as_text=True)
 
 
 # --- schemathesis -----------------------------------------------------------------------

@@ -212,6 +212,7 @@ FILTERS = [
     ({"assignee": "alice"}, {"assignee": "alice"}, {"assignee": "bob"}),
     ({"currency": "jpy"}, {"currency": "JPY"}, {"currency": "EUR"}),
     ({"min_amount": "1000"}, {"amount_minor": 1000}, {"amount_minor": 999}),
+    ({"max_amount": "999"}, {"amount_minor": 999}, {"amount_minor": 1000}),
     (
         {"since": "2025-03-01T12:00:00+00:00"},
         {"opened_at": BASE_TIME},
@@ -260,6 +261,8 @@ def test_filters_combine(client, session, org, headers):
         {"currency": "EURO"},
         {"min_amount": "-1"},
         {"min_amount": str(2**63)},
+        {"max_amount": "-1"},
+        {"max_amount": "1.5"},
         {"since": "2025-03-01T12:00:00"},
         {"until": "yesterday"},
         {"run_id": "not-a-uuid"},

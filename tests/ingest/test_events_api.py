@@ -110,6 +110,47 @@ def test_events_filter_by_state(client, session, org, account):
     assert [item["id"] for item in response.json["items"]] == [str(failed.id)]
 
 
+def test_failed_and_pending_events_are_listed_in_one_call_newest_first_across_pages(
+    client, session, org, account
+):
+    start = datetime.now(UTC) - timedelta(hours=1)
+    add_events(session, account, 2, state="processed", start=start)
+    failed = add_events(session, account, 2, state="failed", start=start + timedelta(minutes=1))
+    pending = add_events(session, account, 2, state="pending", start=start + timedelta(minutes=2))
+    headers = auth(key_for(session, org.id, "manager"))
+    listed, cursor = [], None
+    while True:
+        query = "state=failed&state=pending&limit=3" + (f"&cursor={cursor}" if cursor else "")
+        response = client.get(f"/billing/webhooks/events?{query}", headers=headers)
+        assert response.status_code == 200
+        listed += [(item["id"], item["state"]) for item in response.json["items"]]
+        if (cursor := response.json["next_cursor"]) is None:
+            break
+    newest_first = [*pending[::-1], *failed[::-1]]
+    assert listed == [(str(event.id), event.state) for event in newest_first]
+
+
+def test_states_combine_with_ignored(client, session, org, account):
+    [failed] = add_events(session, account, 1, state="failed")
+    [ignored] = add_events(session, account, 1, state="processed")
+    ignored.ignored_reason = "customer.created is not used"
+    add_events(session, account, 1, state="processed")
+    session.flush()
+    headers = auth(key_for(session, org.id, "manager"))
+    response = client.get("/billing/webhooks/events?state=ignored&state=failed", headers=headers)
+    assert {item["id"] for item in response.json["items"]} == {str(failed.id), str(ignored.id)}
+
+
+@pytest.mark.parametrize(
+    "query", ["state=failed&state=bogus", "state=", "&".join(["state=failed"] * 5)]
+)
+def test_an_unknown_or_overlong_state_filter_is_422(client, session, org, query):
+    headers = auth(key_for(session, org.id, "manager"))
+    response = client.get(f"/billing/webhooks/events?{query}", headers=headers)
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+
+
 def test_a_delivery_of_a_type_recon_does_not_use_is_listed_as_ignored_with_the_reason(
     client, session, org, account
 ):
@@ -195,6 +236,17 @@ def test_replay_puts_a_failed_event_back_in_the_queue(
     assert response.status_code == 202
     assert response.json["state"] == "pending"
     assert response.json["last_error"] is None
+    assert published_tasks == [("worker.tasks.process_event", [str(event.id)])]
+
+
+def test_replay_queues_a_pending_event_again(client, session, org, account, published_tasks):
+    [event] = add_events(session, account, 1, state="pending")
+    response = client.post(
+        f"/billing/webhooks/events/{event.id}/replay",
+        headers=auth(key_for(session, org.id, "manager")),
+    )
+    assert response.status_code == 202
+    assert response.json["state"] == "pending"
     assert published_tasks == [("worker.tasks.process_event", [str(event.id)])]
 
 
