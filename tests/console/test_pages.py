@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -295,3 +296,150 @@ def test_every_console_response_forbids_framing_and_inline_code(client, session,
     assert "unsafe-inline" not in policy
     assert "script-src" not in policy  # default-src 'none': no script at all
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+# --- the queue's ageing summary and bulk actions ------------------------------------------
+
+
+def test_the_queue_shows_the_ageing_of_its_filter_and_each_bucket_lists_what_it_counts(
+    client, session, org, signed_in
+):
+    signed_in()
+    now = datetime.now(UTC)
+    young = make_discrepancy(session, org, opened_at=now - timedelta(minutes=5), amount_minor=1_050)
+    make_discrepancy(session, org, opened_at=now - timedelta(days=4), amount_minor=700,
+                     currency="USD", severity="low")  # fmt: skip
+    old = make_discrepancy(session, org, opened_at=now - timedelta(days=90), amount_minor=99)
+    page = client.get(QUEUE)
+    ageing = section(page.text, "ageing-title")
+    assert [bucket_count(ageing, label) for label in ("0-1", "2-7", "8-30", "31+")] == [1, 1, 0, 1]
+    assert "10.50 EUR" in ageing
+    assert "7.00 USD" in ageing
+    high = section(client.get(QUEUE + "?severity=high").text, "ageing-title")
+    assert [bucket_count(high, label) for label in ("0-1", "2-7", "8-30", "31+")] == [1, 0, 0, 1]
+    assert "USD" not in high
+    youngest = client.get(QUEUE + "?age=0-1")
+    assert youngest.text.count("/console/discrepancies/") == 1
+    assert f"/console/discrepancies/{young.id}" in youngest.text
+    oldest = client.get(QUEUE + "?age=31%2B")
+    assert f"/console/discrepancies/{old.id}" in oldest.text
+    assert oldest.text.count("/console/discrepancies/") == 1
+
+
+def section(html: str, heading_id: str) -> str:
+    return html.split(f'id="{heading_id}"')[1].split("</section>")[0]
+
+
+def bucket_count(ageing: str, label: str) -> int:
+    after = ageing.split(f'<span class="bucket">{label} days</span>')[1]
+    return int(after.split('<span class="count">')[1].split("<")[0])
+
+
+def bulk_post(client, rows, **fields):
+    """Tick ``rows`` (at the versions they have now) on the queue and apply ``fields``."""
+    page = client.get(QUEUE)
+    data = {"csrf_token": csrf_of(page.text), "back": "/console/?severity=high", **fields,
+            "selected": [f"{row.id}:{row.version}" for row in rows]}  # fmt: skip
+    return client.post("/console/bulk", data=data)
+
+
+def test_a_manager_bulk_resolves_the_ticked_rows_and_sees_those_refused(
+    client, session, org, signed_in
+):
+    person = signed_in(name="Ana Lima")
+    first, second, stale = (make_discrepancy(session, org) for _ in range(3))
+    foreign = make_discrepancy(session, make_org(session))
+    page = client.get(QUEUE)
+    assert f'value="{first.id}:{first.version}"' in page.text
+    stale_seen = f"{stale.id}:{stale.version}"
+    stale.assignee = "someone"
+    stale.version += 1
+    session.flush()
+    ticked = [f"{first.id}:1", f"{second.id}:1", stale_seen, f"{foreign.id}:1"]
+    data = {"csrf_token": csrf_of(page.text), "action": "resolve", "reason": "Bank confirmed",
+            "resolution": "timing_difference", "back": "/console/?severity=high",
+            "selected": ticked}  # fmt: skip
+    response = client.post("/console/bulk", data=data)
+    assert response.status_code == 200
+    assert "Resolve: 2 changed, 2 refused." in response.text
+    assert "precondition-failed" in response.text
+    assert "not-found" in response.text
+    assert 'href="/console/?severity=high"' in response.text
+    for row, status in ((first, "resolved"), (second, "resolved"), (stale, "open"),
+                        (foreign, "open")):  # fmt: skip
+        session.refresh(row)
+        assert row.status == status
+    entry = session.scalars(
+        select(ReconciliationActionLog).where(
+            ReconciliationActionLog.discrepancy_id == first.id,
+            ReconciliationActionLog.action == "resolved",
+        )
+    ).one()
+    assert (entry.actor, entry.actor_name) == (f"user:{person.id}", "Ana Lima")
+    assert entry.payload["reason"] == "Bank confirmed"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"action": "acknowledge", "reason": ""}, "reason"),
+        ({"action": "assign", "reason": "Mine"}, "assign needs an assignee"),
+        ({"action": "launch", "reason": "x"}, "action"),
+    ],
+)
+def test_a_bulk_form_wrong_for_every_row_changes_nothing(
+    client, session, org, signed_in, fields, message
+):
+    signed_in()
+    row = make_discrepancy(session, org)
+    response = bulk_post(client, [row], **fields)
+    assert response.status_code == 422
+    assert "Nothing was changed" in response.text
+    assert message in response.text
+    session.refresh(row)
+    assert (row.status, row.assignee, row.version) == ("open", None, 1)
+
+
+def test_no_ticked_row_is_a_message(client, session, org, signed_in):
+    signed_in()
+    response = bulk_post(client, [], action="acknowledge", reason="x")
+    assert response.status_code == 422
+    assert "name at least one discrepancy" in response.text
+
+
+def test_bulk_assign_to_a_colleague(client, session, org, signed_in):
+    colleague = signed_in(name="Bo Chen")
+    signed_in(name="Ana Lima")
+    rows = [make_discrepancy(session, org) for _ in range(2)]
+    response = bulk_post(client, rows, action="assign", reason="Hers", assignee=colleague.email)
+    assert "Assign: 2 changed, 0 refused." in response.text
+    for row in rows:
+        session.refresh(row)
+        assert row.assignee == colleague.email
+
+
+def test_a_viewer_sees_no_bulk_form_and_a_forged_bulk_post_is_a_403_page(
+    client, session, org, signed_in
+):
+    signed_in(role="viewer")
+    row = make_discrepancy(session, org)
+    page = client.get(QUEUE)
+    assert page.status_code == 200
+    assert "/console/bulk" not in page.text
+    assert 'name="selected"' not in page.text
+    response = client.post("/console/bulk", data={
+        "csrf_token": csrf_of(page.text), "action": "acknowledge", "reason": "x",
+        "selected": [f"{row.id}:1"]})  # fmt: skip
+    assert response.status_code == 403
+    session.refresh(row)
+    assert row.status == "open"
+
+
+def test_a_bulk_post_without_its_csrf_token_is_refused(client, session, org, signed_in):
+    signed_in()
+    row = make_discrepancy(session, org)
+    response = client.post("/console/bulk", data={"action": "acknowledge", "reason": "x",
+                                                  "selected": [f"{row.id}:1"]})  # fmt: skip
+    assert response.status_code == 403
+    session.refresh(row)
+    assert row.status == "open"
