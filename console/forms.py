@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from flask import request
@@ -177,3 +177,33 @@ def parse_bulk_form() -> BulkForm:
     data: dict[str, Any] = request.form.to_dict()
     data["selected"] = request.form.getlist("selected")
     return validate_input(BulkForm, data, "the bulk form is incomplete")
+
+
+class RunsQuery(Form):
+    """The runs page's cursor."""
+
+    cursor: Annotated[str, Field(max_length=512)] | None = None
+
+
+class TriggerForm(Form):
+    """A period to run (its first and last day) and whether it is a verification run."""
+
+    period_start: date
+    period_end: date
+    is_verification_run: bool = False
+
+
+# The events page's choices: what needs attention (failed or pending), or one state of it.
+EVENT_VIEWS = {"attention": ("failed", "pending"), "failed": ("failed",), "pending": ("pending",)}
+
+
+class EventsQuery(Form):
+    """The events page's view and cursor, and the event just replayed (for its notice)."""
+
+    view: Literal[tuple(EVENT_VIEWS)] = "attention"
+    cursor: Annotated[str, Field(max_length=512)] | None = None
+    replayed: uuid.UUID | None = None
+
+    def states(self) -> tuple[str, ...]:
+        """The event states this view lists."""
+        return EVENT_VIEWS[self.view]
