@@ -377,8 +377,12 @@ def test_an_owner_reads_a_run_s_report_and_triggers_a_run(page, stage):
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Runs").click()
     expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible()
     check(page, "runs")
+    refused = []  # what the Content-Security-Policy blocked, as Chromium reports it
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)  # fmt: skip
     page.locator(f"a[href='/console/runs/{stage.run}']").click()
     expect(page.locator(".charts svg")).to_have_count(3)
+    assert refused == []
     expect(page.get_by_role("img", name=re.compile("Matched"))).to_be_visible()
     check(page, "run-report")
     page.get_by_role("link", name="← Runs").click()
