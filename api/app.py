@@ -54,6 +54,6 @@ def create_app() -> Flask:
     ):
         app.register_blueprint(blueprint)
     register_openapi(app)
-    register_console(app)
     register_docs_page(app)
+    register_console(app)
     return app

@@ -188,7 +188,7 @@ FILTER_CONDITIONS = {
 
 def filter_values(filters: DiscrepancyFilters) -> dict[str, Any]:
     """The filters that are set, by name: the values bound to :data:`FILTER_CONDITIONS`
-    (``unresolved`` only when True)."""
+    (a flag such as ``unresolved`` is set when true)."""
     return {
         name: value
         for name, value in vars(filters).items()
