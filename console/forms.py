@@ -141,6 +141,10 @@ class QueueQuery(Form):
         return {name: str(value) for name, value in values.items() if value is not None}
 
 
+# A ticked row: a discrepancy's id, and the version the page showed.
+TICKED = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}(:[0-9]{1,9})?$"
+
+
 def _target(selected: str) -> BulkTarget:
     """A row's checkbox value, ``<id>:<version>``: the discrepancy as the person saw it."""
     discrepancy_id, _, version = selected.partition(":")
@@ -150,7 +154,7 @@ def _target(selected: str) -> BulkTarget:
 class BulkForm(Form):
     """The queue's bulk form: the rows ticked, one action and its one reason."""
 
-    selected: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{36}(:[0-9]{1,9})?$")]] = []
+    selected: list[Annotated[str, Field(pattern=TICKED)]] = []
     action: Literal[BULK_ACTIONS]
     reason: Annotated[str, Field(max_length=MAX_REASON_LENGTH)] = ""
     assignee: Annotated[str, Field(max_length=254)] | None = None
@@ -158,7 +162,6 @@ class BulkForm(Form):
     adjustment_reference: (
         Annotated[str, Field(max_length=MAX_ADJUSTMENT_REFERENCE_LENGTH)] | None
     ) = None
-    back: Annotated[str, Field(max_length=2_048)] | None = None
 
     def targets(self) -> list[BulkTarget]:
         """The ticked rows, each at the version the page showed."""

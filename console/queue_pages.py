@@ -113,6 +113,7 @@ def queue(session: Session, caller: Caller) -> str | tuple[str, int]:
 def bulk(session: Session, caller: Caller) -> tuple[str, int]:
     """One action with one reason on the ticked rows; what changed and each row refused.
     Input wrong for every row changes nothing and says why."""
+    # The queue as it was filtered, to go back to (a console path only: no open redirect).
     back = safe_next(request.form.get("back"))
     try:
         form = parse_bulk_form()

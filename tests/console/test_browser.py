@@ -165,7 +165,6 @@ def stage(engine, redis_client, tmp_path_factory) -> Iterator[Stage]:
     finally:
         server.stop()
         truncate_all(engine)
-        redis_client.flushdb()  # the tasks the tests queued: no worker here takes them
 
 
 @pytest.fixture(scope="module")
@@ -372,10 +371,13 @@ def test_a_manager_bulk_resolves_from_the_queue(page, stage):
     expect(page.locator("ol.log")).to_contain_text("resolved by Ana Lima")
 
 
-def test_an_owner_reads_a_run_s_report_and_triggers_a_run(page, stage):
+def test_an_owner_reads_a_run_s_report(page, stage):
+    # Triggering a run and replaying an event are left to the page tests: here a Celery
+    # worker of the session may be running, and would work on this stage's rows.
     sign_in(page, stage, "owner")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Runs").click()
     expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Trigger the run")).to_be_visible()
     check(page, "runs")
     refused = []  # what the Content-Security-Policy blocked, as Chromium reports it
     page.on("console", lambda message: refused.append(message.text)
@@ -385,19 +387,11 @@ def test_an_owner_reads_a_run_s_report_and_triggers_a_run(page, stage):
     assert refused == []
     expect(page.get_by_role("img", name=re.compile("Matched"))).to_be_visible()
     check(page, "run-report")
-    page.get_by_role("link", name="← Runs").click()
-    page.get_by_label("First day").fill("2026-11-02")
-    page.get_by_label("Last day").fill("2026-11-02")
-    page.get_by_role("button", name="Trigger the run").click()
-    expect(page.get_by_role("heading", name="Run of 2026-11-02")).to_be_visible()
-    expect(page.get_by_role("status")).to_contain_text("The run is queued")
-    check(page, "run-queued")
 
 
-def test_a_manager_replays_a_pending_webhook_event(page, stage):
+def test_a_manager_sees_the_webhook_events_waiting(page, stage):
     sign_in(page, stage, "manager")
     page.get_by_role("link", name="Webhook events").click()
     expect(page.get_by_role("heading", name="Webhook events")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("^Replay"))).not_to_have_count(0)
     check(page, "events")
-    page.get_by_role("button", name=re.compile("^Replay")).first.click()
-    expect(page.get_by_role("status")).to_contain_text("is queued to be processed again")

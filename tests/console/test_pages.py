@@ -401,6 +401,17 @@ def test_a_bulk_form_wrong_for_every_row_changes_nothing(
     assert (row.status, row.assignee, row.version) == ("open", None, 1)
 
 
+def test_a_malformed_ticked_row_is_a_message(client, session, org, signed_in):
+    signed_in()
+    page = client.get(QUEUE)
+    for bad in ("-" * 36, "not-a-row", f"{uuid.uuid4()}:v2"):
+        response = client.post("/console/bulk", data={
+            "csrf_token": csrf_of(page.text), "action": "acknowledge", "reason": "x",
+            "selected": [bad]})  # fmt: skip
+        assert response.status_code == 422, bad
+        assert "Nothing was changed" in response.text
+
+
 def test_no_ticked_row_is_a_message(client, session, org, signed_in):
     signed_in()
     response = bulk_post(client, [], action="acknowledge", reason="x")
