@@ -427,7 +427,14 @@ def test_payments_imported_before_and_after_their_webhooks_end_bound_and_judged(
         ("AmountMismatch", "open", "inv_b3", "pi_b3"),
     ]
     assert found["actions"] == Counter({("opened",): 2})
-    assert "crashed" not in celery_worker.log()
+    # The session's worker also takes what other tests queued: a run they triggered in a
+    # transaction that rolled back ends "run.crashed" (NotFound). This test runs no period.
+    crashes = [
+        line
+        for line in celery_worker.log().splitlines()
+        if "crashed" in line and '"run.crashed"' not in line
+    ]
+    assert crashes == []
 
 
 def test_the_task_claims_a_batch_per_transaction_until_none_is_left(committed, monkeypatch):
