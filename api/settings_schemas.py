@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.run_schemas import RunListQuery
 from shared.access.settings import OrganizationSettings
@@ -60,7 +60,8 @@ class SecretOut(BaseModel):
 
 class AccountOut(BaseModel):
     """A provider account. Stripe reads ``merchant_reference_key``, Adyen
-    ``manual_capture``; a provider ignores the other's option."""
+    ``manual_capture``, both ``fee_schedule`` and ``payout_arrival_business_days``; a
+    provider ignores the other's option."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -70,6 +71,14 @@ class AccountOut(BaseModel):
     active: bool
     merchant_reference_key: str
     manual_capture: bool
+    fee_schedule: dict[str, Any] | None = Field(
+        description="Settlement currency → percent (decimal text), fixed_minor, "
+        "tolerance_minor: the fees expected on each settled line (Stripe, Adyen)"
+    )
+    payout_arrival_business_days: int = Field(
+        description="Business days after a payout's expected arrival before it is "
+        "PayoutNotReceived (Stripe, Adyen; default 2)"
+    )
     webhook_path: str
     secrets: list[SecretOut]
     created_at: datetime

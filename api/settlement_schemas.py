@@ -107,7 +107,9 @@ class PayoutOut(BaseModel):
     status: str
     arrival_date: date | None
     booked_at: datetime
-    file_id: uuid.UUID
+    file_id: uuid.UUID | None = Field(
+        description="The first file that stated it; null while only webhooks have"
+    )
     line_count: int
     lines_net_minor: int
     difference_minor: int
@@ -170,6 +172,8 @@ class SettlementLineOut(BaseModel):
     exchange_rate: Decimal | None = Field(description="As the provider wrote it (a string)")
     booked_at: datetime
     description: str | None
+    provider_record_id: uuid.UUID | None = Field(description="The provider record it settles")
+    payment_id: uuid.UUID | None = Field(description="The internal payment it settles")
 
 
 class PayoutDetailOut(PayoutOut):

@@ -15,8 +15,15 @@ from shared.platform.db import unit_of_work
 from shared.platform.dispatch import queue_depth, queue_of, send_now
 from shared.platform.health import check_database
 from shared.platform.settings import get_settings
-from shared.platform.tasks import MATCH_BANK_PAYOUTS, MATCH_PAYMENTS, PROCESS_EVENT, RUN_PERIOD
+from shared.platform.tasks import (
+    MATCH_BANK_PAYOUTS,
+    MATCH_PAYMENTS,
+    MATCH_SETTLEMENT_FILE,
+    PROCESS_EVENT,
+    RUN_PERIOD,
+)
 from shared.runs.lifecycle import execute_queued_run, trigger_daily_runs
+from shared.settlements.matching import reconcile_settlement_file
 from worker.celery_app import RUN_TIME_LIMIT_SECONDS, celery_app
 
 SWEEP_BATCH = 500
@@ -48,6 +55,15 @@ def match_payments() -> int:
     """Match pending imported payments, a batch per transaction, until none is left
     (``shared.payments.matching.drain_pending_matches``)."""
     return drain_pending_matches()
+
+
+@celery_app.task(name=MATCH_SETTLEMENT_FILE, **RETRIED)
+def match_settlement_file(file_id: str) -> None:
+    """Link one imported settlement file's lines and judge them and its payouts (idempotent)."""
+    with unit_of_work() as session:
+        reconcile_settlement_file(
+            session=session, file_id=uuid.UUID(file_id), now=datetime.now(UTC)
+        )
 
 
 @celery_app.task(name="worker.tasks.sweep_pending_events")

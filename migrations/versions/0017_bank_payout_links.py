@@ -1,7 +1,7 @@
 """payouts linked to bank entries
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-12 08:00:00.000000
 
 Payouts matched to the bank entries that carried them (docs/design.md, "Bank
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,7 +14,7 @@ import math
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from shared.access.organizations import auto_fix_or_default
 from shared.access.settings_log import ORGANIZATION_SUBJECT, Actor, record_changes
 from shared.matching.rules import MatchSettings
-from shared.models import Organization
+from shared.models import SETTLEMENT_PROVIDERS, Organization
 from shared.platform.cache import ORGANIZATION, forget_everywhere
 from shared.platform.db import after_commit
 from shared.platform.errors import (
@@ -42,6 +42,7 @@ from shared.platform.errors import (
     validate_input,
 )
 from shared.platform.settings import validate_timezone
+from shared.settlements.rules import DEFAULT_SETTLEMENT_DELAY_DAYS, MAX_SETTLEMENT_DELAY_DAYS
 from shared.values.changes import PartialChange
 from shared.values.money import MAX_AMOUNT_MINOR
 
@@ -76,6 +77,11 @@ Percent = Annotated[
 ]
 Seconds = Annotated[StrictInt, Field(ge=0)]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_time_zone)]
+# Business days a settlement provider takes to report a captured payment, per provider.
+SettlementDelays = dict[
+    Literal[SETTLEMENT_PROVIDERS],
+    Annotated[StrictInt, Field(ge=0, le=MAX_SETTLEMENT_DELAY_DAYS)],
+]
 
 
 class OrganizationSettings(BaseModel):
@@ -96,6 +102,11 @@ class OrganizationSettings(BaseModel):
     paused: bool
     timezone: str
     daily_hour: int
+    settlement_delay_days: dict[str, int] = Field(
+        description="business days per settlement provider before a captured payment no "
+        f"settlement line covers is UnsettledPayment; a provider left out: "
+        f"{DEFAULT_SETTLEMENT_DELAY_DAYS}"
+    )
 
     @classmethod
     def of(cls, organization: Organization) -> OrganizationSettings:
@@ -118,6 +129,7 @@ class SettingsChange(PartialChange):
     paused: StrictBool | None = None
     timezone: TimeZone | None = None
     daily_hour: Annotated[StrictInt, Field(ge=0, le=23)] | None = None
+    settlement_delay_days: SettlementDelays | None = None
 
 
 def parse_assignments(assignments: list[str]) -> SettingsChange:

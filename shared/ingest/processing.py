@@ -42,9 +42,10 @@ from shared.platform.failures import (
 )
 from shared.platform.logs import get_logger
 from shared.platform.metrics import record_events
-from shared.providers import Ignored, RecordUpdate
+from shared.providers import Ignored, PayoutUpdate, RecordUpdate
 from shared.providers.interface import AccountOptions
 from shared.providers.registry import provider_named
+from shared.settlements.payouts import record_payouts
 
 log = get_logger(__name__)
 
@@ -229,6 +230,12 @@ def _match_together(
             continue
         if isinstance(normalised, Ignored):
             outcomes[event.id] = Outcome("processed", ignored_reason=normalised.reason)
+        elif isinstance(normalised, PayoutUpdate):
+            record_payouts(
+                session=session, org_id=event.org_id, provider=event.provider,
+                payouts=[normalised.payout], stated_at=normalised.event_at,
+            )  # fmt: skip
+            outcomes[event.id] = Outcome("processed")
         else:
             work.append((event, normalised))
     if not work:

@@ -98,6 +98,8 @@ class SettlementPayout(Base):
     ``amount_minor`` is signed as the bank sees it: a payout credits the bank account
     (> 0); a negative payout is a debit the provider draws from it (its balance went
     negative), matched to a debit entry.
+    ``file_id`` is the first file that stated it (None: known from a webhook only);
+    ``status_at`` when its status was stated (shared/settlements/payouts.py).
     """
 
     __tablename__ = "settlement_payouts"
@@ -111,8 +113,8 @@ class SettlementPayout(Base):
 
     id: Mapped[uuid.UUID] = uuid_pk()
     org_id: Mapped[uuid.UUID] = org_fk()
-    file_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("settlement_files.id"), nullable=False
+    file_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("settlement_files.id")
     )
     provider: Mapped[str] = mapped_column(String(16), nullable=False)
     payout_id: Mapped[str] = mapped_column(Text, nullable=False)
@@ -121,6 +123,7 @@ class SettlementPayout(Base):
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     arrival_date: Mapped[date | None] = mapped_column(Date)
     booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = stamped_now()
 
 
@@ -139,6 +142,8 @@ class SettlementLine(Base):
         ),
         Index("ix_settlement_lines_batch", "org_id", "provider", "batch_id", "net_currency"),
         Index("ix_settlement_lines_file", "file_id"),
+        Index("ix_settlement_lines_payment", "payment_id"),
+        Index("ix_settlement_lines_org_booked", "org_id", "booked_at"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -169,6 +174,10 @@ class SettlementLine(Base):
     exchange_rate: Mapped[Decimal | None] = mapped_column(Numeric)
     booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
+    # What the line was linked to (shared/settlements/matching.py); no foreign keys, as on
+    # provider_records.payment_id: the links are written in bulk.
+    provider_record_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 BANK_FORMATS = ("camt053", "mt940", "bai2", "csv")

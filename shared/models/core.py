@@ -97,6 +97,11 @@ class Organization(Base):
     )
     # Null: the deployment's RECONCILIATION_AUTO_FIX decides.
     auto_fix: Mapped[bool | None] = mapped_column(Boolean)
+    # The expected settlement delay in business days per settlement provider; a provider
+    # left out: DEFAULT_SETTLEMENT_DELAY_DAYS (shared/settlements/rules.py).
+    settlement_delay_days: Mapped[dict[str, int]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
     # Bumped by every settings change; the API's ETag (migration 0008).
     settings_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     created_at: Mapped[datetime] = stamped_now()
@@ -153,6 +158,9 @@ class ProviderAccount(Base):
     payout_arrival_business_days: Mapped[int] = mapped_column(
         SmallInteger, nullable=False, server_default=text("2")
     )
+    # Settlement currency → {"percent", "fixed_minor", "tolerance_minor"}: the fees its
+    # provider is expected to take (shared/providers/accounts.py); null: none expected.
+    fee_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = stamped_now()
 
 

@@ -17,6 +17,7 @@ PROCESS_EVENT = "worker.tasks.process_event"
 MATCH_PAYMENTS = "worker.tasks.match_payments"
 RUN_PERIOD = "worker.tasks.run_period"
 MATCH_BANK_PAYOUTS = "worker.tasks.match_bank_payouts"
+MATCH_SETTLEMENT_FILE = "worker.tasks.match_settlement_file"
 
 QUEUES = ("webhooks", "matching", "runs", "maintenance")
 
@@ -25,6 +26,7 @@ TASK_ROUTES = {
     "worker.tasks.match_payments": {"queue": "matching"},
     "worker.tasks.match_bank_payouts": {"queue": "matching"},
     "worker.tasks.run_period": {"queue": "runs"},
+    "worker.tasks.match_settlement_file": {"queue": "matching"},
     "worker.tasks.*": {"queue": "maintenance"},
 }
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 # What one event states about one provider object: declared with a record's other shapes.
 from shared.matching.record_fields import RecordUpdate as RecordUpdate
+from shared.settlements.model import ReportPayout
 
 
 @dataclass(frozen=True)
@@ -28,3 +30,12 @@ class Ignored:
     """An event this service does not act on, and why (the event is marked processed)."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class PayoutUpdate:
+    """What a payout event states: the payout as the provider described it at ``event_at``
+    (recorded by shared/settlements/payouts.py)."""
+
+    payout: ReportPayout
+    event_at: datetime

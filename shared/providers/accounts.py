@@ -13,13 +13,22 @@ import hashlib
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.access.organizations import get_organization
+from shared.access.settings import Percent
 from shared.access.settings_log import (
     OPERATOR,
     Actor,
@@ -27,13 +36,14 @@ from shared.access.settings_log import (
     record_change,
     record_changes,
 )
-from shared.models import ProviderAccount, SettingsLogEntry
+from shared.models import SETTLEMENT_PROVIDERS, ProviderAccount, SettingsLogEntry
 from shared.platform.cache import PROVIDER_ACCOUNT, forget_everywhere
 from shared.platform.db import after_commit
 from shared.platform.errors import Conflict, NotFound, ValidationFailed
 from shared.providers.interface import AccountOptions
 from shared.providers.registry import PROVIDER_NAMES, provider_named
 from shared.values.changes import PartialChange
+from shared.values.money import MAX_AMOUNT_MINOR
 from shared.values.text import check_identifier
 
 FINGERPRINT_LENGTH = 8
@@ -43,7 +53,16 @@ MAX_NAME_LENGTH = 200
 SECRET_ADDED = "secret added"  # noqa: S105
 SECRET_RETIRED = "secret retired"  # noqa: S105
 SECRET_FIELD = "signing_secret"  # noqa: S105
-OPTION_NAMES = tuple(option.name for option in fields(AccountOptions))
+# The options of an account: how its events are read (AccountOptions, each provider names
+# those it reads), and the fee schedule its settlement lines are checked against (FeeMismatch:
+# read for the providers whose settlement reports recon imports).
+FEE_SCHEDULE = "fee_schedule"
+# Business days after a payout's expected arrival before it counts as not received
+# (PayoutNotReceived, shared/bank/): a setting of the providers whose payouts recon sees.
+PAYOUT_ARRIVAL_DAYS = "payout_arrival_business_days"
+SETTLEMENT_OPTIONS = (FEE_SCHEDULE, PAYOUT_ARRIVAL_DAYS)
+OPTION_NAMES = (*(option.name for option in fields(AccountOptions)), *SETTLEMENT_OPTIONS)
+MAX_PAYOUT_ARRIVAL_DAYS = 30
 
 Name = Annotated[
     str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(check_identifier)
@@ -53,6 +72,38 @@ MetadataKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,40}$")]
 SecretText = Annotated[
     str, Field(min_length=1, max_length=MAX_SECRET_LENGTH), AfterValidator(check_identifier)
 ]
+
+
+class FeeRate(BaseModel):
+    """The fees a provider is expected to take from a line in one settlement currency:
+    ``percent`` of its gross plus ``fixed_minor``; more than ``tolerance_minor`` above that
+    is a FeeMismatch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    percent: Percent
+    fixed_minor: Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT_MINOR)] = 0
+    tolerance_minor: Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT_MINOR)] = 0
+
+
+def _stored_schedule(schedule: dict[str, FeeRate]) -> dict[str, dict[str, Any]]:
+    """The schedule as stored (JSON; the percentage as exact decimal text)."""
+    return {
+        currency: {"percent": str(rate.percent), "fixed_minor": rate.fixed_minor,
+                   "tolerance_minor": rate.tolerance_minor}
+        for currency, rate in sorted(schedule.items())
+    }  # fmt: skip
+
+
+# Settlement currency → its FeeRate, stored as plain JSON.
+FeeSchedule = Annotated[
+    dict[Annotated[str, Field(pattern=r"^[A-Z]{3}$")], FeeRate],
+    Field(min_length=1, max_length=200),
+    AfterValidator(_stored_schedule),
+]
+
+
+PayoutArrivalDays = Annotated[StrictInt, Field(ge=0, le=MAX_PAYOUT_ARRIVAL_DAYS)]
 
 
 def _true(value: bool) -> bool:
@@ -78,17 +129,28 @@ class NewAccount(BaseModel):
     active: StrictBool = True
     merchant_reference_key: MetadataKey | None = Field(default=None, description="Stripe only")
     manual_capture: StrictBool | None = Field(default=None, description="Adyen only")
+    fee_schedule: FeeSchedule | None = Field(default=None, description="Stripe and Adyen")
+    payout_arrival_business_days: PayoutArrivalDays | None = Field(
+        default=None, description="Stripe and Adyen"
+    )
 
 
 class AccountChange(PartialChange):
     """A change of an account: its label, whether it receives webhooks, its options, and
     its secrets (``add_secret``: true for a generated one, answered once, or the new
-    secret; ``retire_secret``: the fingerprint of one to stop accepting)."""
+    secret; ``retire_secret``: the fingerprint of one to stop accepting). A null
+    ``fee_schedule`` removes it."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"fee_schedule"})
 
     name: Name | None = None
     active: StrictBool | None = None
     merchant_reference_key: MetadataKey | None = Field(default=None, description="Stripe only")
     manual_capture: StrictBool | None = Field(default=None, description="Adyen only")
+    fee_schedule: FeeSchedule | None = Field(default=None, description="Stripe and Adyen")
+    payout_arrival_business_days: PayoutArrivalDays | None = Field(
+        default=None, description="Stripe and Adyen"
+    )
     add_secret: GenerateSecret | SecretText | None = None
     retire_secret: Fingerprint | None = None
 
@@ -112,6 +174,8 @@ class AccountView:
     active: bool
     merchant_reference_key: str
     manual_capture: bool
+    fee_schedule: dict[str, Any] | None
+    payout_arrival_business_days: int
     webhook_path: str
     secrets: list[SecretView]
     created_at: datetime
@@ -141,9 +205,15 @@ def _checked_secret(provider: str, secret: str, field: str = "secret") -> str:
     return secret
 
 
+def _options_read(provider: str) -> set[str]:
+    """The options accounts of ``provider`` read."""
+    settlement = set(SETTLEMENT_OPTIONS) if provider in SETTLEMENT_PROVIDERS else set()
+    return set(provider_named(provider).account_options) | settlement
+
+
 def _check_options(provider: str, named: set[str]) -> None:
     """ValidationFailed naming each option ``provider`` does not read."""
-    foreign = sorted(named & set(OPTION_NAMES) - provider_named(provider).account_options)
+    foreign = sorted(named & set(OPTION_NAMES) - _options_read(provider))
     if foreign:
         errors = [
             {"field": option, "message": f"{provider} accounts do not read {option}"}
@@ -155,7 +225,7 @@ def _check_options(provider: str, named: set[str]) -> None:
 def _snapshot(account: ProviderAccount) -> dict[str, Any]:
     """What the log compares before and after a change: the label, the flag and the
     options the account's provider reads (no secrets)."""
-    read = sorted(provider_named(account.provider).account_options)
+    read = sorted(_options_read(account.provider))
     return {name: getattr(account, name) for name in ("name", "active", *read)}
 
 
@@ -347,6 +417,8 @@ def _view(
         active=account.active,
         merchant_reference_key=account.merchant_reference_key,
         manual_capture=account.manual_capture,
+        fee_schedule=account.fee_schedule,
+        payout_arrival_business_days=account.payout_arrival_business_days,
         webhook_path=webhook_path(account),
         secrets=secrets,
         created_at=account.created_at,

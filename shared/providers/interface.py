@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from shared.providers import Ignored, RecordUpdate, VerifiedEvent
+from shared.providers import Ignored, PayoutUpdate, RecordUpdate, VerifiedEvent
 
-Normalised = list[RecordUpdate] | Ignored
+Normalised = list[RecordUpdate] | PayoutUpdate | Ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,8 @@ class WebhookProvider(Protocol):
     def normalise(
         self, event_type: str, payload: dict[str, Any], options: AccountOptions
     ) -> Normalised:
-        """What one stored event says, as RecordUpdates, or Ignored with a reason.
+        """What one stored event says, as RecordUpdates (a payment), a PayoutUpdate (a
+        payout), or Ignored with a reason.
 
         Pure. Every datetime is timezone-aware UTC; every amount an integer of minor
         units as the provider sent it. A known event type whose payload lacks what the

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.platform.errors import ValidationFailed
-from shared.providers import Ignored, RecordUpdate, VerifiedEvent
+from shared.providers import Ignored, PayoutUpdate, RecordUpdate, VerifiedEvent
 from shared.providers.interface import AccountOptions, Normalised, SignatureHeader, WebhookRequest
 from shared.providers.payload_fields import (
     amount_minor,
@@ -40,6 +40,8 @@ from shared.providers.webhook_input import (
     parse_json_object,
     parse_timestamp,
 )
+from shared.settlements.cells import SettlementCellInvalid
+from shared.settlements.stripe_json import parse_payout
 from shared.values.timestamps import DEADLINE_HORIZON
 
 SIGNATURE_HEADER = "Stripe-Signature"
@@ -142,6 +144,10 @@ _DISPUTE_STATUSES = {
     "won": "won",
     "lost": "lost",
 }
+# A payout's events state the payout object (read as a settlement file reads it).
+_PAYOUT_EVENTS = frozenset(
+    {"payout.created", "payout.updated", "payout.paid", "payout.failed", "payout.canceled"}
+)
 _REFUND_WITHDRAWN = frozenset({"failed", "canceled"})
 _REFUND_IN_FLIGHT = frozenset({"pending", "requires_action"})
 _OBJECT = "data.object"
@@ -286,6 +292,16 @@ def _dispute_fields(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _payout(obj: dict[str, Any], event_at: datetime) -> PayoutUpdate:
+    try:
+        (payout,) = parse_payout(obj)
+    except SettlementCellInvalid as error:
+        raise ValidationFailed(
+            f"{_OBJECT}.{error.extra['column']}: {error.detail.split(': ', 1)[-1]}"
+        ) from None
+    return PayoutUpdate(payout, event_at)
+
+
 def _parent_update(own_fields: Callable[[dict[str, Any]], dict[str, Any]]) -> _Mapping:
     """The mapping of an event about a refund or dispute: it updates its payment.
 
@@ -325,10 +341,12 @@ def normalise_stripe_event(
     external_id.
     """
     mapping = _MAPPINGS.get(event_type)
-    if mapping is None:
+    if mapping is None and event_type not in _PAYOUT_EVENTS:
         return Ignored(f"Stripe event type {event_type} does not affect reconciliation")
     event_at = unix_time(payload.get("created"), "created")
     obj = required_object(required_object(payload.get("data"), "data").get("object"), _OBJECT)
+    if mapping is None:
+        return _payout(obj, event_at)
     return mapping(event_type, obj, event_at, merchant_reference_key)
 
 

@@ -83,8 +83,10 @@ def dry_run(rehearsal: Rehearsal, *, now: datetime | None = None) -> DryRun:
 def _rehearse(session: Session, rehearsal: Rehearsal, now: datetime) -> DryRun:
     org = get_organization(session=session, org_id=rehearsal.org_id)
     session.expunge(org)  # the change below must never reach the row
-    if rehearsal.change is not None and "timezone" in rehearsal.change.model_fields_set:
-        org.timezone = rehearsal.change.timezone
+    # The settings the run reads from the organisation itself, not from MatchSettings.
+    for name in ("timezone", "settlement_delay_days"):
+        if rehearsal.change is not None and name in rehearsal.change.model_fields_set:
+            setattr(org, name, getattr(rehearsal.change, name))
     settings = effective_match_settings(org, rehearsal.change)
     # ``completed`` from the start: the row never takes the period's one active-run slot,
     # so a real run queued meanwhile is neither blocked nor refused.

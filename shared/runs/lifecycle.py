@@ -31,6 +31,7 @@ from shared.platform.tasks import RUN_PERIOD
 from shared.runs.fingerprint import MatchedSet, current_matched_set
 from shared.runs.period import PeriodResult, reconcile_period
 from shared.runs.reports import build_report, finish_report, render_markdown
+from shared.settlements.matching import reconcile_settlement_period
 from shared.values.timestamps import check_plausible_day
 
 MAX_PERIOD_DAYS = 366
@@ -201,17 +202,21 @@ def reconcile_run(
         now=now,
         verify_open=run.is_verification_run and run.auto_fix_enabled,
     )
+    settlement = reconcile_settlement_period(
+        session=session, org=org, run_id=run.id, start=start, end=end, settings=settings,
+        now=now,
+    )  # fmt: skip
     run.payments_checked = result.payments_checked
     run.provider_records_checked = result.provider_records_checked
     run.matched = result.matched
-    run.discrepancies_opened = result.opened
-    run.discrepancies_auto_resolved = result.auto_resolved
+    run.discrepancies_opened = result.opened + settlement.opened
+    run.discrepancies_auto_resolved = result.auto_resolved + settlement.auto_resolved
     run.matched_pairs = result.matched_set.pairs
     run.matched_digest = result.matched_set.digest
     report = build_report(
         session=session, run=run, org_name=org.name, start=start, end=end,
         found=result.found, matched=result.matched, items=result.items,
-        items_written=result.items_written,
+        items_written=result.items_written, settlement=settlement, timezone=org.timezone,
     )  # fmt: skip
     run.finished_at = datetime.now(UTC)
     run.report_json = finish_report(report, run)

@@ -58,7 +58,12 @@ from shared.matching.rules import (
     judge_unmatched_record,
     primary_record,
 )
-from shared.models import Payment, ProviderRecord, ReconciliationDiscrepancy
+from shared.models import (
+    MATCHING_DISCREPANCY_TYPES,
+    Payment,
+    ProviderRecord,
+    ReconciliationDiscrepancy,
+)
 from shared.platform.ids import SQL_NEW_ID, new_id
 from shared.runs.fingerprint import DIGEST_SQL, PAIRS_SQL, MatchedSet
 
@@ -594,7 +599,8 @@ def _resolve_cleared(
     now: datetime,
     evidence: dict[str, Any],
 ) -> int:
-    """Resolve the period's unresolved discrepancies that this run did not find."""
+    """Resolve the period's unresolved discrepancies of the matching types that this run
+    did not find."""
     discrepancy = ReconciliationDiscrepancy
     in_period = discrepancy.payment_id.in_(
         select(Payment.id).where(
@@ -614,7 +620,13 @@ def _resolve_cleared(
     )
     cleared = session.scalars(
         select(discrepancy)
-        .where(discrepancy.org_id == org_id, discrepancy.status.in_(UNRESOLVED), in_period, ~found)
+        .where(
+            discrepancy.org_id == org_id,
+            discrepancy.type.in_(MATCHING_DISCREPANCY_TYPES),  # the cash chain judges its own
+            discrepancy.status.in_(UNRESOLVED),
+            in_period,
+            ~found,
+        )
         .order_by(discrepancy.id)
         .with_for_update()
     ).all()

@@ -20,6 +20,8 @@ from shared.models import (
     ReconciliationRun,
 )
 from shared.runs.period import FoundTotal
+from shared.settlements.cash_report import cash_figures
+from shared.settlements.matching import SETTLEMENT_TYPES, SettlementLegResult
 from shared.values.money import format_minor
 
 # How a run records its matched set (docs/design.md, "Period runs").
@@ -67,9 +69,12 @@ def build_report(
     matched: int,
     items: int,
     items_written: int,
+    settlement: SettlementLegResult,
+    timezone: str,
 ) -> dict[str, Any]:
     """The report of a finished run (docs/design.md, "Report"): every finding of its period,
-    from the run's totals by type and currency."""
+    from the run's totals by type and currency, and its cash section (the settlement
+    leg's findings by type and the period's settled figures per currency)."""
     by_type: Counter[str] = Counter()
     by_severity: Counter[str] = Counter()
     mismatch: dict[str, int] = defaultdict(int)
@@ -123,6 +128,19 @@ def build_report(
             "bank": bank_cash_report(
                 session=session, org_id=run.org_id, start=run.period_start, end=run.period_end
             ),
+            "settlements": {
+                "discrepancies_by_type": {
+                    kind: settlement.found.get(kind, 0) for kind in SETTLEMENT_TYPES
+                },
+                "by_currency": cash_figures(
+                    session=session,
+                    org_id=run.org_id,
+                    start=start,
+                    end=end,
+                    as_of=run.period_end,
+                    zone=timezone,
+                ),
+            },
         },
         "run": {
             "id": str(run.id),
@@ -184,6 +202,48 @@ def _matched_set_lines(matched_set: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cash_tables(cash: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Cash: settlements",
+        "",
+        "| discrepancy | count |",
+        "| --- | ---: |",
+        *[f"| {kind} | {count} |" for kind, count in cash["discrepancies_by_type"].items()],
+        "",
+        "| currency | lines | gross settled | fees | other | net | payouts | paid out |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    ageing = ["| currency | age (days) | unsettled payments | amount |",
+              "| --- | --- | ---: | ---: |"]  # fmt: skip
+    fees = ["| currency | fee | amount |", "| --- | --- | ---: |"]
+    for currency, figures in cash["by_currency"].items():
+        fee_total, payouts = sum(figures["fees_minor"].values()), figures["payouts"]
+        amounts = [
+            format_minor(value, currency)
+            for value in (figures["gross_settled_minor"], fee_total, figures["other_minor"],
+                          figures["net_minor"])
+        ]  # fmt: skip
+        paid_out = format_minor(payouts["amount_minor"], currency)
+        lines.append(
+            f"| {currency} | {figures['lines']} | {' | '.join(amounts)} "
+            f"| {payouts['count']} | {paid_out} |"
+        )
+        fees += [
+            f"| {currency} | {name} | {format_minor(amount, currency)} |"
+            for name, amount in figures["fees_minor"].items()
+            if amount
+        ]
+        ageing += [
+            f"| {currency} | {label} | {bucket['count']} "
+            f"| {format_minor(bucket['amount_minor'], currency)} |"
+            for label, bucket in figures["unsettled_ageing"].items()
+        ]
+    if not cash["by_currency"]:
+        lines.append("| — | 0 | 0 | 0 | 0 | 0 | 0 | 0 |")
+    return [*lines, "", "**Fees by component**", "", *fees, "",
+            "**Ageing of unsettled payments**", "", *ageing, ""]  # fmt: skip
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown tables; amounts formatted with each currency's exponent."""
     run = report["run"]
@@ -217,6 +277,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         *_money_table("Internal payments with no provider record", unmatched["internal"]),
         *_money_table("Provider records with no internal payment", unmatched["provider"]),
         *_disputes_table(report["disputes"]),
+        *_cash_tables(report["cash"]["settlements"]),
         "## Period totals",
         "",
         "| side | kind | currency | count | amount |",

@@ -2,8 +2,9 @@
 
 The caller's unit of work holds the whole import: the file row, its lines and payouts
 (in bulk statements of BATCH_ROWS), and its original bytes. A refusal anywhere rolls
-every piece back. The same bytes again answer the earlier import; a line or payout that
-another file already brought is counted as already known and not added.
+every piece back; once it commits, a task matches the file's lines
+(shared/settlements/matching.py). The same bytes again answer the earlier import; a line
+or payout that another file already brought is counted as already known and not added.
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ from shared.models import (
     SettlementFileChunk,
 )
 from shared.platform.bulk import array_parameters, column_arrays
+from shared.platform.dispatch import send_after_commit
 from shared.platform.errors import NotFound, ValidationFailed
 from shared.platform.ids import new_id
 from shared.platform.logs import get_logger
+from shared.platform.tasks import MATCH_SETTLEMENT_FILE
 from shared.settlements.layouts import read_settlement_report
+from shared.settlements.links import LINK_COLUMNS, link_joins
 from shared.settlements.model import ReportLine, ReportPayout
+from shared.settlements.payouts import record_payouts
 from shared.values.text import MAX_TEXT_LENGTH, check_identifier
 
 BATCH_ROWS = 5_000
@@ -107,6 +112,8 @@ def import_settlement_file(
     file = session.get(SettlementFile, file_id)
     file.summary = summary.as_json()  # type: ignore[union-attr]
     session.flush()
+    # Its lines are judged against payments, its payouts against bank entries.
+    send_after_commit(session, MATCH_SETTLEMENT_FILE, [str(file_id)])
     queue_payout_matching(session, org_id)
     log.info("settlement.imported", org_id=str(org_id), file_id=str(file_id), layout=report.layout,
              lines=summary.lines, payouts=summary.payouts)  # fmt: skip
@@ -174,26 +181,20 @@ LINE_COLUMNS = {
     "other_fee_minor": "bigint", "net_minor": "bigint", "net_currency": "text",
     "exchange_rate": "numeric", "booked_at": "timestamptz", "description": "text",
 }  # fmt: skip
-PAYOUT_COLUMNS = {
-    "payout_id": "text", "currency": "text", "amount_minor": "bigint", "status": "text",
-    "arrival_date": "date", "booked_at": "timestamptz",
-}  # fmt: skip
 
 
-def _insert_statement(table: str, columns: dict[str, str], conflict: str) -> Any:
-    # Table and column names are this module's constants, never input.
-    listed = ", ".join(columns)
-    return text(
-        f"INSERT INTO {table} (org_id, file_id, provider, {listed}) "  # noqa: S608
-        f"SELECT :org_id, :file_id, :provider, * FROM unnest({array_parameters(columns)}) "
-        f"ON CONFLICT ({conflict}) DO NOTHING"
-    )
-
-
-INSERT_LINES = _insert_statement("settlement_lines", LINE_COLUMNS, "org_id, line_key")
-INSERT_PAYOUTS = _insert_statement(
-    "settlement_payouts", PAYOUT_COLUMNS, "org_id, provider, payout_id, currency"
-)
+# Each line is inserted with its links (shared/settlements/links.py) already found; column
+# names are this module's constants, never input.
+_LISTED = ", ".join(LINE_COLUMNS)
+INSERT_LINES = text(f"""
+INSERT INTO settlement_lines
+  (org_id, file_id, provider, {_LISTED}, provider_record_id, payment_id)
+SELECT :org_id, :file_id, :provider, {", ".join(f"v.{name}" for name in LINE_COLUMNS)},
+       {LINK_COLUMNS}
+FROM unnest({array_parameters(LINE_COLUMNS)}) AS v({_LISTED})
+{link_joins("v", ":provider")}
+ON CONFLICT (org_id, line_key) DO NOTHING
+""")  # noqa: S608
 
 
 def _line_values(line: ReportLine) -> tuple[Any, ...]:
@@ -207,13 +208,6 @@ def _line_values(line: ReportLine) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _payout_values(payout: ReportPayout) -> tuple[Any, ...]:
-    return (
-        payout.payout_id, payout.currency, payout.amount_minor, payout.status,
-        payout.arrival_date, payout.booked_at,
-    )  # fmt: skip
-
-
 def _write(
     session: Session,
     org_id: uuid.UUID,
@@ -223,19 +217,16 @@ def _write(
     payouts: list[ReportPayout],
 ) -> tuple[int, int]:
     """Insert one batch; the lines and payouts it added (the others were known)."""
-    added = []
-    for statement, rows, columns in (
-        (INSERT_LINES, [_line_values(line) for line in lines], LINE_COLUMNS),
-        (INSERT_PAYOUTS, [_payout_values(payout) for payout in payouts], PAYOUT_COLUMNS),
-    ):
-        if not rows:
-            added.append(0)
-            continue
-        parameters = column_arrays(rows, columns) | {
+    added_lines = 0
+    if lines:
+        parameters = column_arrays([_line_values(line) for line in lines], LINE_COLUMNS) | {
             "org_id": org_id, "file_id": file_id, "provider": provider,
         }  # fmt: skip
-        added.append(session.execute(statement, parameters).rowcount)
-    return added[0], added[1]
+        added_lines = session.execute(INSERT_LINES, parameters).rowcount
+    added_payouts = record_payouts(
+        session=session, org_id=org_id, provider=provider, payouts=payouts, file_id=file_id
+    )
+    return added_lines, added_payouts
 
 
 def _keep_original(session: Session, file_id: uuid.UUID, binary: IO[bytes]) -> None:

@@ -68,6 +68,7 @@ def test_owner_and_manager_read_the_settings_with_the_version_as_etag(client, ow
             "paused": False,
             "timezone": "UTC",
             "daily_hour": 2,
+            "settlement_delay_days": {},
             "settings_version": 1,
         }
 
@@ -93,6 +94,19 @@ def test_a_change_applies_bumps_the_version_and_logs_each_changed_field(
     assert {(e.subject, e.actor, e.actor_name) for e in entries} == {
         ("organization", str(owner.api_key.id), "Olga (owner)")
     }
+
+
+def test_the_settlement_delay_per_provider_is_a_setting_logged_like_the_others(
+    client, session, org, owner
+):
+    body = {"settlement_delay_days": {"adyen": 2, "paypal": 5}}
+    response = client.patch(SETTINGS, json=body, headers=auth(owner.secret, **{"If-Match": "1"}))
+    assert response.status_code == 200, response.json
+    assert response.json["settlement_delay_days"] == {"adyen": 2, "paypal": 5}
+    assert reloaded(session, org).settlement_delay_days == {"adyen": 2, "paypal": 5}
+    assert [(e.field, e.old_value, e.new_value) for e in log_of(session, org)] == [
+        ("settlement_delay_days", {}, {"adyen": 2, "paypal": 5})
+    ]
 
 
 def test_a_change_that_changes_nothing_keeps_the_version_and_logs_nothing(
@@ -164,6 +178,13 @@ INVALID_CHANGES = {
     "timezone-path": ({"timezone": "../../etc/passwd"}, {"timezone"}),
     "timezone-long": ({"timezone": "Europe/" + "x" * 100}, {"timezone"}),
     "hour-24": ({"daily_hour": 24}, {"daily_hour"}),
+    "delay-unknown-provider": (
+        {"settlement_delay_days": {"standard": 2}},
+        {"settlement_delay_days.standard.[key]"},
+    ),
+    "delay-over-60": ({"settlement_delay_days": {"adyen": 61}}, {"settlement_delay_days.adyen"}),
+    "delay-text": ({"settlement_delay_days": {"stripe": "2"}}, {"settlement_delay_days.stripe"}),
+    "delay-null": ({"settlement_delay_days": None}, {"settlement_delay_days"}),
     "unknown-field": ({"grace_period": 60}, {"grace_period"}),
     "several": (
         {"daily_hour": -1, "timezone": "Nowhere", "amount_tolerance_percent": 101},

@@ -34,7 +34,9 @@ def test_every_payout_of_the_day_ends_linked_or_flagged(session, published_tasks
     import_settlements(session, org, "stripe/payout.json")
     assert published_tasks == []
     session.commit()
-    assert published_tasks == [(MATCH_BANK_PAYOUTS, [str(org.id)])] * 2
+    assert [task for task in published_tasks if task[0] == MATCH_BANK_PAYOUTS] == [
+        (MATCH_BANK_PAYOUTS, [str(org.id)])
+    ] * 2
     # The EUR account's statement: Adyen's transfer names its batch, Stripe's only its
     # name and the amount; the USD and KWD payouts never arrive.
     import_rows(session, org, [

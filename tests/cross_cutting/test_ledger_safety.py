@@ -81,6 +81,13 @@ WORKER_PRIVILEGES = [
     ("UPDATE bank_accounts SET name = 'x' WHERE false", False),
     ("UPDATE bank_entries SET amount_minor = 0 WHERE false", False),
     ("DELETE FROM bank_statements WHERE false", False),
+    # Settlement matching links lines and records payouts (migration 0016), nothing else.
+    ("UPDATE settlement_lines SET payment_id = NULL, provider_record_id = NULL WHERE false", True),
+    ("UPDATE settlement_lines SET net_minor = 0 WHERE false", False),
+    ("DELETE FROM settlement_lines WHERE false", False),
+    ("UPDATE settlement_payouts SET status = 'paid', status_at = now() WHERE false", True),
+    ("DELETE FROM settlement_payouts WHERE false", False),
+    ("UPDATE settlement_files SET filename = 'x' WHERE false", False),
     ("SELECT count(*) FROM alembic_version", False),
     ("CREATE TABLE worker_owned (id int)", False),
 ]
@@ -287,6 +294,25 @@ def test_a_worker_connected_as_recon_worker_processes_webhooks_to_completion(com
         database=TEST_DATABASE,
     )
     assert connected_as == WORKER_ROLE
+
+
+def test_a_worker_connected_as_recon_worker_matches_an_imported_settlement_file(committed, day):
+    from tests.settlements.reading import multipart
+    from tests.settlements.test_matching import adyen_file, row
+
+    content = adyen_file(row("Settled", "PSP1", "ORDER-1", "10.00", "9.80"))
+    upload = day["client"].post(
+        "/billing/settlements/files", **auth(day), **multipart(content, "batch_7.csv")
+    )
+    assert upload.status_code == 201, upload.json
+    found = wait_until(
+        lambda: scalar(
+            committed,
+            "SELECT type FROM reconciliation_discrepancies WHERE settlement_line_id IS NOT NULL",
+        ),
+        timeout=60,
+    )
+    assert found == "MissingInternalRecord"
 
 
 def run_status(committed: Engine, run_id: str) -> str | None:

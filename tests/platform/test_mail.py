@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
+from shared.platform import mail
+from shared.platform.logs import get_logger
 from shared.platform.mail import MailNotSent, send_report
 from shared.platform.settings import Settings
 from tests.support.smtp import PASSWORD, USERNAME, SmtpServer, free_port
@@ -17,6 +19,14 @@ REPORT = (
     "# Daily reconciliation — 2026-11-01\n\n| type | count | amount |\n| --- | ---: | ---: |\n"
     f"| AmountMismatch {'x' * 100} | 3 | 1 234,56 € |\n"
 )
+
+
+@pytest.fixture(autouse=True)
+def uncached_mail_logger(monkeypatch):
+    """A mail logger not yet cached: structlog caches a logger on first use
+    (``cache_logger_on_first_use``), after which ``capture_logs`` no longer sees it, so a
+    test that mailed earlier in the same process would hide these tests' entries."""
+    monkeypatch.setattr(mail, "log", get_logger(mail.__name__))
 
 
 def mail_settings(server: SmtpServer | None = None, **overrides) -> Settings:

@@ -95,6 +95,30 @@ INVALID_NEW = {
     ),
     "key-empty": ({"provider": "stripe", "merchant_reference_key": ""}, {"merchant_reference_key"}),
     "unknown-provider": ({"provider": "paypal"}, {"provider"}),
+    "standard-payout-arrival": (
+        {"provider": "standard", "payout_arrival_business_days": 3},
+        {"payout_arrival_business_days"},
+    ),
+    "payout-arrival-over-30": (
+        {"provider": "stripe", "payout_arrival_business_days": 31},
+        {"payout_arrival_business_days"},
+    ),
+    "standard-fee-schedule": (
+        {"provider": "standard", "fee_schedule": {"EUR": {"percent": 1}}},
+        {"fee_schedule"},
+    ),
+    "fee-percent-over-100": (
+        {"provider": "adyen", "fee_schedule": {"EUR": {"percent": 101}}},
+        {"fee_schedule.EUR.percent"},
+    ),
+    "fee-currency-lowercase": (
+        {"provider": "adyen", "fee_schedule": {"eur": {"percent": 1}}},
+        {"fee_schedule.eur.[key]"},
+    ),
+    "fee-fixed-negative": (
+        {"provider": "stripe", "fee_schedule": {"EUR": {"percent": 1, "fixed_minor": -1}}},
+        {"fee_schedule.EUR.fixed_minor"},
+    ),
     "bad-secret": ({"provider": "stripe", "secret": "not-a-stripe-secret"}, {"secret"}),
     "secret-with-newline": ({"provider": "stripe", "secret": "whsec_a\nb"}, {"secret"}),
     "active-text": ({"provider": "stripe", "active": "yes"}, {"active"}),
@@ -190,6 +214,45 @@ def test_an_option_change_is_logged_and_refused_for_a_provider_that_does_not_rea
             "field": "merchant_reference_key",
             "message": "adyen accounts do not read merchant_reference_key",
         }
+    ]
+
+
+def test_a_fee_schedule_is_set_shown_logged_and_removed_with_null(client, session, org, headers):
+    adyen = make_account(session, org, "adyen")
+    body = {"fee_schedule": {"EUR": {"percent": 1.4, "fixed_minor": 25}}}
+    changed = client.patch(f"{ACCOUNTS}/{adyen.id}", json=body, headers=headers)
+    assert changed.status_code == 200, changed.json
+    stored = {"EUR": {"percent": "1.4", "fixed_minor": 25, "tolerance_minor": 0}}
+    assert changed.json["fee_schedule"] == stored
+    removed = client.patch(f"{ACCOUNTS}/{adyen.id}", json={"fee_schedule": None}, headers=headers)
+    assert removed.json["fee_schedule"] is None
+    entries = session.scalars(
+        select(SettingsLogEntry)
+        .where(SettingsLogEntry.field == "fee_schedule")
+        .order_by(SettingsLogEntry.created_at)
+    ).all()
+    assert [(e.old_value, e.new_value) for e in entries] == [(None, stored), (stored, None)]
+
+
+def test_payout_arrival_days_default_to_two_and_are_changed_and_logged(
+    client, session, org, headers
+):
+    stripe = make_account(session, org, "stripe")
+    listed = client.get(ACCOUNTS, headers=headers).json["items"]
+    assert [item["payout_arrival_business_days"] for item in listed] == [2]
+    body = {"payout_arrival_business_days": 5}
+    changed = client.patch(f"{ACCOUNTS}/{stripe.id}", json=body, headers=headers)
+    assert changed.status_code == 200, changed.json
+    assert changed.json["payout_arrival_business_days"] == 5
+    session.refresh(stripe)
+    assert stripe.payout_arrival_business_days == 5
+    entries = session.scalars(
+        select(SettingsLogEntry)
+        .where(SettingsLogEntry.field == "payout_arrival_business_days")
+        .order_by(SettingsLogEntry.created_at)
+    ).all()
+    assert (f"provider_account:{stripe.id}", 2, 5) in [
+        (e.subject, e.old_value, e.new_value) for e in entries
     ]
 
 

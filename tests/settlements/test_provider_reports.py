@@ -3,15 +3,26 @@
 They are other projects' test data (some under copyleft licences, see that folder's
 SOURCES.md), several with arithmetic that deliberately does not add up: each must parse
 (or be refused for the precise reason below), whether or not its payouts equal its lines.
+Imported into a fresh organisation and matched, each payout reconciles to its lines or
+has exactly one PayoutMismatch of exactly the difference, and a re-import adds nothing.
 """
 
 from __future__ import annotations
 
-import pytest
+import io
+from datetime import UTC, datetime
 
+import pytest
+from sqlalchemy import select
+
+from shared.models import ReconciliationDiscrepancy, SettlementLine, SettlementPayout
 from shared.settlements.cells import SettlementFileRefused
+from shared.settlements.imports import import_settlement_file
+from shared.settlements.matching import reconcile_settlement_file
 from tests.conftest import REPO_ROOT
 from tests.settlements.reading import parse_path
+from tests.support.checksums import database_checksum
+from tests.support.factories import make_org
 
 REPORTS = REPO_ROOT.parent / "shared" / "provider-reports"
 pytestmark = pytest.mark.skipif(
@@ -133,3 +144,67 @@ def test_real_details_read_as_a_finance_person_reads_them():
     )
     assert stripe.lines[0].merchant_reference == "24315.1"
     assert stripe.lines[5].net_currency == "USD"  # written "usd"
+
+
+IMPORTED = sorted(name for name, expected in EXPECTED.items() if not isinstance(expected, str))
+
+
+@pytest.mark.parametrize("name", IMPORTED)
+def test_each_payout_reconciles_or_has_one_mismatch_of_exactly_the_difference(session, name):
+    org = make_org(session)
+    content = (REPORTS / name).read_bytes()
+    first = import_settlement_file(
+        session=session, org_id=org.id, binary=io.BytesIO(content), filename=name
+    )
+    reconcile_settlement_file(session=session, file_id=first.file.id, now=datetime.now(UTC))
+    payouts = session.scalars(select(SettlementPayout).where(SettlementPayout.org_id == org.id))
+    for payout in payouts:
+        net = sum(
+            session.scalars(
+                select(SettlementLine.net_minor).where(
+                    SettlementLine.org_id == org.id,
+                    SettlementLine.provider == payout.provider,
+                    SettlementLine.batch_id == payout.payout_id,
+                    SettlementLine.net_currency == payout.currency,
+                    SettlementLine.line_type != "payout",
+                )
+            )
+        )
+        mismatches = session.scalars(
+            select(ReconciliationDiscrepancy).where(
+                ReconciliationDiscrepancy.type == "PayoutMismatch",
+                ReconciliationDiscrepancy.settlement_payout_id == payout.id,
+            )
+        ).all()
+        if payout.amount_minor == net:
+            assert mismatches == [], payout.payout_id
+        else:
+            assert [m.difference_minor for m in mismatches] == [payout.amount_minor - net]
+    before = database_checksum(session)
+    again = import_settlement_file(
+        session=session, org_id=org.id, binary=io.BytesIO(content), filename=f"again-{name}"
+    )
+    result = reconcile_settlement_file(
+        session=session, file_id=again.file.id, now=datetime.now(UTC)
+    )
+    assert (again.created, again.file.id, result.opened) == (False, first.file.id, 0)
+    assert database_checksum(session) == before
+
+
+def test_the_negative_cases_open_their_payout_mismatch(session):
+    org = make_org(session)
+    name = "adyen/wmfcrm_sdr_batch_9999_payout_mismatch.csv"
+    imported = import_settlement_file(
+        session=session,
+        org_id=org.id,
+        binary=io.BytesIO((REPORTS / name).read_bytes()),
+        filename=name,
+    )
+    reconcile_settlement_file(session=session, file_id=imported.file.id, now=datetime.now(UTC))
+    (mismatch,) = session.scalars(
+        select(ReconciliationDiscrepancy).where(
+            ReconciliationDiscrepancy.org_id == org.id,
+            ReconciliationDiscrepancy.type == "PayoutMismatch",
+        )
+    ).all()
+    assert (mismatch.amount_minor, mismatch.difference_minor) == (99900, 99900 - 2482)

@@ -228,3 +228,35 @@ def test_an_upload_larger_than_the_json_body_limit_is_accepted(client, headers):
     response = upload(client, headers, lines[0] + b"".join(rows))
     assert response.status_code == 201
     assert response.get_json()["summary"]["lines"] == 8_000
+
+
+def test_a_payouts_lines_show_the_payment_and_record_they_settle(client, session, org, headers):
+    from datetime import UTC, datetime
+
+    from shared.settlements.matching import reconcile_settlement_file
+    from tests.support.factories import make_payment
+
+    payment = make_payment(session, org, provider="adyen", external_id="ORDER-2",
+                           amount_minor=5000, currency="JPY")  # fmt: skip
+    file_id = upload(client, headers, ADYEN.read_bytes()).get_json()["id"]
+    reconcile_settlement_file(session=session, file_id=file_id, now=datetime.now(UTC))
+    usd = client.get(f"{PAYOUTS}?currency=USD", headers=headers).get_json()["items"][0]
+    (line,) = client.get(f"{PAYOUTS}/{usd['id']}", headers=headers).get_json()["lines"]
+    assert (line["payment_id"], line["provider_record_id"]) == (str(payment.id), None)
+
+
+def test_a_payout_known_from_a_webhook_only_is_listed_without_a_file(client, session, org, headers):
+    from datetime import UTC, datetime
+
+    from shared.settlements.model import ReportPayout
+    from shared.settlements.payouts import record_payouts
+
+    stated = datetime(2026, 5, 5, tzinfo=UTC)
+    payout = ReportPayout("stripe", 1, "po_1", "EUR", 100, "in_transit", None, stated)
+    record_payouts(session=session, org_id=org.id, provider="stripe", payouts=[payout])
+    (listed,) = client.get(PAYOUTS, headers=headers).get_json()["items"]
+    assert (listed["payout_id"], listed["file_id"], listed["difference_minor"]) == (
+        "po_1",
+        None,
+        100,
+    )

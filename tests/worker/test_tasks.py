@@ -77,4 +77,5 @@ def test_the_tasks_that_do_work_retry_transient_errors_and_the_periodic_ones_do_
         "worker.tasks.match_bank_payouts",
         "worker.tasks.run_period",
         "worker.tasks.sweep_grace_periods",
+        "worker.tasks.match_settlement_file",
     }
