@@ -11,7 +11,12 @@ from flask import Flask
 
 def register_console(app: Flask) -> None:
     """Serve the console's pages and assets from ``app``."""
-    from console import auth_pages, queue_pages  # noqa: F401 - their routes join the blueprint
+    from console import (  # noqa: F401 - their routes join the blueprint
+        auth_pages,
+        event_pages,
+        queue_pages,
+        run_pages,
+    )
     from console.web import blueprint
 
     app.register_blueprint(blueprint)

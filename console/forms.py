@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.discrepancies.ageing import AGE_BUCKETS, bucket_window
+from shared.discrepancies.bulk import BULK_ACTIONS, MAX_BULK_DISCREPANCIES, BulkChange, BulkTarget
 from shared.discrepancies.lifecycle import (
     MAX_ADJUSTMENT_REFERENCE_LENGTH,
     MAX_NOTE_LENGTH,
@@ -21,14 +23,10 @@ from shared.platform.errors import ValidationFailed, validate_input
 from shared.values.money import minor_units, normalise_currency
 
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-# Age of a discrepancy in whole days: [from, to) — the buckets finance reads ageing by.
-AGE_BUCKETS: dict[str, tuple[int, int | None]] = {
-    "0-1": (0, 2),
-    "2-7": (2, 8),
-    "8-30": (8, 31),
-    "31+": (31, None),
-}
 QUEUE_STATUSES = ("unresolved", "open", "acknowledged", "resolved")
+AGES = tuple(bucket.label for bucket in AGE_BUCKETS)
+# A page may hold as many rows as one bulk action takes, so a whole page can be ticked.
+PAGE_SIZES = (50, 100, 200, MAX_BULK_DISCREPANCIES)
 
 
 class Form(BaseModel):
@@ -105,21 +103,18 @@ class QueueQuery(Form):
     assignee: Line | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] | None = None
     run: uuid.UUID | None = None
-    age: Literal[tuple(AGE_BUCKETS)] | None = None
+    age: Literal[AGES] | None = None
     min_amount: Annotated[str, Field(max_length=32)] | None = None
     max_amount: Annotated[str, Field(max_length=32)] | None = None
     sort: Literal[SORTS] = "opened_at"
+    size: Annotated[int, Field(ge=1, le=MAX_BULK_DISCREPANCIES)] = PAGE_SIZES[0]
     cursor: Annotated[str, Field(max_length=512)] | None = None
 
-    def filters(self, now: datetime | None = None) -> DiscrepancyFilters:
-        """The listing's filters: the age bucket as opening times before ``now``, amounts
-        (decimal text) in minor units of the chosen currency."""
-        now = now or datetime.now(UTC)
-        since = until = None
-        if self.age is not None:
-            youngest, oldest = AGE_BUCKETS[self.age]
-            until = now - timedelta(days=youngest) if youngest else None
-            since = now - timedelta(days=oldest) if oldest is not None else None
+    def filters(self, now: datetime, time_zone: str) -> DiscrepancyFilters:
+        """The listing's filters: the age bucket as the opening times the ageing summary
+        counts in it (calendar days in ``time_zone`` as of ``now``), amounts (decimal text)
+        in minor units of the chosen currency."""
+        since, until = bucket_window(self.age, now, time_zone) if self.age else (None, None)
         currency = normalise_currency(self.currency) if self.currency else None
         amounts = {"min_amount": self.min_amount, "max_amount": self.max_amount}
         if any(amounts.values()) and currency is None:
@@ -144,3 +139,74 @@ class QueueQuery(Form):
         """The query string of these filters with ``changes`` (None drops a field)."""
         values = self.model_dump(mode="json") | changes
         return {name: str(value) for name, value in values.items() if value is not None}
+
+
+# A ticked row: a discrepancy's id, and the version the page showed.
+TICKED = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}(:[0-9]{1,9})?$"
+
+
+def _target(selected: str) -> BulkTarget:
+    """A row's checkbox value, ``<id>:<version>``: the discrepancy as the person saw it."""
+    discrepancy_id, _, version = selected.partition(":")
+    return BulkTarget(uuid.UUID(discrepancy_id), int(version) if version else None)
+
+
+class BulkForm(Form):
+    """The queue's bulk form: the rows ticked, one action and its one reason."""
+
+    selected: list[Annotated[str, Field(pattern=TICKED)]] = []
+    action: Literal[BULK_ACTIONS]
+    reason: Annotated[str, Field(max_length=MAX_REASON_LENGTH)] = ""
+    assignee: Annotated[str, Field(max_length=254)] | None = None
+    resolution: Literal[RESOLUTION_CODES] | None = None
+    adjustment_reference: (
+        Annotated[str, Field(max_length=MAX_ADJUSTMENT_REFERENCE_LENGTH)] | None
+    ) = None
+
+    def targets(self) -> list[BulkTarget]:
+        """The ticked rows, each at the version the page showed."""
+        return [_target(selected) for selected in self.selected]
+
+    def change(self) -> BulkChange:
+        """The action with its reason and the fields it takes."""
+        return BulkChange(
+            **self.model_dump(include={"action", "reason", "assignee", "resolution",
+                                       "adjustment_reference"})
+        )  # fmt: skip
+
+
+def parse_bulk_form() -> BulkForm:
+    """The bulk form (its ticked rows repeat one field), or ValidationFailed."""
+    data: dict[str, Any] = request.form.to_dict()
+    data["selected"] = request.form.getlist("selected")
+    return validate_input(BulkForm, data, "the bulk form is incomplete")
+
+
+class RunsQuery(Form):
+    """The runs page's cursor."""
+
+    cursor: Annotated[str, Field(max_length=512)] | None = None
+
+
+class TriggerForm(Form):
+    """A period to run (its first and last day) and whether it is a verification run."""
+
+    period_start: date
+    period_end: date
+    is_verification_run: bool = False
+
+
+# The events page's choices: what needs attention (failed or pending), or one state of it.
+EVENT_VIEWS = {"attention": ("failed", "pending"), "failed": ("failed",), "pending": ("pending",)}
+
+
+class EventsQuery(Form):
+    """The events page's view and cursor, and the event just replayed (for its notice)."""
+
+    view: Literal[tuple(EVENT_VIEWS)] = "attention"
+    cursor: Annotated[str, Field(max_length=512)] | None = None
+    replayed: uuid.UUID | None = None
+
+    def states(self) -> tuple[str, ...]:
+        """The event states this view lists."""
+        return EVENT_VIEWS[self.view]

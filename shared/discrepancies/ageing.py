@@ -83,6 +83,20 @@ def bucket_starts(now: datetime, time_zone: str) -> list[datetime]:
     return [_start_of(today - timedelta(days=bucket.max_days), zone) for bucket in AGE_BUCKETS[:-1]]
 
 
+def bucket_window(
+    label: str, now: datetime, time_zone: str
+) -> tuple[datetime | None, datetime | None]:
+    """The opening times bucket ``label`` holds, as the list's ``since`` (inclusive) and
+    ``until`` (exclusive) filters: None for the oldest bucket's start and the youngest's
+    end. Listing a bucket this way shows exactly the discrepancies the summary counts."""
+    labels = [bucket.label for bucket in AGE_BUCKETS]
+    index = labels.index(label)
+    starts = bucket_starts(now, time_zone)
+    since = starts[index] if index < len(starts) else None
+    until = starts[index - 1] if index > 0 else None
+    return since, until
+
+
 def _start_of(day: date, zone: ZoneInfo) -> datetime:
     # A local midnight skipped by a DST change reads as the instant the day begins there.
     return datetime.combine(day, time(0), tzinfo=zone)

@@ -6,15 +6,17 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from shared.access.console_sessions import SESSION_COOKIE
 from shared.access.users import add_user
-from shared.models import ReconciliationActionLog, ReconciliationDiscrepancy
+from shared.models import ReconciliationActionLog, ReconciliationDiscrepancy, ReconciliationRun
 from tests.console.conftest import csrf_of, session_cookie, sign_in
 from tests.discrepancies.factories import make_discrepancy, make_record
+from tests.runs.test_history import add_run as add_stored_run
 from tests.support.factories import make_account, make_event, make_org, make_payment
 from tests.support.people import link_token
 
@@ -295,3 +297,322 @@ def test_every_console_response_forbids_framing_and_inline_code(client, session,
     assert "unsafe-inline" not in policy
     assert "script-src" not in policy  # default-src 'none': no script at all
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+# --- the queue's ageing summary and bulk actions ------------------------------------------
+
+
+def test_the_queue_shows_the_ageing_of_its_filter_and_each_bucket_lists_what_it_counts(
+    client, session, org, signed_in
+):
+    signed_in()
+    now = datetime.now(UTC)
+    young = make_discrepancy(session, org, opened_at=now - timedelta(minutes=5), amount_minor=1_050)
+    make_discrepancy(session, org, opened_at=now - timedelta(days=4), amount_minor=700,
+                     currency="USD", severity="low")  # fmt: skip
+    old = make_discrepancy(session, org, opened_at=now - timedelta(days=90), amount_minor=99)
+    page = client.get(QUEUE)
+    ageing = section(page.text, "ageing-title")
+    assert [bucket_count(ageing, label) for label in ("0-1", "2-7", "8-30", "31+")] == [1, 1, 0, 1]
+    assert "10.50 EUR" in ageing
+    assert "7.00 USD" in ageing
+    high = section(client.get(QUEUE + "?severity=high").text, "ageing-title")
+    assert [bucket_count(high, label) for label in ("0-1", "2-7", "8-30", "31+")] == [1, 0, 0, 1]
+    assert "USD" not in high
+    youngest = client.get(QUEUE + "?age=0-1")
+    assert youngest.text.count("/console/discrepancies/") == 1
+    assert f"/console/discrepancies/{young.id}" in youngest.text
+    oldest = client.get(QUEUE + "?age=31%2B")
+    assert f"/console/discrepancies/{old.id}" in oldest.text
+    assert oldest.text.count("/console/discrepancies/") == 1
+
+
+def section(html: str, heading_id: str) -> str:
+    return html.split(f'id="{heading_id}"')[1].split("</section>")[0]
+
+
+def bucket_count(ageing: str, label: str) -> int:
+    after = ageing.split(f'<span class="bucket">{label} days</span>')[1]
+    return int(after.split('<span class="count">')[1].split("<")[0])
+
+
+def bulk_post(client, rows, **fields):
+    """Tick ``rows`` (at the versions they have now) on the queue and apply ``fields``."""
+    page = client.get(QUEUE)
+    data = {"csrf_token": csrf_of(page.text), "back": "/console/?severity=high", **fields,
+            "selected": [f"{row.id}:{row.version}" for row in rows]}  # fmt: skip
+    return client.post("/console/bulk", data=data)
+
+
+def test_a_manager_bulk_resolves_the_ticked_rows_and_sees_those_refused(
+    client, session, org, signed_in
+):
+    person = signed_in(name="Ana Lima")
+    first, second, stale = (make_discrepancy(session, org) for _ in range(3))
+    foreign = make_discrepancy(session, make_org(session))
+    page = client.get(QUEUE)
+    assert f'value="{first.id}:{first.version}"' in page.text
+    stale_seen = f"{stale.id}:{stale.version}"
+    stale.assignee = "someone"
+    stale.version += 1
+    session.flush()
+    ticked = [f"{first.id}:1", f"{second.id}:1", stale_seen, f"{foreign.id}:1"]
+    data = {"csrf_token": csrf_of(page.text), "action": "resolve", "reason": "Bank confirmed",
+            "resolution": "timing_difference", "back": "/console/?severity=high",
+            "selected": ticked}  # fmt: skip
+    response = client.post("/console/bulk", data=data)
+    assert response.status_code == 200
+    assert "Resolve: 2 changed, 2 refused." in response.text
+    assert "precondition-failed" in response.text
+    assert "not-found" in response.text
+    assert 'href="/console/?severity=high"' in response.text
+    for row, status in ((first, "resolved"), (second, "resolved"), (stale, "open"),
+                        (foreign, "open")):  # fmt: skip
+        session.refresh(row)
+        assert row.status == status
+    entry = session.scalars(
+        select(ReconciliationActionLog).where(
+            ReconciliationActionLog.discrepancy_id == first.id,
+            ReconciliationActionLog.action == "resolved",
+        )
+    ).one()
+    assert (entry.actor, entry.actor_name) == (f"user:{person.id}", "Ana Lima")
+    assert entry.payload["reason"] == "Bank confirmed"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"action": "acknowledge", "reason": ""}, "reason"),
+        ({"action": "assign", "reason": "Mine"}, "assign needs an assignee"),
+        ({"action": "launch", "reason": "x"}, "action"),
+    ],
+)
+def test_a_bulk_form_wrong_for_every_row_changes_nothing(
+    client, session, org, signed_in, fields, message
+):
+    signed_in()
+    row = make_discrepancy(session, org)
+    response = bulk_post(client, [row], **fields)
+    assert response.status_code == 422
+    assert "Nothing was changed" in response.text
+    assert message in response.text
+    session.refresh(row)
+    assert (row.status, row.assignee, row.version) == ("open", None, 1)
+
+
+def test_a_malformed_ticked_row_is_a_message(client, session, org, signed_in):
+    signed_in()
+    page = client.get(QUEUE)
+    for bad in ("-" * 36, "not-a-row", f"{uuid.uuid4()}:v2"):
+        response = client.post("/console/bulk", data={
+            "csrf_token": csrf_of(page.text), "action": "acknowledge", "reason": "x",
+            "selected": [bad]})  # fmt: skip
+        assert response.status_code == 422, bad
+        assert "Nothing was changed" in response.text
+
+
+def test_no_ticked_row_is_a_message(client, session, org, signed_in):
+    signed_in()
+    response = bulk_post(client, [], action="acknowledge", reason="x")
+    assert response.status_code == 422
+    assert "name at least one discrepancy" in response.text
+
+
+def test_bulk_assign_to_a_colleague(client, session, org, signed_in):
+    colleague = signed_in(name="Bo Chen")
+    signed_in(name="Ana Lima")
+    rows = [make_discrepancy(session, org) for _ in range(2)]
+    response = bulk_post(client, rows, action="assign", reason="Hers", assignee=colleague.email)
+    assert "Assign: 2 changed, 0 refused." in response.text
+    for row in rows:
+        session.refresh(row)
+        assert row.assignee == colleague.email
+
+
+def test_a_viewer_sees_no_bulk_form_and_a_forged_bulk_post_is_a_403_page(
+    client, session, org, signed_in
+):
+    signed_in(role="viewer")
+    row = make_discrepancy(session, org)
+    page = client.get(QUEUE)
+    assert page.status_code == 200
+    assert "/console/bulk" not in page.text
+    assert 'name="selected"' not in page.text
+    response = client.post("/console/bulk", data={
+        "csrf_token": csrf_of(page.text), "action": "acknowledge", "reason": "x",
+        "selected": [f"{row.id}:1"]})  # fmt: skip
+    assert response.status_code == 403
+    session.refresh(row)
+    assert row.status == "open"
+
+
+def test_a_bulk_post_without_its_csrf_token_is_refused(client, session, org, signed_in):
+    signed_in()
+    row = make_discrepancy(session, org)
+    response = client.post("/console/bulk", data={"action": "acknowledge", "reason": "x",
+                                                  "selected": [f"{row.id}:1"]})  # fmt: skip
+    assert response.status_code == 403
+    session.refresh(row)
+    assert row.status == "open"
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+def add_run(session, org, day: int, status: str = "completed", matched_percent=99.0, **report):
+    """A run of day ``day`` of November 2026, with a stored report once completed."""
+    return add_stored_run(session, org, day, status, matched_percent=matched_percent, **report)
+
+
+def test_the_runs_page_lists_the_organisation_s_runs_newest_first(client, session, org, signed_in):
+    signed_in()
+    older = add_run(session, org, 1)
+    newer = add_run(session, org, 2, status="running")
+    add_run(session, make_org(session), 3)  # another organisation's
+    page = client.get("/console/runs")
+    assert page.status_code == 200
+    links = [line for line in page.text.split('href="') if line.startswith("/console/runs/")]
+    assert [link.split('"')[0] for link in links] == [
+        f"/console/runs/{newer.id}", f"/console/runs/{older.id}"
+    ]  # fmt: skip
+    assert 'action="/console/runs"' in page.text
+
+
+def test_a_run_s_report_page_draws_its_three_charts_inline_without_script_or_style(
+    client, session, org, signed_in
+):
+    signed_in()
+    add_run(session, org, 1, matched_percent=90.0)
+    run = add_run(
+        session, org, 2, matched_percent=97.5,
+        mismatch_amount_by_currency={"EUR": 1_250},
+        discrepancies_by_type={"AmountMismatch": 3, "MissingProviderRecord": 1},
+    )  # fmt: skip
+    page = client.get(f"/console/runs/{run.id}")
+    assert page.status_code == 200
+    charts = page.text.split('id="charts-title"')[1]
+    assert charts.count("<svg ") == 3
+    assert 'role="img"' in charts
+    assert "12.50 EUR" in charts
+    assert "97.5" in charts
+    for forbidden in ("<script", "style=", "<style", " on", "href="):
+        svg = "".join(part.split("</svg>")[0] for part in charts.split("<svg ")[1:])
+        assert forbidden not in svg, forbidden
+    assert "as a table" in charts  # each chart's figures as text too
+
+
+def test_a_queued_run_says_its_report_comes_later(client, session, org, signed_in):
+    signed_in()
+    run = add_run(session, org, 1, status="queued")
+    page = client.get(f"/console/runs/{run.id}")
+    assert "its report appears here once it completes" in page.text
+    assert "<svg" not in page.text
+
+
+def test_a_manager_triggers_a_run_of_a_period(client, session, org, signed_in, published_tasks):
+    signed_in()
+    page = client.get("/console/runs")
+    data = {"csrf_token": csrf_of(page.text), "period_start": "2026-11-02",
+            "period_end": "2026-11-03"}  # fmt: skip
+    response = client.post("/console/runs", data=data)
+    assert response.status_code == 303
+    run = session.scalars(select(ReconciliationRun).where(ReconciliationRun.org_id == org.id)).one()
+    assert response.location == f"/console/runs/{run.id}"
+    assert (run.period_start.isoformat(), run.period_end.isoformat(), run.status) == (
+        "2026-11-02", "2026-11-03", "queued",
+    )  # fmt: skip
+    assert published_tasks == [("worker.tasks.run_period", [str(run.id)])]
+    again = client.post("/console/runs", data=data)  # the same period: the active run
+    assert again.location == f"/console/runs/{run.id}"
+
+
+def test_a_period_backwards_is_a_message_and_queues_nothing(client, session, org, signed_in):
+    signed_in()
+    page = client.get("/console/runs")
+    data = {"csrf_token": csrf_of(page.text), "period_start": "2026-11-03",
+            "period_end": "2026-11-02"}  # fmt: skip
+    response = client.post("/console/runs", data=data)
+    assert response.status_code == 422
+    assert "Nothing was queued: period_start must not be after period_end" in response.text
+    assert session.scalars(select(ReconciliationRun)).all() == []
+
+
+def test_a_viewer_may_not_open_the_runs_or_the_events(client, session, org, signed_in):
+    signed_in(role="viewer")
+    run = add_run(session, org, 1)
+    assert "/console/runs" not in client.get(QUEUE).text
+    for path in ("/console/runs", f"/console/runs/{run.id}", "/console/events"):
+        response = client.get(path)
+        assert response.status_code == 403
+        assert response.mimetype == "text/html"
+
+
+def test_another_organisation_s_run_is_a_404_page(client, session, org, signed_in):
+    signed_in()
+    foreign = add_run(session, make_org(session), 1)
+    for path in (f"/console/runs/{foreign.id}", f"/console/runs/{uuid.uuid4()}"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert "There is nothing here in your organisation." in response.text
+
+
+# --- webhook events ------------------------------------------------------------------------
+
+
+def test_the_events_page_lists_what_needs_attention(client, session, org, signed_in):
+    signed_in()
+    account = make_account(session, org)
+    failed = make_event(session, account, state="failed", last_error="no such payment")
+    pending = make_event(session, account, state="pending")
+    processed = make_event(session, account, state="processed")
+    foreign = make_event(session, make_account(session, make_org(session)), state="failed")
+    page = client.get("/console/events")
+    assert page.status_code == 200
+    for event in (failed, pending):
+        assert event.provider_event_id in page.text
+    for event in (processed, foreign):
+        assert event.provider_event_id not in page.text
+    assert "no such payment" in page.text
+    only_failed = client.get("/console/events?view=failed")
+    assert pending.provider_event_id not in only_failed.text
+    assert failed.provider_event_id in only_failed.text
+
+
+def test_a_manager_replays_a_failed_event(client, session, org, signed_in, published_tasks):
+    signed_in()
+    event = make_event(session, make_account(session, org), state="failed", last_error="boom")
+    page = client.get("/console/events")
+    response = client.post(
+        f"/console/events/{event.id}/replay", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert response.status_code == 303
+    assert response.location == f"/console/events?replayed={event.id}"
+    session.refresh(event)
+    assert (event.state, event.last_error) == ("pending", None)
+    assert published_tasks == [("worker.tasks.process_event", [str(event.id)])]
+    assert "is queued to be processed again" in client.get(response.location).text
+
+
+def test_replaying_another_organisation_s_event_is_a_404_page(
+    client, session, org, signed_in, published_tasks
+):
+    signed_in()
+    foreign = make_event(session, make_account(session, make_org(session)), state="failed")
+    page = client.get("/console/events")
+    response = client.post(
+        f"/console/events/{foreign.id}/replay", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    session.refresh(foreign)
+    assert foreign.state == "failed"
+    assert published_tasks == []
+
+
+def test_a_replay_without_its_csrf_token_is_refused(client, session, org, signed_in):
+    signed_in()
+    event = make_event(session, make_account(session, org), state="failed")
+    assert client.post(f"/console/events/{event.id}/replay").status_code == 403
+    session.refresh(event)
+    assert event.state == "failed"

@@ -332,6 +332,12 @@ def test_every_console_page_declares_its_roles_unless_public():
         ("POST", "/console/discrepancies/<uuid:discrepancy_id>/assign"),
         ("POST", "/console/discrepancies/<uuid:discrepancy_id>/notes"),
         ("POST", "/console/discrepancies/<uuid:discrepancy_id>/resolve"),
+        ("POST", "/console/bulk"),
+        ("GET", "/console/runs"),
+        ("POST", "/console/runs"),
+        ("GET", "/console/runs/<uuid:run_id>"),
+        ("GET", "/console/events"),
+        ("POST", "/console/events/<uuid:event_id>/replay"),
     }
 
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from shared.access.api_keys import create_api_key
-from shared.discrepancies.ageing import AGE_BUCKETS, ageing_summary, bucket_starts
-from shared.discrepancies.listing import DiscrepancyFilters
+from shared.discrepancies.ageing import AGE_BUCKETS, ageing_summary, bucket_starts, bucket_window
+from shared.discrepancies.listing import DiscrepancyFilters, list_discrepancies
 from tests.discrepancies.calls import BASE, auth
 from tests.discrepancies.factories import in_state, make_discrepancy
 from tests.discrepancies.test_listing_indexes import LIST_INDEX, ONE_OF_EACH, captured_statements
@@ -103,6 +103,33 @@ def test_each_unresolved_discrepancy_counts_in_its_bucket_by_local_calendar_day(
         "8-30": (2, [("EUR", 2, 43)]),
         "31+": (2, [("JPY", 2, 20)]),
     }
+
+
+def test_each_bucket_s_window_lists_exactly_what_the_summary_counts_in_it(session, paris):
+    opened = (
+        utc(2025, 3, 10, 9),
+        utc(2025, 3, 8, 23, 30),
+        utc(2025, 3, 8, 22, 30),
+        utc(2025, 3, 2, 22, 59, 59),
+        utc(2025, 2, 7, 23),
+        utc(2025, 2, 7, 22),
+    )
+    for opened_at in opened:
+        make_discrepancy(session, paris, opened_at=opened_at)
+    summary = ageing_summary(
+        session=session, org_id=paris.id, filters=DiscrepancyFilters(), now=NOW
+    )
+    listed = []
+    for bucket in summary.buckets:
+        since, until = bucket_window(bucket.label, NOW, "Europe/Paris")
+        page = list_discrepancies(
+            session=session, org_id=paris.id, filters=DiscrepancyFilters(since=since, until=until),
+            sort="opened_at", cursor=None, limit=50,
+        )  # fmt: skip
+        listed.append(len(page.items))
+    assert listed == [bucket.count for bucket in summary.buckets] == [2, 1, 2, 1]
+    assert bucket_window("0-1", NOW, "Europe/Paris") == (utc(2025, 3, 8, 23), None)
+    assert bucket_window("31+", NOW, "Europe/Paris") == (None, utc(2025, 2, 7, 23))
 
 
 def test_the_list_filters_narrow_the_summary(session, paris):
