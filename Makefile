@@ -31,7 +31,7 @@ chromium:
 	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 test: lint $(ACTIONLINT) chromium
-	$(VENV)/bin/pytest -n auto
+	RECON_REQUIRE_BROWSER=1 $(VENV)/bin/pytest -n auto
 
 # The README's console pictures (docs/screenshots/*.png), taken by the browser tests.
 screenshots: install chromium

@@ -41,7 +41,7 @@ from shared.bank.model import (
     TransactionCodes,
 )
 from shared.bank.payout_rules import statement_balance_mismatch
-from shared.discrepancies.lifecycle import open_discrepancies
+from shared.discrepancies.opening import open_discrepancies
 from shared.matching.rules import Finding
 from shared.models import BankAccount, BankStatementRecord
 from shared.platform.bulk import array_parameters, column_arrays

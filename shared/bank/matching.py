@@ -6,7 +6,7 @@ lock and idempotent: candidate pairs are read with set-based SQL, the pure rules
 with their ``linked`` log entries and the suggestions replaced; then the
 organisation's PayoutNotReceived, DepositAmountMismatch and UnexpectedDeposit findings
 are computed as a whole, those not yet open are opened and those whose cause is gone
-are auto-resolved (``shared/discrepancies/lifecycle.py``). A finding a person resolved
+are auto-resolved (``shared/discrepancies/opening.py``). A finding a person resolved
 is not opened again for the same subjects.
 
 A pass runs after a statement or settlement import commits (a task queued after commit,
@@ -45,7 +45,8 @@ from shared.bank.payout_rules import (
     payout_not_received,
     unexpected_deposit,
 )
-from shared.discrepancies.lifecycle import AUTO_RESOLUTION, auto_resolve_many, open_discrepancies
+from shared.discrepancies.lifecycle import AUTO_RESOLUTION
+from shared.discrepancies.opening import auto_resolve_many, open_discrepancies
 from shared.matching.rules import Finding
 from shared.models import (
     BankEntryRecord,

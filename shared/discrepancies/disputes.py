@@ -27,9 +27,9 @@ from shared.discrepancies.lifecycle import (
     UNRESOLVED,
     auto_resolve,
     dispute_columns,
-    open_discrepancies,
     record_transition,
 )
+from shared.discrepancies.opening import open_discrepancies
 from shared.matching.judging import StoredDispute, dispute_changes
 from shared.matching.record_fields import RecordFacts
 from shared.matching.rules import DISPUTE_OPENED, Dispute, Finding

@@ -8,7 +8,8 @@ applies one action to a locked row and appends its one entry; triage (:func:`ack
 :func:`assign`, :func:`add_note`, :func:`resolve`) and the period run's
 :func:`auto_resolve` go through it. The incremental engine's batch writes the same
 ``opened`` and ``auto_resolved`` transitions in a few multi-row statements
-(:class:`DiscrepancyChanges`), and the period run opens with :func:`open_discrepancies`.
+(:class:`DiscrepancyChanges`); the other writers open theirs set-based with
+``shared.discrepancies.opening``.
 The partial unique index on unresolved discrepancies keeps at most one per (org, type,
 payment, record) whatever the writers race on: an insert that meets one does nothing.
 No function here commits, and none ever touches a payment.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +33,6 @@ from shared.access.users import find_user
 from shared.discrepancies.listing import DiscrepancyView, discrepancy_view, with_subjects
 from shared.matching.rules import DISPUTE_LOST, Dispute, Finding
 from shared.models import (
-    CASH_SUBJECTS,
     ONE_UNRESOLVED_CONFLICT,
     ReconciliationActionLog,
     ReconciliationDiscrepancy,
@@ -448,16 +448,16 @@ _INSERT_DISCREPANCIES = text(
     f"SELECT * FROM unnest({array_parameters(_DISCREPANCY_COLUMNS)}) "
     f"{ONE_UNRESOLVED_CONFLICT} DO NOTHING RETURNING id"
 )
-_RESOLVE_DISCREPANCIES = text(
+RESOLVE_DISCREPANCIES = text(
     "UPDATE reconciliation_discrepancies SET status = 'resolved', resolution = :resolution, "
     "resolution_reason = :reason, resolved_at = :now, version = version + 1 "
     "WHERE id = ANY(CAST(:ids AS uuid[]))"
 )
-_LOG_COLUMNS = {"org_id": "uuid", "discrepancy_id": "uuid", "action": "text", "payload": "jsonb"}
-_INSERT_LOGS = text(
+LOG_COLUMNS = {"org_id": "uuid", "discrepancy_id": "uuid", "action": "text", "payload": "jsonb"}
+INSERT_LOGS = text(
     "INSERT INTO reconciliation_action_logs (org_id, discrepancy_id, action, actor, payload) "  # noqa: S608
     f"SELECT org_id, discrepancy_id, action, '{SYSTEM}', payload "
-    f"FROM unnest({array_parameters(_LOG_COLUMNS)}) AS v({', '.join(_LOG_COLUMNS)})"
+    f"FROM unnest({array_parameters(LOG_COLUMNS)}) AS v({', '.join(LOG_COLUMNS)})"
 )
 
 
@@ -505,7 +505,7 @@ class DiscrepancyChanges:
         written: set[uuid.UUID] = set()
         if self._resolved:
             session.execute(
-                _RESOLVE_DISCREPANCIES,
+                RESOLVE_DISCREPANCIES,
                 {
                     "ids": [d.id for d in self._resolved],
                     "resolution": AUTO_RESOLUTION,
@@ -527,7 +527,7 @@ class DiscrepancyChanges:
             if d.id in written
         ]
         if entries:
-            session.execute(_INSERT_LOGS, column_arrays(entries, _LOG_COLUMNS))
+            session.execute(INSERT_LOGS, column_arrays(entries, LOG_COLUMNS))
         opened = Counter(d.type for d in self.opened if d.id in written)
         for discrepancy_type, count in opened.items():
             record_discrepancies_opened(discrepancy_type, count, session=session)
@@ -555,137 +555,3 @@ class DiscrepancyChanges:
             )
             for d in self.opened
         ]
-
-
-# --- opening for the period run (auto_resolve above resolves for it) -----------------
-
-
-_OPEN_COLUMNS = {
-    "id": "uuid",
-    "type": "text",
-    "severity": "text",
-    "payment_id": "uuid",
-    "provider_record_id": "uuid",
-    **dict.fromkeys(CASH_SUBJECTS, "uuid"),
-    "amount_minor": "bigint",
-    "currency": "text",
-    "difference_minor": "bigint",
-    **dict.fromkeys(("dispute_status", "dispute_provider_status", "dispute_reason"), "text"),
-    "dispute_evidence_due_at": "timestamptz",
-}
-# A finding that already has an unresolved discrepancy opens nothing.
-_OPEN_ONCE = f"{ONE_UNRESOLVED_CONFLICT} DO NOTHING"
-_OPEN_DISCREPANCIES = text(
-    "INSERT INTO reconciliation_discrepancies "  # noqa: S608
-    f"(org_id, run_id, status, opened_at, {', '.join(_OPEN_COLUMNS)}) "
-    f"SELECT :org_id, :run_id, 'open', :now, * FROM unnest({array_parameters(_OPEN_COLUMNS)}) "
-    f"{_OPEN_ONCE} RETURNING id"
-)
-
-# Openings staged by a period run (COPY, batch by batch), opened at its end set-based.
-STAGED_OPENINGS = "pg_temp.staged_openings"
-STAGED_OPENING_COLUMNS = (*_OPEN_COLUMNS, "payload")
-CREATE_STAGED_OPENINGS = text(
-    "CREATE TEMPORARY TABLE staged_openings ("
-    + ", ".join(f"{name} {kind}" for name, kind in _OPEN_COLUMNS.items())
-    + ", payload jsonb NOT NULL) ON COMMIT DROP"
-)
-# One INSERT … SELECT each, in one statement: the log entries of the rows written (the
-# foreign key is checked at the statement's end, once both are in).
-_OPEN_STAGED = text(
-    "WITH opened AS ("  # noqa: S608
-    "INSERT INTO reconciliation_discrepancies "
-    f"(org_id, run_id, status, opened_at, {', '.join(_OPEN_COLUMNS)}) "
-    f"SELECT :org_id, :run_id, 'open', :now, {', '.join(_OPEN_COLUMNS)} "
-    f"FROM {STAGED_OPENINGS} ORDER BY id {_OPEN_ONCE} RETURNING id, type"
-    "), logged AS ("
-    "INSERT INTO reconciliation_action_logs (org_id, discrepancy_id, action, actor, payload) "
-    f"SELECT :org_id, s.id, '{OPENED}', '{SYSTEM}', s.payload "
-    f"FROM {STAGED_OPENINGS} AS s JOIN opened USING (id)"
-    ") SELECT type, count(*) AS count FROM opened GROUP BY type"
-)
-
-
-def _opening_row(key: uuid.UUID, f: Finding) -> tuple:
-    """The discrepancy a finding opens, in ``_OPEN_COLUMNS`` order."""
-    return (
-        key, f.type, f.severity, f.payment_id, f.provider_record_id,
-        *(getattr(f, subject) for subject in CASH_SUBJECTS), f.amount_minor, f.currency,
-        f.difference_minor, *dispute_columns(f.dispute).values(),
-    )  # fmt: skip
-
-
-def staged_opening(finding: Finding, evidence: dict[str, Any]) -> tuple:
-    """The row of ``STAGED_OPENINGS`` (in ``STAGED_OPENING_COLUMNS`` order) of a finding."""
-    return (*_opening_row(new_id(), finding), json.dumps(opened_payload(finding, evidence)))
-
-
-def open_staged_discrepancies(
-    *, session: Session, org_id: uuid.UUID, run_id: uuid.UUID, now: datetime
-) -> int:
-    """Open a discrepancy for each staged finding that has no unresolved one yet, with its
-    ``opened`` action-log entry; how many opened."""
-    opened = session.execute(_OPEN_STAGED, {"org_id": org_id, "run_id": run_id, "now": now})
-    total = 0
-    for discrepancy_type, count in opened:
-        record_discrepancies_opened(discrepancy_type, count, session=session)
-        total += count
-    return total
-
-
-def open_discrepancies(
-    *,
-    session: Session,
-    org_id: uuid.UUID,
-    findings: Sequence[Finding],
-    now: datetime,
-    evidence: dict[str, Any],
-    run_id: uuid.UUID | None = None,
-) -> int:
-    """Open a discrepancy for each finding that has no unresolved one yet, with its
-    ``opened`` action-log entry: one multi-row statement each. Returns how many opened."""
-    if not findings:
-        return 0
-    by_id = {new_id(): finding for finding in findings}
-    rows = [_opening_row(key, finding) for key, finding in by_id.items()]
-    opened = list(
-        session.scalars(
-            _OPEN_DISCREPANCIES,
-            {"org_id": org_id, "run_id": run_id, "now": now} | column_arrays(rows, _OPEN_COLUMNS),
-        )
-    )
-    if not opened:
-        return 0
-    entries = [
-        (org_id, key, OPENED, json.dumps(opened_payload(by_id[key], evidence))) for key in opened
-    ]
-    session.execute(_INSERT_LOGS, column_arrays(entries, _LOG_COLUMNS))
-    for discrepancy_type, count in Counter(by_id[key].type for key in opened).items():
-        record_discrepancies_opened(discrepancy_type, count, session=session)
-    return len(opened)
-
-
-def auto_resolve_many(
-    *,
-    session: Session,
-    org_id: uuid.UUID,
-    resolved: dict[uuid.UUID, dict[str, Any]],
-    now: datetime,
-) -> int:
-    """Resolve as ``system`` the unresolved discrepancies ``resolved`` names (id → evidence
-    of why the condition no longer holds), each with its ``auto_resolved`` entry: the
-    statements the batch writes with. The caller holds their rows locked. Returns how many."""
-    if not resolved:
-        return 0
-    session.execute(
-        _RESOLVE_DISCREPANCIES,
-        {"ids": list(resolved), "resolution": AUTO_RESOLUTION, "reason": AUTO_RESOLUTION_REASON,
-         "now": now},
-    )  # fmt: skip
-    entries = [
-        (org_id, key, AUTO_RESOLUTION, json.dumps(auto_resolved_payload(evidence)))
-        for key, evidence in resolved.items()
-    ]
-    session.execute(_INSERT_LOGS, column_arrays(entries, _LOG_COLUMNS))
-    expire_rewritten(session, ReconciliationDiscrepancy, list(resolved))
-    return len(resolved)

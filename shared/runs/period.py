@@ -37,12 +37,11 @@ from sqlalchemy import column, exists, select, table, text
 from sqlalchemy.orm import Session
 
 from shared.discrepancies.disputes import follow_disputes
-from shared.discrepancies.lifecycle import (
+from shared.discrepancies.lifecycle import UNRESOLVED, auto_resolve
+from shared.discrepancies.opening import (
     CREATE_STAGED_OPENINGS,
     STAGED_OPENING_COLUMNS,
     STAGED_OPENINGS,
-    UNRESOLVED,
-    auto_resolve,
     open_staged_discrepancies,
     staged_opening,
 )
