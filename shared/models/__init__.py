@@ -7,6 +7,15 @@ constraints, so adding a value is a plain migration (see docs/decisions.md).
 
 from __future__ import annotations
 
+from shared.models.audit import (
+    UUID_TEXT as UUID_TEXT,
+)
+from shared.models.audit import (
+    ReconciliationActionLog as ReconciliationActionLog,
+)
+from shared.models.audit import (
+    SettingsLogEntry as SettingsLogEntry,
+)
 from shared.models.base import (
     ACTIONS as ACTIONS,
 )
@@ -146,9 +155,6 @@ from shared.models.cash import (
     settlement_provider_check as settlement_provider_check,
 )
 from shared.models.core import (
-    UUID_TEXT as UUID_TEXT,
-)
-from shared.models.core import (
     ApiKey as ApiKey,
 )
 from shared.models.core import (
@@ -170,9 +176,6 @@ from shared.models.core import (
     ProviderRecord as ProviderRecord,
 )
 from shared.models.core import (
-    ReconciliationActionLog as ReconciliationActionLog,
-)
-from shared.models.core import (
     ReconciliationDiscrepancy as ReconciliationDiscrepancy,
 )
 from shared.models.core import (
@@ -180,9 +183,6 @@ from shared.models.core import (
 )
 from shared.models.core import (
     ReconciliationRun as ReconciliationRun,
-)
-from shared.models.core import (
-    SettingsLogEntry as SettingsLogEntry,
 )
 from shared.models.people import (
     PASSWORD_TOKEN_PURPOSES as PASSWORD_TOKEN_PURPOSES,

@@ -1,6 +1,6 @@
 """The reconciliation tables: organisations, keys and provider accounts, payments,
-provider events and records, runs, items, discrepancies, their action log and the
-settings log."""
+provider events and records, runs, items and discrepancies (their append-only trails are
+in ``audit.py``)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import (
-    ACTIONS,
     BASE_STATUSES,
     CASH_SUBJECTS,
     DISCREPANCY_LIST_FILTERS,
@@ -558,58 +557,3 @@ class ReconciliationDiscrepancy(Base):
     dispute_reason: Mapped[str | None] = mapped_column(Text)
     dispute_provider_status: Mapped[str | None] = mapped_column(Text)
     dispute_evidence_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class ReconciliationActionLog(Base):
-    """Append-only trail of every triage action; a trigger refuses UPDATE and DELETE."""
-
-    __tablename__ = "reconciliation_action_logs"
-    __table_args__ = (
-        CheckConstraint(one_of("action", ACTIONS), name="action_known"),
-        Index("ix_reconciliation_action_logs_discrepancy", "discrepancy_id", "created_at"),
-    )
-
-    id: Mapped[uuid.UUID] = uuid_pk()
-    org_id: Mapped[uuid.UUID] = org_fk()
-    discrepancy_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("reconciliation_discrepancies.id"), nullable=False
-    )
-    action: Mapped[str] = mapped_column(String(24), nullable=False)
-    actor: Mapped[str] = mapped_column(Text, nullable=False)
-    actor_name: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, nullable=False, server_default=text("'{}'::jsonb")
-    )
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
-    )
-
-
-UUID_TEXT = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-
-
-class SettingsLogEntry(Base):
-    """Append-only trail of settings changes, a row per field (never a secret's value); a
-    trigger refuses UPDATE and DELETE."""
-
-    __tablename__ = "settings_log"
-    __table_args__ = (
-        # The organisation, or one of its provider accounts.
-        CheckConstraint(
-            f"subject = 'organization' OR subject ~ '^provider_account:{UUID_TEXT}$'",
-            name="subject_format",
-        ),
-        Index("ix_settings_log_org_created", "org_id", "created_at", "id"),
-    )
-
-    id: Mapped[uuid.UUID] = uuid_pk()
-    org_id: Mapped[uuid.UUID] = org_fk()
-    actor: Mapped[str] = mapped_column(Text, nullable=False)
-    actor_name: Mapped[str | None] = mapped_column(Text)
-    subject: Mapped[str] = mapped_column(Text, nullable=False)
-    field: Mapped[str] = mapped_column(Text, nullable=False)
-    old_value: Mapped[Any] = mapped_column(JSONB(none_as_null=True), nullable=True)
-    new_value: Mapped[Any] = mapped_column(JSONB(none_as_null=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
-    )
