@@ -15,6 +15,7 @@ import resource
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from currencies import CURRENCIES
@@ -23,6 +24,7 @@ from shared.settlements.layouts import read_settlement_report
 from shared.settlements.model import ReportPayout
 from shared.values.money import format_minor
 
+BATCH = "900"
 HEADER = [
     "Company Account", "Merchant Account", "Psp Reference", "Merchant Reference",
     "Payment Method", "Creation Date", "TimeZone", "Type", "Modification Reference",
@@ -38,8 +40,12 @@ def plain(amount_minor: int, currency: str) -> str:
     return format_minor(amount_minor, currency).replace(",", "")
 
 
-def generate(path: Path, lines: int, seed: int) -> None:
-    """``lines`` rows (settled rows, then one payout per currency) written to ``path``."""
+def generate(
+    path: Path, lines: int, seed: int, on_settled: Callable[[int, int, str], None] | None = None
+) -> None:
+    """``lines`` rows (settled rows, then one payout per currency of batch ``BATCH``) in the
+    Adyen layout written to ``path``; ``on_settled(number, gross, currency)`` is told each
+    settled row (bench/settlements.py writes the payment it settles)."""
     rng = random.Random(seed)
     codes = [code for code, *_ in CURRENCIES]
     weights = [weight for _, weight, *_ in CURRENCIES]
@@ -56,17 +62,19 @@ def generate(path: Path, lines: int, seed: int) -> None:
             net_by_currency[currency] += net
             writer.writerow([
                 "Bench", "BenchShop", f"P{number:015d}", f"ORDER-{number}", "visa",
-                "2026-05-04 10:00:00", "CET", "Settled", f"M{number:015d}", currency, "",
+                "2026-05-05 10:00:00", "UTC", "Settled", f"M{number:015d}", currency, "",
                 plain(gross, currency), "1", currency, "", plain(net, currency), "",
-                *(plain(fee, currency) for fee in fees), "visacredit", "", "900",
-                "2026-05-05 23:50:00", "CEST",
+                *(plain(fee, currency) for fee in fees), "visacredit", "", BATCH,
+                "2026-05-05 21:00:00", "UTC",
             ])  # fmt: skip
+            if on_settled is not None:
+                on_settled(number, gross, currency)
         for currency in codes:
             writer.writerow([
-                "Bench", "BenchShop", "", "", "", "2026-05-06 01:00:00", "CET",
-                "MerchantPayout", "TX900XT batch 900", "", "", "", "", currency,
-                plain(net_by_currency[currency], currency), "", "", "", "", "", "", "",
-                "900", "2026-05-06 01:00:00", "CEST",
+                "Bench", "BenchShop", "", "", "", "2026-05-05 22:00:00", "UTC",
+                "MerchantPayout", f"TX{BATCH}XT batch {BATCH}", "", "", "", "", currency,
+                plain(net_by_currency[currency], currency), "", "", "", "", "", "", "", BATCH,
+                "2026-05-05 22:00:00", "UTC",
             ])  # fmt: skip
 
 

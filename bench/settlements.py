@@ -25,20 +25,17 @@ The database is dropped at the end. Figures: bench/README.md.
 from __future__ import annotations
 
 import argparse
-import csv
-import random
 import resource
 import tempfile
 import time
 import uuid
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from currencies import CURRENCIES
 from environment import clean_up, connect, redis_url, start_afresh, use_own_services
 from figures import verdict
-from settlement_parse import HEADER, plain, resident_mb
+from settlement_parse import HEADER, resident_mb
+from settlement_parse import generate as write_report
 
 DATABASE = "recon_bench_settlements"
 REDIS_DATABASE = 12
@@ -49,44 +46,20 @@ TARGET_LEG_RATIO = 3.0
 DAY_START = datetime(2026, 5, 5, tzinfo=UTC)
 DAY_END = datetime(2026, 5, 6, tzinfo=UTC)
 PAID_AT = "2026-05-05 09:00:00+00"
-BATCH = "900"
 PAYMENT_COLUMNS = "org_id, external_id, provider, amount_minor, currency, status, occurred_at"
 
 
 def generate(csv_path: Path, payments_path: Path, lines: int, org_id: uuid.UUID, seed: int):
     """``lines`` rows (settled rows, then one payout per currency) in the Adyen layout, and
     the COPY text of the payment each settled row settles."""
-    rng = random.Random(seed)
-    codes = [code for code, *_ in CURRENCIES]
-    weights = [weight for _, weight, *_ in CURRENCIES]
-    net_by_currency: Counter[str] = Counter()
-    with csv_path.open("w", newline="") as file, payments_path.open("w") as payments:
-        writer = csv.writer(file)
-        writer.writerow(HEADER)
-        for number in range(lines - len(codes)):
-            currency = rng.choices(codes, weights)[0]
-            _, _, low, high, step = next(entry for entry in CURRENCIES if entry[0] == currency)
-            gross = rng.randrange(low, high, step)
-            fees = [gross // 200, gross // 1000, gross // 500] if step == 1 else [0, 0, 0]
-            net = gross - sum(fees)
-            net_by_currency[currency] += net
-            writer.writerow([
-                "Bench", "BenchShop", f"P{number:015d}", f"ORDER-{number}", "visa",
-                "2026-05-05 10:00:00", "UTC", "Settled", f"M{number:015d}", currency, "",
-                plain(gross, currency), "1", currency, "", plain(net, currency), "",
-                *(plain(fee, currency) for fee in fees), "visacredit", "", BATCH,
-                "2026-05-05 21:00:00", "UTC",
-            ])  # fmt: skip
+    with payments_path.open("w") as payments:
+
+        def write_payment(number: int, gross: int, currency: str) -> None:
             payments.write(
                 f"{org_id}\tORDER-{number}\tadyen\t{gross}\t{currency}\tsucceeded\t{PAID_AT}\n"
             )
-        for currency in codes:
-            writer.writerow([
-                "Bench", "BenchShop", "", "", "", "2026-05-05 22:00:00", "UTC",
-                "MerchantPayout", f"TX{BATCH}XT batch {BATCH}", "", "", "", "", currency,
-                plain(net_by_currency[currency], currency), "", "", "", "", "", "", "", BATCH,
-                "2026-05-05 22:00:00", "UTC",
-            ])  # fmt: skip
+
+        write_report(csv_path, lines, seed, on_settled=write_payment)
 
 
 def prepare_organization() -> uuid.UUID:
