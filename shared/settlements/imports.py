@@ -32,10 +32,12 @@ from shared.platform.errors import NotFound, ValidationFailed
 from shared.platform.ids import new_id
 from shared.platform.logs import get_logger
 from shared.platform.tasks import MATCH_SETTLEMENT_FILE
-from shared.settlements.layouts import read_settlement_report
+from shared.settlements.adyen import adyen_payouts, stage_adyen_lines
+from shared.settlements.layouts import SettlementReport, StagedReport, read_settlement_report
 from shared.settlements.links import LINK_COLUMNS, link_joins
 from shared.settlements.model import ReportLine, ReportPayout
 from shared.settlements.payouts import record_payouts
+from shared.settlements.staging import drop_staging, stage_csv_body
 from shared.values.text import MAX_TEXT_LENGTH, check_identifier
 
 BATCH_ROWS = 5_000
@@ -101,22 +103,21 @@ def import_settlement_file(
     ).scalar()
     if claimed is None:  # a concurrent upload of the same bytes committed first
         return SettlementImport(_earlier(session, org_id, sha256), created=False)  # type: ignore[arg-type]
-    summary = _ImportSummary()
-    for lines, payouts in _batches(report.rows):
-        summary.count(
-            lines, payouts, *_write(session, org_id, file_id, report.provider, lines, payouts)
-        )
-        if on_progress is not None:
-            on_progress(binary.tell())
+    session.execute(text(CREATE_IMPORT_LINES))
+    if isinstance(report, StagedReport):
+        payouts = _stage_adyen(session, org_id, file_id, binary, report, on_progress)
+    else:
+        payouts = _stage_rows(session, org_id, file_id, binary, report, on_progress)
+    summary = payouts.with_lines(_store_lines(session, org_id, file_id, report.provider))
     _keep_original(session, file_id, binary)
     file = session.get(SettlementFile, file_id)
-    file.summary = summary.as_json()  # type: ignore[union-attr]
+    file.summary = summary  # type: ignore[union-attr]
     session.flush()
     # Its lines are judged against payments, its payouts against bank entries.
     send_after_commit(session, MATCH_SETTLEMENT_FILE, [str(file_id)])
     queue_payout_matching(session, org_id)
     log.info("settlement.imported", org_id=str(org_id), file_id=str(file_id), layout=report.layout,
-             lines=summary.lines, payouts=summary.payouts)  # fmt: skip
+             lines=summary["lines"], payouts=summary["payouts"])  # fmt: skip
     return SettlementImport(file, created=True)  # type: ignore[arg-type]
 
 
@@ -171,36 +172,78 @@ def _batches(
     yield lines, payouts
 
 
-# column → PostgreSQL array type, in the order each row's values are listed.
-LINE_COLUMNS = {
-    "line_key": "text", "row_number": "int", "batch_id": "text", "line_type": "text",
-    "provider_type": "text", "provider_reference": "text", "line_reference": "text",
-    "merchant_reference": "text", "payment_intent_id": "text", "gross_minor": "bigint",
-    "gross_currency": "text", "commission_minor": "bigint", "markup_minor": "bigint",
-    "scheme_fee_minor": "bigint", "interchange_minor": "bigint", "processing_minor": "bigint",
-    "other_fee_minor": "bigint", "net_minor": "bigint", "net_currency": "text",
-    "exchange_rate": "numeric", "booked_at": "timestamptz", "description": "text",
+# The lines of the file being imported, before they are stored: a TEMP table with the
+# columns of settlement_lines each layout fills (the others are computed from them).
+IMPORT_LINES = "settlement_import_lines"
+# column → PostgreSQL type, in the order each line's values are listed.
+IMPORT_LINE_COLUMNS = {
+    "row_number": "int", "batch_id": "text", "line_type": "text", "provider_type": "text",
+    "provider_reference": "text", "line_reference": "text", "merchant_reference": "text",
+    "payment_intent_id": "text", "gross_minor": "bigint", "gross_currency": "text",
+    "commission_minor": "bigint", "markup_minor": "bigint", "scheme_fee_minor": "bigint",
+    "interchange_minor": "bigint", "processing_minor": "bigint", "other_fee_minor": "bigint",
+    "net_minor": "bigint", "net_currency": "text", "exchange_rate": "numeric",
+    "booked_at": "timestamptz", "description": "text",
 }  # fmt: skip
+_FEES = ("commission_minor", "markup_minor", "scheme_fee_minor", "interchange_minor",
+         "processing_minor", "other_fee_minor")  # fmt: skip
+CREATE_IMPORT_LINES = (
+    f"CREATE TEMPORARY TABLE {IMPORT_LINES} ("
+    + ", ".join(f"{name} {kind}" for name, kind in IMPORT_LINE_COLUMNS.items())
+    + ") ON COMMIT DROP"
+)
+INSERT_IMPORT_LINES = text(f"""
+INSERT INTO {IMPORT_LINES} SELECT * FROM unnest({array_parameters(IMPORT_LINE_COLUMNS)})
+""")  # noqa: S608
 
 
-# Each line is inserted with its links (shared/settlements/links.py) already found; column
-# names are this module's constants, never input.
-_LISTED = ", ".join(LINE_COLUMNS)
-INSERT_LINES = text(f"""
+def line_key(line: str, provider: str) -> str:
+    """The SQL of a line's identity across files: the SHA-256 (hex) of every fact of the
+    line ``line`` (an alias) of provider ``provider`` but its row number, joined by U+001F
+    (an absent fact is empty; the booking time in ISO 8601, UTC), so the same row in
+    another file, or repeated, is the same line."""
+    facts = [provider, *(f"{line}.{name}" for name in IMPORT_LINE_COLUMNS if name not in {
+        "row_number", "booked_at", "description"})]  # fmt: skip
+    utc = f"({line}.booked_at AT TIME ZONE 'UTC')"
+    booked = (
+        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+        f"extract(microseconds FROM {utc})::bigint % 1000000 <> 0 "
+        f"THEN to_char({utc}, '.US') ELSE '' END || '+00:00'"
+    )
+    listed = ", ".join(f"coalesce(CAST({fact} AS text), '')" for fact in facts)
+    return (
+        f"encode(sha256(convert_to(concat_ws(chr(31), {listed}, {booked}, "
+        f"coalesce({line}.description, '')), 'UTF8')), 'hex')"
+    )
+
+
+# Each line is stored with its links (shared/settlements/links.py) already found, the first
+# of identical lines with its row number; names are this module's constants, never input.
+_STORED = list(IMPORT_LINE_COLUMNS)
+STORE_LINES = text(f"""
 INSERT INTO settlement_lines
-  (org_id, file_id, provider, {_LISTED}, provider_record_id, payment_id)
-SELECT :org_id, :file_id, :provider, {", ".join(f"v.{name}" for name in LINE_COLUMNS)},
-       {LINK_COLUMNS}
-FROM unnest({array_parameters(LINE_COLUMNS)}) AS v({_LISTED})
+  (org_id, file_id, provider, line_key, {", ".join(_STORED)}, provider_record_id, payment_id)
+SELECT :org_id, :file_id, :provider, {line_key("v", ":provider")},
+       {", ".join(f"v.{name}" for name in _STORED)}, {LINK_COLUMNS}
+FROM {IMPORT_LINES} AS v
 {link_joins("v", ":provider")}
+ORDER BY v.row_number
 ON CONFLICT (org_id, line_key) DO NOTHING
+""")  # noqa: S608
+LINE_TOTALS = text(f"""
+SELECT net_currency, count(*) AS lines,
+       CAST(coalesce(sum(net_minor) FILTER (WHERE line_type <> 'payout'), 0) AS bigint)
+         AS net_minor,
+       CAST(coalesce(sum({" + ".join(_FEES)}) FILTER (WHERE line_type <> 'payout'), 0) AS bigint)
+         AS fees_minor
+FROM {IMPORT_LINES} GROUP BY net_currency
 """)  # noqa: S608
 
 
 def _line_values(line: ReportLine) -> tuple[Any, ...]:
     fees = line.fees
     return (
-        line.key, line.row, line.batch_id, line.line_type, line.provider_type,
+        line.row, line.batch_id, line.line_type, line.provider_type,
         line.provider_reference, line.line_reference, line.merchant_reference,
         line.payment_intent_id, line.gross_minor, line.gross_currency, fees.commission,
         fees.markup, fees.scheme_fee, fees.interchange, fees.processing, fees.other,
@@ -208,25 +251,76 @@ def _line_values(line: ReportLine) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _write(
+def _stage_rows(
+    session: Session,
+    org_id: uuid.UUID,
+    file_id: uuid.UUID,
+    binary: IO[bytes],
+    report: SettlementReport,
+    on_progress: Callable[[int], None] | None,
+) -> _PayoutSummary:
+    """Parse the rows in Python: lines into IMPORT_LINES, payouts recorded."""
+    payouts = _PayoutSummary()
+    for lines, stated in _batches(report.rows):
+        if lines:
+            values = [_line_values(line) for line in lines]
+            session.execute(INSERT_IMPORT_LINES, column_arrays(values, IMPORT_LINE_COLUMNS))
+        payouts.count(stated, _record(session, org_id, file_id, report.provider, stated))
+        if on_progress is not None:
+            on_progress(binary.tell())
+    return payouts
+
+
+def _stage_adyen(
+    session: Session,
+    org_id: uuid.UUID,
+    file_id: uuid.UUID,
+    binary: IO[bytes],
+    report: StagedReport,
+    on_progress: Callable[[int], None] | None,
+) -> _PayoutSummary:
+    """Read the body in PostgreSQL: lines into IMPORT_LINES, its payouts recorded."""
+    staged = stage_csv_body(
+        session, binary, width=len(report.header), header_row=report.header_row,
+        body_start=report.body_start, on_progress=on_progress,
+    )  # fmt: skip
+    try:
+        stage_adyen_lines(session=session, staged=staged, header=report.header, into=IMPORT_LINES)
+    finally:
+        drop_staging(session)
+    session.execute(text(f"ANALYZE {IMPORT_LINES}"))
+    payouts = _PayoutSummary()
+    for stated in adyen_payouts(session=session, lines=IMPORT_LINES, batch=BATCH_ROWS):
+        payouts.count(stated, _record(session, org_id, file_id, report.provider, stated))
+    return payouts
+
+
+def _record(
     session: Session,
     org_id: uuid.UUID,
     file_id: uuid.UUID,
     provider: str,
-    lines: list[ReportLine],
     payouts: list[ReportPayout],
-) -> tuple[int, int]:
-    """Insert one batch; the lines and payouts it added (the others were known)."""
-    added_lines = 0
-    if lines:
-        parameters = column_arrays([_line_values(line) for line in lines], LINE_COLUMNS) | {
-            "org_id": org_id, "file_id": file_id, "provider": provider,
-        }  # fmt: skip
-        added_lines = session.execute(INSERT_LINES, parameters).rowcount
-    added_payouts = record_payouts(
+) -> int:
+    return record_payouts(
         session=session, org_id=org_id, provider=provider, payouts=payouts, file_id=file_id
     )
-    return added_lines, added_payouts
+
+
+def _store_lines(
+    session: Session, org_id: uuid.UUID, file_id: uuid.UUID, provider: str
+) -> dict[str, Any]:
+    """Store the staged lines not known yet; the lines part of the summary."""
+    ids = {"org_id": org_id, "file_id": file_id, "provider": provider}
+    added = session.execute(STORE_LINES, ids).rowcount
+    totals = {
+        row.net_currency: {"lines": row.lines, "net_minor": row.net_minor,
+                           "fees_minor": row.fees_minor, "payouts_minor": 0}
+        for row in session.execute(LINE_TOTALS)
+    }  # fmt: skip
+    session.execute(text(f"DROP TABLE {IMPORT_LINES}"))
+    lines = sum(total["lines"] for total in totals.values())
+    return {"lines": lines, "known_lines": lines - added, "totals": totals}
 
 
 def _keep_original(session: Session, file_id: uuid.UUID, binary: IO[bytes]) -> None:
@@ -239,39 +333,28 @@ def _keep_original(session: Session, file_id: uuid.UUID, binary: IO[bytes]) -> N
         position += 1
 
 
-class _ImportSummary:
-    """What a file held, per settlement currency, and how much of it was already known."""
+class _PayoutSummary:
+    """The payouts a file stated, per currency, and how many were already known."""
 
     def __init__(self) -> None:
-        self.lines = self.payouts = self.known_lines = self.known_payouts = 0
-        self.totals: dict[str, dict[str, int]] = defaultdict(
-            lambda: dict.fromkeys(("lines", "net_minor", "fees_minor", "payouts_minor"), 0)
-        )
+        self.payouts = self.known = 0
+        self.amounts: dict[str, int] = defaultdict(int)
 
-    def count(
-        self,
-        lines: list[ReportLine],
-        payouts: list[ReportPayout],
-        added_lines: int,
-        added_payouts: int,
-    ) -> None:
-        self.lines += len(lines)
+    def count(self, payouts: list[ReportPayout], added: int) -> None:
         self.payouts += len(payouts)
-        self.known_lines += len(lines) - added_lines
-        self.known_payouts += len(payouts) - added_payouts
-        for line in lines:
-            total = self.totals[line.net_currency]
-            total["lines"] += 1
-            if line.line_type != "payout":
-                total["net_minor"] += line.net_minor
-                total["fees_minor"] += line.fees.total
+        self.known += len(payouts) - added
         for payout in payouts:
-            self.totals[payout.currency]["payouts_minor"] += payout.amount_minor
+            self.amounts[payout.currency] += payout.amount_minor
 
-    def as_json(self) -> dict[str, Any]:
+    def with_lines(self, lines: dict[str, Any]) -> dict[str, Any]:
+        """The file's summary: these payouts and the ``lines`` part (_store_lines)."""
+        totals = lines["totals"]
+        empty = {"lines": 0, "net_minor": 0, "fees_minor": 0, "payouts_minor": 0}
+        for currency, amount in self.amounts.items():
+            totals.setdefault(currency, dict(empty))["payouts_minor"] += amount
         return {
-            "lines": self.lines,
+            "lines": lines["lines"],
             "payouts": self.payouts,
-            "already_known": {"lines": self.known_lines, "payouts": self.known_payouts},
-            "totals": dict(sorted(self.totals.items())),
+            "already_known": {"lines": lines["known_lines"], "payouts": self.known},
+            "totals": dict(sorted(totals.items())),
         }

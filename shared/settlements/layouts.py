@@ -1,9 +1,10 @@
 """Which settlement layout a file is, told from its first record, and its rows streamed.
 
 :func:`read_settlement_report` reads the header (or the JSON object) at once, so an
-unknown layout is refused before anything else happens; the rows then come one by one
-as the caller iterates, never the whole file in memory (a JSON object is one document,
-bounded by ``MAX_JSON_CHARACTERS``).
+unknown layout is refused before anything else happens. An Adyen report's body is then
+read in PostgreSQL (:class:`StagedReport`, shared/settlements/adyen.py); the other
+layouts' rows come one by one as the caller iterates, never the whole file in memory (a
+JSON object is one document, bounded by ``MAX_JSON_CHARACTERS``).
 """
 
 from __future__ import annotations
@@ -44,9 +45,21 @@ class SettlementReport:
     rows: Iterator[ReportLine | ReportPayout]
 
 
+@dataclass(frozen=True)
+class StagedReport:
+    """A CSV report whose body is read in PostgreSQL: its header, the header's record
+    number, and where in the file its body starts."""
+
+    provider: str
+    layout: str
+    header: list[str]
+    header_row: int
+    body_start: int
+
+
 def read_settlement_report(
     binary: IO[bytes], *, merchant_reference_key: str = "external_id"
-) -> SettlementReport:
+) -> SettlementReport | StagedReport:
     """The report in ``binary`` (UTF-8, with or without a BOM, any line ending).
 
     Refuses (``SettlementFileRefused``) a file of no known layout, naming those expected;
@@ -64,30 +77,31 @@ def read_settlement_report(
     head = next(records, None)
     if head is None:
         raise SettlementFileRefused(f"the file is empty; expected one of: {EXPECTED}")
-    provider, layout, rows = _csv_rows(head, records, merchant_reference_key)
-    return SettlementReport(provider, layout, rows)
+    # The lines read so far are exactly the header's (the CSV reader asks for no more).
+    return _csv_report(head, records, merchant_reference_key, body_start=binary.tell())
 
 
-def _csv_rows(
+def _csv_report(
     head: tuple[int, list[str]],
     records: Iterator[tuple[int, list[str]]],
     merchant_reference_key: str,
-) -> tuple[str, str, Iterator[ReportLine | ReportPayout]]:
-    _, header = head
+    *,
+    body_start: int,
+) -> SettlementReport | StagedReport:
+    header_row, header = head
     if header[0].strip().upper() in {"RH", "FH", "SH", "CH"}:
         rows = paypal.parse_paypal_settlement(itertools.chain([head], records))
-        return "paypal", paypal.LAYOUT, rows
+        return SettlementReport("paypal", paypal.LAYOUT, rows)
     columns = Columns(header)
     if not columns.missing(adyen.REQUIRED_COLUMNS):
-        rows = adyen.parse_adyen_settlement_details(header, records)
-        return "adyen", adyen.LAYOUT, rows
+        return StagedReport("adyen", adyen.LAYOUT, header, header_row, body_start)
     if not columns.missing(stripe_csv.REQUIRED_COLUMNS) and any(
         name in columns for name in stripe_csv.CREATED_COLUMNS
     ):
         rows = stripe_csv.parse_stripe_balance_report(
             header, records, merchant_reference_key=merchant_reference_key
         )
-        return "stripe", stripe_csv.LAYOUT, rows
+        return SettlementReport("stripe", stripe_csv.LAYOUT, rows)
     if not columns.missing(ADYEN_ACCOUNTING_REPORT):
         raise SettlementFileRefused(
             "this is an Adyen Payments accounting report (a payment's lifecycle: Received, "

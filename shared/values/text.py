@@ -17,7 +17,10 @@ from shared.platform.errors import ValidationFailed
 MAX_TEXT_LENGTH = 255
 
 _BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
-_IDENTIFIER_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+# The characters an identifier must not hold, as the ranges of a bracket expression
+# (shared/settlements/cell_sql.py asks PostgreSQL the same).
+IDENTIFIER_REFUSED_RANGES = f"\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}"
+_IDENTIFIER_REFUSED = re.compile(f"[{IDENTIFIER_REFUSED_RANGES}]")
 _FREE_TEXT_REFUSED = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
 
 
