@@ -22,14 +22,14 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared.settlements.cell_sql import (
+    BATCH_VALUES,
     CURRENCIES,
     INSTANTS,
     PARAMETERS,
     ZONES,
+    Lookup,
     decimal_is_exact,
-    decimal_is_written,
     exchange_rate_is_valid,
-    fill_lookup,
     identifier_is_valid,
     minor_units,
     trimmed,
@@ -37,7 +37,6 @@ from shared.settlements.cell_sql import (
 from shared.settlements.cells import (
     Columns,
     SettlementCellInvalid,
-    cached_exponent,
     currency_code,
     decimal_minor_units,
     exchange_rate,
@@ -46,7 +45,7 @@ from shared.settlements.cells import (
     zone_named,
 )
 from shared.settlements.model import ReportPayout
-from shared.settlements.staging import StagedBody
+from shared.settlements.staging import IMPORT_LINE_COLUMNS, StagedBody
 
 LAYOUT = "adyen_settlement_details"
 # Without these a row cannot be read: they identify the layout.
@@ -91,7 +90,6 @@ FEE_COLUMNS = {
     "processing": "Payment Fees (NC)",
     "other": "DCC Markup (NC)",
 }
-TYPES = "settlement_adyen_types"
 # The moments a row's booking time is read from, each in the zone its own column names:
 # the booking date when the layout has one, else the creation date.
 MOMENTS = (("Booking Date", "Booking Date TimeZone"), ("Creation Date", "TimeZone"))
@@ -102,35 +100,79 @@ def line_type(written: str) -> str:
     return LINE_TYPES.get(identifier(written).casefold(), "other")
 
 
+def _type_values(written: str) -> tuple[bool, str | None]:
+    try:
+        return True, line_type(written)
+    except ValueError:
+        return False, None
+
+
+TYPES = Lookup("settlement_adyen_types", _type_values, ("valid boolean", "line_type text"))
+
+
+# The cells the rules read, each once per row (trimmed) as column k<index> of the
+# innermost query; a refusal's message may quote any of them.
+_READ = (
+    "Type", "Gross Currency", "Gross Credit (GC)", "Gross Debit (GC)", "Net Currency",
+    "Net Credit (NC)", "Net Debit (NC)", *FEE_COLUMNS.values(), "Batch Number",
+    "Psp Reference", "Modification Reference", "Merchant Reference", "Exchange Rate",
+    "Booking Date", "Booking Date TimeZone", "Creation Date", "TimeZone",
+)  # fmt: skip
+_IDENTIFIERS = ("Batch Number", "Psp Reference", "Modification Reference", "Merchant Reference")
+
+
+def _cell(name: str, alias: str = "c") -> str:
+    return f"{alias}.k{_READ.index(name)}"
+
+
 class _Rows:
-    """The SQL of one staged file's cells (by column name) and of its rules."""
+    """The SQL of one staged file's rules and conversions."""
 
     def __init__(self, staged: StagedBody, header: list[str]) -> None:
         self.staged = staged
         self.columns = Columns(header)
 
-    def cell(self, name: str) -> str:
-        """The trimmed cell of column ``name``, NULL when empty or absent."""
-        return trimmed(self.staged.cell(self.columns.position(name)))
+    def raw(self, name: str) -> str:
+        return self.staged.cell(self.columns.position(name))
 
-    def amount_checks(self, name: str, currency: str) -> list[tuple[str, str, str]]:
+    def cells(self) -> str:
+        """The innermost query: each read cell trimmed once, and whether the identifier
+        cells hold no refused character at all (the usual case, one test for four)."""
+        trimmed_cells = ", ".join(
+            f"{trimmed(self.raw(name))} AS k{index}" for index, name in enumerate(_READ)
+        )
+        identifiers = ", ".join(self.raw(name) for name in _IDENTIFIERS)
+        every_cell = ", ".join(self.staged.cell(position) for position in range(self.staged.width))
+        # Only a row without a type may be blank (skipped, still numbered).
+        blank = (
+            f"CASE WHEN {trimmed(self.raw('Type'))} IS NULL "
+            f"THEN btrim(concat({every_cell}), :whitespace) = '' ELSE false END"
+        )
+        return (
+            f"SELECT s.ordinal, s.nul_cells, {trimmed_cells}, "
+            f"concat({identifiers}) !~ :refused AS clean, {blank} AS blank "
+            f"FROM {self.staged.table} AS s OFFSET 0"
+        )
+
+    @staticmethod
+    def amount_checks(name: str, currency: str) -> list[tuple[str, str, str]]:
         """(condition, column, rule) refusing column ``name``'s amount in the currency
         joined as ``currency``."""
-        cell = self.cell(name)
+        cell = _cell(name)
         return [
             (f"{cell} IS NOT NULL AND {currency}.code IS NULL", name, "no_currency"),
-            (f"{cell} IS NOT NULL AND NOT {decimal_is_written(cell)}", name, "amount"),
             (f"{cell} IS NOT NULL AND NOT {decimal_is_exact(cell, currency)}", name, "amount"),
         ]
 
-    def identifier_checks(self, name: str, *, required: bool) -> list[tuple[str, str, str]]:
-        cell = self.cell(name)
+    @staticmethod
+    def identifier_checks(name: str, *, required: bool) -> list[tuple[str, str, str]]:
+        cell = _cell(name)
         checks = [(f"{cell} IS NULL", name, "empty")] if required else []
-        return [*checks, (f"NOT {identifier_is_valid(cell)}", name, "identifier")]
+        return [*checks, (f"NOT {identifier_is_valid(cell, 'c.clean')}", name, "identifier")]
 
     def checks(self) -> list[tuple[str, str, str]]:
         """Every rule of a row, in the order the cells are read: (condition, column, rule)."""
-        cell = self.cell
+        cell = _cell
         checks = [
             (f"{cell('Type')} IS NULL", "Type", "empty"),
             ("NOT t.valid", "Type", "identifier"),
@@ -148,7 +190,7 @@ class _Rows:
         for column in FEE_COLUMNS.values():
             checks += self.amount_checks(column, "nc")
         checks += self.identifier_checks("Batch Number", required=True)
-        for name in ("Psp Reference", "Modification Reference", "Merchant Reference"):
+        for name in _IDENTIFIERS[1:]:
             checks += self.identifier_checks(name, required=False)
         rate = cell("Exchange Rate")
         checks.append((f"{rate} IS NOT NULL AND NOT {exchange_rate_is_valid(rate)}",
@@ -165,95 +207,65 @@ class _Rows:
             ]
         return checks
 
-    def joins(self) -> str:
-        """The lookups a row's rules read (shared/settlements/cell_sql.py)."""
-        cell = self.cell
+    def checked(self) -> str:
+        """The middle query: each non-blank row with its lookups and the number of its first
+        failing check (:meth:`checks`), NULL when every check passes."""
+        cell = _cell
+        problem = " ".join(
+            f"WHEN {condition} THEN {number}"
+            for number, (condition, _, _) in enumerate(self.checks())
+        )
         return f"""
-LEFT JOIN {TYPES} AS t ON t.written = {cell("Type")}
-LEFT JOIN {CURRENCIES} AS gc ON gc.written = {cell("Gross Currency")}
-LEFT JOIN {CURRENCIES} AS nc ON nc.written = {cell("Net Currency")}
-LEFT JOIN {ZONES} AS bz ON bz.written = {cell("Booking Date TimeZone")} AND bz.valid
-LEFT JOIN {ZONES} AS cz ON cz.written = {cell("TimeZone")} AND cz.valid
-LEFT JOIN {INSTANTS} AS bi
+SELECT c.*, t.line_type, gc.code AS gc_code, gc.factor AS gc_factor, nc.code AS nc_code,
+       nc.factor AS nc_factor, bi.instant AS booking_instant, ci.instant AS creation_instant,
+       CASE {problem} END AS problem
+FROM ({self.cells()}) AS c
+LEFT JOIN {TYPES.table} AS t ON t.written = {cell("Type")}
+LEFT JOIN {CURRENCIES.table} AS gc ON gc.written = {cell("Gross Currency")}
+LEFT JOIN {CURRENCIES.table} AS nc ON nc.written = {cell("Net Currency")}
+LEFT JOIN {ZONES.table} AS bz ON bz.written = {cell("Booking Date TimeZone")} AND bz.valid
+LEFT JOIN {ZONES.table} AS cz ON cz.written = {cell("TimeZone")} AND cz.valid
+LEFT JOIN {INSTANTS.table} AS bi
   ON bi.written = {cell("Booking Date")} AND bi.zone = {cell("Booking Date TimeZone")}
-LEFT JOIN {INSTANTS} AS ci ON ci.written = {cell("Creation Date")} AND ci.zone = {cell("TimeZone")}
+LEFT JOIN {INSTANTS.table} AS ci ON ci.written = {cell("Creation Date")} AND ci.zone = {cell("TimeZone")}
+WHERE NOT c.blank
+OFFSET 0
 """
 
-    def not_blank(self) -> str:
-        """A record with some cell not blank (blank records are skipped, still numbered)."""
-        cells = ", ".join(self.staged.cell(position) for position in range(self.staged.width))
-        return f"btrim(concat({cells}), :whitespace) <> ''"
+    def insert(self, into: str) -> str:
+        """The statement inserting each row's line (or, for a row that fails a check, its
+        row number and problem) into ``into``."""
 
-    def credit_minus_debit(self, credit: str, debit: str, currency: str) -> str:
-        credit_cell, debit_cell = self.cell(credit), self.cell(debit)
-        return (
-            f"CASE WHEN {credit_cell} IS NOT NULL OR {debit_cell} IS NOT NULL THEN "
-            f"coalesce({minor_units(credit_cell, currency)}, 0) - "
-            f"coalesce({minor_units(debit_cell, currency)}, 0) END"
-        )
+        def cell(name: str) -> str:
+            return _cell(name, "r")
 
-    def line_values(self) -> str:
-        """The line columns (shared/settlements/imports.py's IMPORT_LINE_COLUMNS, in order)
-        of a row whose every rule passed."""
-        cell = self.cell
+        def valid(expression: str) -> str:
+            return f"CASE WHEN r.problem IS NULL THEN {expression} END"
+
+        def credit_minus_debit(credit: str, debit: str, factor: str) -> str:
+            return valid(
+                f"CASE WHEN {cell(credit)} IS NOT NULL OR {cell(debit)} IS NOT NULL THEN "
+                f"coalesce({minor_units(cell(credit), factor)}, 0) - "
+                f"coalesce({minor_units(cell(debit), factor)}, 0) END"
+            )
+
         fees = ", ".join(
-            f"coalesce({minor_units(cell(column), 'nc')}, 0)" for column in FEE_COLUMNS.values()
+            valid(f"coalesce({minor_units(cell(column), 'r.nc_factor')}, 0)")
+            for column in FEE_COLUMNS.values()
         )
-        gross = self.credit_minus_debit("Gross Credit (GC)", "Gross Debit (GC)", "gc")
         return f"""
-s.ordinal + {self.staged.header_row}, {cell("Batch Number")}, t.line_type, {cell("Type")},
-{cell("Psp Reference")}, {cell("Modification Reference")}, {cell("Merchant Reference")},
-NULL, {gross}, CASE WHEN {cell("Gross Currency")} IS NOT NULL THEN gc.code END, {fees},
-{self.credit_minus_debit("Net Credit (NC)", "Net Debit (NC)", "nc")}, nc.code,
-CAST({cell("Exchange Rate")} AS numeric),
-CASE WHEN {cell("Booking Date")} IS NOT NULL THEN bi.instant ELSE ci.instant END, NULL
+INSERT INTO {into} ({", ".join(IMPORT_LINE_COLUMNS)}, problem)
+SELECT r.ordinal + {self.staged.header_row}, {cell("Batch Number")}, r.line_type,
+       {cell("Type")}, {cell("Psp Reference")}, {cell("Modification Reference")},
+       {cell("Merchant Reference")}, NULL,
+       {credit_minus_debit("Gross Credit (GC)", "Gross Debit (GC)", "r.gc_factor")},
+       CASE WHEN {cell("Gross Currency")} IS NOT NULL THEN r.gc_code END, {fees},
+       {credit_minus_debit("Net Credit (NC)", "Net Debit (NC)", "r.nc_factor")}, r.nc_code,
+       {valid(f"CAST({cell('Exchange Rate')} AS numeric)")},
+       CASE WHEN {cell("Booking Date")} IS NOT NULL THEN r.booking_instant
+            ELSE r.creation_instant END, NULL, r.problem
+FROM ({self.checked()}) AS r
 """
-
-
-def stage_adyen_lines(
-    *, session: Session, staged: StagedBody, header: list[str], into: str
-) -> None:
-    """Check every staged row and insert each line into the TEMP table ``into``.
-
-    Raises ``SettlementCellInvalid`` for the file's first bad cell (its row, its column,
-    the message of the cell's rule), having inserted nothing.
-    """
-    rows = _Rows(staged, header)
-    cell = rows.cell
-    fill_lookup(session, TYPES, f"SELECT DISTINCT {cell('Type')} FROM {staged.table} AS s",
-                lambda written: (_valid(line_type, written), line_type_or_none(written)),
-                "valid boolean, line_type text")  # fmt: skip
-    fill_lookup(session, CURRENCIES, _distinct(rows, "Gross Currency", "Net Currency"),
-                _currency, "code text, exponent int, factor bigint")  # fmt: skip
-    zones = ("Booking Date TimeZone", "TimeZone")
-    fill_lookup(session, ZONES, _distinct(rows, *zones), lambda written: (
-        _valid(zone_named, written),), "valid boolean")  # fmt: skip
-    moments = " UNION ".join(
-        f"SELECT DISTINCT {cell(moment)}, {cell(zone)} FROM {staged.table} AS s "
-        f"JOIN {ZONES} AS z ON z.written = {cell(zone)} AND z.valid "
-        f"WHERE {cell(moment)} IS NOT NULL"
-        for moment, zone in MOMENTS
-    )
-    fill_lookup(session, INSTANTS, moments, _instant, "instant timestamptz", keys=("zone",))
-    checks = rows.checks()
-    problem = " ".join(
-        f"WHEN {condition} THEN {number}" for number, (condition, _, _) in enumerate(checks)
-    )
-    first_bad = session.execute(text(f"""
-SELECT s.ordinal + {staged.header_row} AS row, CASE {problem} END AS problem, s.nul_cells,
-       {", ".join(cell(name) for name in _READ)}, gc.code AS gross_code, nc.code AS net_code
-FROM {staged.table} AS s {rows.joins()}
-WHERE {rows.not_blank()} AND CASE {problem} END IS NOT NULL
-ORDER BY s.ordinal LIMIT 1
-"""), PARAMETERS).first()  # fmt: skip  # noqa: S608 - positions and names are constants
-    if first_bad is not None:
-        _, column, rule = checks[first_bad.problem]
-        raise _refusal(first_bad, column, rule, rows)
-    session.execute(text(f"""
-INSERT INTO {into} SELECT {rows.line_values()}
-FROM {staged.table} AS s {rows.joins()}
-WHERE {rows.not_blank()}
-"""), PARAMETERS)  # fmt: skip  # noqa: S608
 
 
 def adyen_payouts(*, session: Session, lines: str, batch: int) -> Iterator[list[ReportPayout]]:
@@ -262,7 +274,7 @@ def adyen_payouts(*, session: Session, lines: str, batch: int) -> Iterator[list[
     statement = text(
         f"SELECT row_number, batch_id, net_currency, net_minor, booked_at FROM {lines} "
         "WHERE line_type = 'payout' ORDER BY row_number"
-    ).execution_options(stream_results=True, yield_per=batch)  # noqa: S608 - a constant
+    ).execution_options(stream_results=True, yield_per=batch)
     for rows in session.execute(statement).partitions():
         yield [
             ReportPayout(provider="adyen", row=row.row_number, payout_id=row.batch_id,
@@ -272,61 +284,87 @@ def adyen_payouts(*, session: Session, lines: str, batch: int) -> Iterator[list[
         ]  # fmt: skip
 
 
-def line_type_or_none(written: str) -> str | None:
-    """:func:`line_type`, or None for a Type cell that is no identifier."""
-    try:
-        return line_type(written)
-    except ValueError:
-        return None
+# The lookups of the values a file holds few of, each with the cells it is filled from.
+_LOOKUPS = (
+    (TYPES, ("Type",)),
+    (CURRENCIES, ("Gross Currency",)),
+    (CURRENCIES, ("Net Currency",)),
+    (ZONES, ("Booking Date TimeZone",)),
+    (ZONES, ("TimeZone",)),
+    (INSTANTS, MOMENTS[0]),
+    (INSTANTS, MOMENTS[1]),
+)
 
 
-def _valid(rule, written: str) -> bool:
-    try:
-        rule(written)
-    except ValueError:
-        return False
-    return True
-
-
-def _currency(written: str) -> tuple[str | None, int | None, int | None]:
-    try:
-        code = currency_code(written)
-    except ValueError:
-        return None, None, None
-    exponent = cached_exponent(code)
-    return code, exponent, 10**exponent
-
-
-def _instant(written: str, zone: str):
-    try:
-        return (local_instant(written, zone_named(zone)),)
-    except ValueError:
-        return (None,)
-
-
-def _distinct(rows: _Rows, *names: str) -> str:
-    return " UNION ".join(
-        f"SELECT DISTINCT {rows.cell(name)} FROM {rows.staged.table} AS s" for name in names
+def _fill_lookups(session: Session, rows: _Rows) -> None:
+    """Every lookup of the file, from one scan of its staged rows: their distinct values
+    per lookup (grouping sets), each read by its Python rule."""
+    names = list(dict.fromkeys(name for _, cells in _LOOKUPS for name in cells))
+    keys = [f"k{index}" for index in range(len(names))]
+    inner = ", ".join(
+        f"{trimmed(rows.raw(name))} AS {key}" for name, key in zip(names, keys, strict=True)
     )
+    sets = ", ".join(
+        f"({', '.join(keys[names.index(name)] for name in cells)})" for _, cells in _LOOKUPS
+    )
+    statement = text(
+        f"SELECT GROUPING({', '.join(keys)}) AS grouped, {', '.join(keys)} "
+        f"FROM (SELECT {inner} FROM {rows.staged.table} AS s) AS c GROUP BY GROUPING SETS ({sets})"
+    ).execution_options(stream_results=True, yield_per=BATCH_VALUES)
+    # GROUPING() sets the bit of each column a row is not grouped by, the first the highest.
+    by_mask = {
+        sum(1 << (len(names) - 1 - index) for index, name in enumerate(names) if name not in cells):
+        (lookup, [names.index(name) + 1 for name in cells])
+        for lookup, cells in _LOOKUPS
+    }  # fmt: skip
+    for lookup in dict.fromkeys(lookup for lookup, _ in _LOOKUPS):
+        lookup.create(session)
+    for batch in session.execute(statement, PARAMETERS).partitions():
+        found: dict[Lookup, list[tuple]] = {}
+        for row in batch:
+            lookup, columns = by_mask[row.grouped]
+            values = tuple(row[column] for column in columns)
+            if values[0] is not None:
+                found.setdefault(lookup, []).append(values)
+        for lookup, values in found.items():
+            lookup.add(session, values)
+    for lookup in dict.fromkeys(lookup for lookup, _ in _LOOKUPS):
+        session.execute(text(f"ANALYZE {lookup.table}"))
 
 
-# The cells a refusal's message may quote, in this order in the first-bad-row query.
-_READ = (
-    "Type", "Gross Currency", "Gross Credit (GC)", "Gross Debit (GC)", "Net Currency",
-    "Net Credit (NC)", "Net Debit (NC)", *FEE_COLUMNS.values(), "Batch Number",
-    "Psp Reference", "Modification Reference", "Merchant Reference", "Exchange Rate",
-    "Booking Date", "Booking Date TimeZone", "Creation Date", "TimeZone",
-)  # fmt: skip
+def stage_adyen_lines(
+    *, session: Session, staged: StagedBody, header: list[str], into: str
+) -> None:
+    """Check every staged row and insert each line into the TEMP table ``into``
+    (shared/settlements/imports.py's IMPORT_LINES).
+
+    Raises ``SettlementCellInvalid`` for the file's first bad cell (its row, its column,
+    the message of the cell's rule); ``into`` then holds rows that must not be stored.
+    """
+    rows = _Rows(staged, header)
+    _fill_lookups(session, rows)
+    session.execute(text(rows.insert(into)), PARAMETERS)
+    first_bad = session.execute(text(
+        f"SELECT row_number, problem FROM {into} WHERE problem IS NOT NULL "
+        "ORDER BY row_number LIMIT 1"
+    )).first()  # fmt: skip
+    if first_bad is not None:
+        found = session.execute(
+            text(f"SELECT * FROM ({rows.cells()}) AS c WHERE c.ordinal = :ordinal"),
+            PARAMETERS | {"ordinal": first_bad.row_number - staged.header_row},
+        ).one()
+        _, column, rule = rows.checks()[first_bad.problem]
+        raise _refusal(first_bad.row_number, found, column, rule, rows)
 
 
-def _refusal(found, column: str, rule: str, rows: _Rows) -> SettlementCellInvalid:
-    """The refusal of ``found``'s ``column``, its message the one the cell's rule gives."""
-    cells = dict(zip(_READ, found[3 : 3 + len(_READ)], strict=True))
+def _refusal(row: int, found, column: str, rule: str, rows: _Rows) -> SettlementCellInvalid:
+    """The refusal of ``row``'s ``column`` (``found``: its cells as :meth:`_Rows.cells`
+    reads them), its message the one the cell's Python rule gives."""
+    cells = {name: getattr(found, f"k{index}") for index, name in enumerate(_READ)}
     value = cells[column]
     position = rows.columns.position(column)
     if value is not None and position is not None and position + 1 in (found.nul_cells or ()):
         value = value.replace("\x01", "\x00")
-    row = found.row
     if rule == "empty":
         return SettlementCellInvalid(row, column, "is empty")
     if rule == "no_currency":
@@ -334,11 +372,11 @@ def _refusal(found, column: str, rule: str, rows: _Rows) -> SettlementCellInvali
     if rule == "no_net":
         return SettlementCellInvalid(row, column, "is empty, and so is Net Debit (NC)")
     zone = cells["Booking Date TimeZone" if column == "Booking Date" else "TimeZone"]
-    currency = found.gross_code if "(GC)" in column else found.net_code
+    currency = cells["Gross Currency" if "(GC)" in column else "Net Currency"]
     rules = {
         "identifier": lambda: identifier(value),
         "currency": lambda: currency_code(value),
-        "amount": lambda: decimal_minor_units(value, currency),
+        "amount": lambda: decimal_minor_units(value, currency_code(currency)),
         "rate": lambda: exchange_rate(value),
         "zone": lambda: zone_named(value),
         "instant": lambda: local_instant(value, zone_named(zone)),
@@ -348,4 +386,4 @@ def _refusal(found, column: str, rule: str, rows: _Rows) -> SettlementCellInvali
     except ValueError as error:
         return SettlementCellInvalid(row, column, str(error))
     # The SQL rule refused what the Python rule accepts: a bug, never a silent pass.
-    raise AssertionError(f"row {row}, column {column!r}: SQL and Python rules disagree")
+    raise AssertionError(f"row {row}, column {column!r}: the SQL and Python rules disagree")

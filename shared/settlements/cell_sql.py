@@ -3,7 +3,7 @@
 Amounts, exchange rates and references are checked row by row with the same patterns
 and limits as the Python rules (their constants, not copies). What a file holds only a
 few distinct values of (currencies, zones, booking times, types) is read by the Python
-rules themselves, once per distinct value, into a TEMP lookup table (:func:`fill_lookup`):
+rules themselves, once per distinct value, into a TEMP lookup table (:class:`Lookup`):
 Unicode case, ISO 4217, zone names and ISO 8601 stay in one place.
 
 Every expression below takes SQL text of a trimmed cell (NULL when empty) and needs the
@@ -13,12 +13,22 @@ bind parameters :data:`PARAMETERS`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.settlements.cells import DECIMAL, MAX_NUMBER_LENGTH
+from shared.platform.bulk import column_arrays
+from shared.settlements.cells import (
+    DECIMAL,
+    MAX_NUMBER_LENGTH,
+    cached_exponent,
+    currency_code,
+    local_instant,
+    zone_named,
+)
 from shared.values.money import MAX_AMOUNT_MINOR
 from shared.values.text import IDENTIFIER_REFUSED_RANGES, MAX_TEXT_LENGTH
 
@@ -35,11 +45,6 @@ PARAMETERS = {
     "decimal": f"^(?:{DECIMAL.pattern})$",
     "max_minor": MAX_AMOUNT_MINOR,
 }
-# The lookups' TEMP tables: each maps a cell as written to what its Python rule made of
-# it (NULLs: the rule refused it).
-CURRENCIES = "settlement_currencies"
-ZONES = "settlement_zones"
-INSTANTS = "settlement_instants"
 BATCH_VALUES = 5_000
 
 
@@ -53,19 +58,58 @@ def decimal_is_written(cell: str) -> str:
     return f"(length({cell}) <= {MAX_NUMBER_LENGTH} AND {cell} ~ :decimal)"
 
 
+def exact_decimal_pattern(exponent: int) -> str:
+    """A pattern of the plain decimals (cells.DECIMAL) with at most ``exponent`` decimals:
+    one test where the rule asks two."""
+    if exponent == 0:
+        return "^[+-]?[0-9]+[.]?$"
+    return f"^[+-]?(?:[0-9]+(?:[.][0-9]{{0,{exponent}}})?|[.][0-9]{{1,{exponent}}})$"
+
+
+def currency_values(written: str) -> tuple[str | None, int | None, int | None, str | None]:
+    """A currency cell's code, exponent, 10^exponent and exact_decimal_pattern (NULLs: not
+    a currency), for :data:`CURRENCIES`."""
+    try:
+        code = currency_code(written)
+    except ValueError:
+        return None, None, None, None
+    exponent = cached_exponent(code)
+    return code, exponent, 10**exponent, exact_decimal_pattern(exponent)
+
+
+def zone_values(written: str) -> tuple[bool]:
+    """Whether a zone cell names a zone recon knows, for :data:`ZONES`."""
+    try:
+        zone_named(written)
+    except ValueError:
+        return (False,)
+    return (True,)
+
+
+def instant_values(written: str, zone: str) -> tuple[datetime | None]:
+    """A local date and time cell in its zone cell's zone, in UTC, for :data:`INSTANTS`."""
+    try:
+        return (local_instant(written, zone_named(zone)),)
+    except ValueError:
+        return (None,)
+
+
 def decimal_is_exact(cell: str, currency: str) -> str:
     """A plain decimal with at most the exponent of the currency joined as ``currency``
-    (columns exponent, factor = 10^exponent) of decimals, within the largest amount."""
+    (CURRENCY_COLUMNS) of decimals, within the largest amount: an amount of fewer digits
+    than that amount's needs no arithmetic."""
+    digits = len(str(MAX_AMOUNT_MINOR)) - 1
     return (
-        f"(CASE WHEN coalesce(length(substring({cell} FROM '\\.([0-9]*)$')), 0) "
-        f"<= {currency}.exponent THEN abs(CAST({cell} AS numeric)) * {currency}.factor "
-        f"<= :max_minor ELSE false END)"
+        f"(CASE WHEN length({cell}) <= {MAX_NUMBER_LENGTH} AND {cell} ~ {currency}.pattern "
+        f"THEN length({cell}) <= {digits} - {currency}.exponent "
+        f"OR abs(CAST({cell} AS numeric)) * {currency}.factor <= :max_minor ELSE false END)"
     )
 
 
-def minor_units(cell: str, currency: str) -> str:
-    """The exact minor units of a checked decimal cell (NULL when empty)."""
-    return f"CAST(CAST({cell} AS numeric) * {currency}.factor AS bigint)"
+def minor_units(cell: str, factor: str) -> str:
+    """The exact minor units of a checked decimal cell (NULL when empty); ``factor`` is
+    the SQL of 10^exponent of its currency."""
+    return f"CAST(CAST({cell} AS numeric) * {factor} AS bigint)"
 
 
 def exchange_rate_is_valid(cell: str) -> str:
@@ -73,36 +117,51 @@ def exchange_rate_is_valid(cell: str) -> str:
     return f"(CASE WHEN {decimal_is_written(cell)} THEN CAST({cell} AS numeric) > 0 ELSE false END)"
 
 
-def identifier_is_valid(cell: str) -> str:
-    """At most MAX_TEXT_LENGTH characters, none refused (cells.identifier)."""
-    return f"(length({cell}) <= {MAX_TEXT_LENGTH} AND {cell} !~ :refused)"
+def identifier_is_valid(cell: str, clean: str = "false") -> str:
+    """At most MAX_TEXT_LENGTH characters, none refused (cells.identifier); ``clean``: SQL
+    already true when the cell holds no refused character."""
+    return f"(length({cell}) <= {MAX_TEXT_LENGTH} AND ({clean} OR {cell} !~ :refused))"
 
 
-def fill_lookup(
-    session: Session,
-    table: str,
-    distinct: str,
-    rule: Callable[..., tuple[Any, ...]],
-    columns: str,
-    *,
-    keys: tuple[str, ...] = (),
-) -> None:
-    """Create the TEMP table ``table`` (written, ``keys``…, ``columns``…) of the rows of the
-    query ``distinct`` (written, ``keys``…), each with ``rule(written, keys…)``'s values.
+@dataclass(frozen=True)
+class Lookup:
+    """A TEMP table mapping a cell as written (and its ``keys``) to what its Python
+    ``rule(written, keys…)`` made of it: ``columns`` ("name type"), NULLs where it refused."""
 
-    Read in batches: a hostile file of a million distinct values does not fill memory.
-    """
-    key_columns = "".join(f", {key} text" for key in keys)
-    session.execute(text(f"DROP TABLE IF EXISTS {table}"))
-    session.execute(text(
-        f"CREATE TEMPORARY TABLE {table} (written text{key_columns}, {columns}) ON COMMIT DROP"
-    ))  # fmt: skip
-    names = ["written", *keys, *(column.split()[0] for column in columns.split(","))]
-    raw = session.connection().connection.driver_connection
-    statement = text(distinct).execution_options(stream_results=True, yield_per=BATCH_VALUES)
-    for batch in session.execute(statement, PARAMETERS).partitions():
-        with raw.cursor().copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
-            for values in batch:
-                if values[0] is not None:
-                    copy.write_row((*values, *rule(*values)))
-    session.execute(text(f"ANALYZE {table}"))
+    table: str
+    rule: Callable[..., tuple[Any, ...]]
+    columns: tuple[str, ...]
+    keys: tuple[str, ...] = ()
+
+    def create(self, session: Session) -> None:
+        """Create the (empty) table; the key is unique."""
+        keys = ", ".join(["written", *self.keys])
+        listed = ", ".join(["written text", *(f"{key} text" for key in self.keys), *self.columns])
+        session.execute(text(f"DROP TABLE IF EXISTS {self.table}"))
+        session.execute(text(
+            f"CREATE TEMPORARY TABLE {self.table} ({listed}, PRIMARY KEY ({keys})) ON COMMIT DROP"
+        ))  # fmt: skip
+
+    def add(self, session: Session, found: list[tuple[str, ...]]) -> None:
+        """Add the ``found`` (written, keys…) not added yet, each with its rule's values."""
+        if not found:
+            return
+        names = ["written", *self.keys, *(column.split()[0] for column in self.columns)]
+        kinds = ["text"] * (1 + len(self.keys)) + [column.split()[1] for column in self.columns]
+        rows = [(*values, *self.rule(*values)) for values in found]
+        arrays = ", ".join(
+            f"CAST(:{name} AS {kind}[])" for name, kind in zip(names, kinds, strict=True)
+        )
+        session.execute(
+            text(f"INSERT INTO {self.table} SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"),
+            column_arrays(rows, names),
+        )  # fmt: skip
+
+
+CURRENCIES = Lookup(
+    "settlement_currencies",
+    currency_values,
+    ("code text", "exponent int", "factor bigint", "pattern text"),
+)
+ZONES = Lookup("settlement_zones", zone_values, ("valid boolean",))
+INSTANTS = Lookup("settlement_instants", instant_values, ("instant timestamptz",), ("zone",))

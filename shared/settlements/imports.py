@@ -37,7 +37,13 @@ from shared.settlements.layouts import SettlementReport, StagedReport, read_sett
 from shared.settlements.links import LINK_COLUMNS, link_joins
 from shared.settlements.model import ReportLine, ReportPayout
 from shared.settlements.payouts import record_payouts
-from shared.settlements.staging import drop_staging, stage_csv_body
+from shared.settlements.staging import (
+    CREATE_IMPORT_LINES,
+    IMPORT_LINE_COLUMNS,
+    IMPORT_LINES,
+    drop_staging,
+    stage_csv_body,
+)
 from shared.values.text import MAX_TEXT_LENGTH, check_identifier
 
 BATCH_ROWS = 5_000
@@ -172,28 +178,11 @@ def _batches(
     yield lines, payouts
 
 
-# The lines of the file being imported, before they are stored: a TEMP table with the
-# columns of settlement_lines each layout fills (the others are computed from them).
-IMPORT_LINES = "settlement_import_lines"
-# column → PostgreSQL type, in the order each line's values are listed.
-IMPORT_LINE_COLUMNS = {
-    "row_number": "int", "batch_id": "text", "line_type": "text", "provider_type": "text",
-    "provider_reference": "text", "line_reference": "text", "merchant_reference": "text",
-    "payment_intent_id": "text", "gross_minor": "bigint", "gross_currency": "text",
-    "commission_minor": "bigint", "markup_minor": "bigint", "scheme_fee_minor": "bigint",
-    "interchange_minor": "bigint", "processing_minor": "bigint", "other_fee_minor": "bigint",
-    "net_minor": "bigint", "net_currency": "text", "exchange_rate": "numeric",
-    "booked_at": "timestamptz", "description": "text",
-}  # fmt: skip
 _FEES = ("commission_minor", "markup_minor", "scheme_fee_minor", "interchange_minor",
          "processing_minor", "other_fee_minor")  # fmt: skip
-CREATE_IMPORT_LINES = (
-    f"CREATE TEMPORARY TABLE {IMPORT_LINES} ("
-    + ", ".join(f"{name} {kind}" for name, kind in IMPORT_LINE_COLUMNS.items())
-    + ") ON COMMIT DROP"
-)
 INSERT_IMPORT_LINES = text(f"""
-INSERT INTO {IMPORT_LINES} SELECT * FROM unnest({array_parameters(IMPORT_LINE_COLUMNS)})
+INSERT INTO {IMPORT_LINES} ({", ".join(IMPORT_LINE_COLUMNS)})
+SELECT * FROM unnest({array_parameters(IMPORT_LINE_COLUMNS)})
 """)  # noqa: S608
 
 

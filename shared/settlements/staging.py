@@ -33,6 +33,25 @@ from sqlalchemy.orm import Session
 
 from shared.settlements.cells import decoded_lines, numbered_records
 
+# The lines of the file being imported, before they are stored: a TEMP table with the
+# columns of settlement_lines each layout fills (the others are computed from them).
+IMPORT_LINES = "settlement_import_lines"
+# column → PostgreSQL type, in the order each line's values are listed.
+IMPORT_LINE_COLUMNS = {
+    "row_number": "int", "batch_id": "text", "line_type": "text", "provider_type": "text",
+    "provider_reference": "text", "line_reference": "text", "merchant_reference": "text",
+    "payment_intent_id": "text", "gross_minor": "bigint", "gross_currency": "text",
+    "commission_minor": "bigint", "markup_minor": "bigint", "scheme_fee_minor": "bigint",
+    "interchange_minor": "bigint", "processing_minor": "bigint", "other_fee_minor": "bigint",
+    "net_minor": "bigint", "net_currency": "text", "exchange_rate": "numeric",
+    "booked_at": "timestamptz", "description": "text",
+}  # fmt: skip
+# problem: a staged row's first failing check (shared/settlements/adyen.py), else NULL.
+CREATE_IMPORT_LINES = (
+    f"CREATE TEMPORARY TABLE {IMPORT_LINES} ("
+    + ", ".join(f"{name} {kind}" for name, kind in IMPORT_LINE_COLUMNS.items())
+    + ", problem int) ON COMMIT DROP"
+)
 STAGING_TABLE = "settlement_staging"
 CHUNK_BYTES = 1 << 20
 # A quoted field as both readers read it: opened at a field's start, quotes inside doubled,

@@ -99,15 +99,15 @@ def test_the_table_names_every_file_of_the_folder():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_each_provider_report_parses_as_expected(name):
+def test_each_provider_report_parses_as_expected(session, name):
     expected = EXPECTED[name]
     path = REPORTS / name
     if isinstance(expected, str):
         with pytest.raises(SettlementFileRefused, match=expected):
-            parse_path(path)
+            parse_path(session, path)
         return
     # SmashPig's Stripe reports name the donation in payment_metadata[external_identifier].
-    parsed = parse_path(path, merchant_reference_key="external_identifier")
+    parsed = parse_path(session, path, merchant_reference_key="external_identifier")
     layout, lines, payouts, net, paid_out = expected
     assert (parsed.layout, len(parsed.lines), len(parsed.payouts)) == (layout, lines, payouts)
     assert (parsed.net, parsed.paid_out) == (net, paid_out)
@@ -128,17 +128,18 @@ def test_files_whose_payouts_do_not_equal_their_lines_still_parse():
     }
 
 
-def test_real_details_read_as_a_finance_person_reads_them():
-    multi = parse_path(REPORTS / "adyen/wmfcrm_sdr_batch_1128_multicurrency.csv")
+def test_real_details_read_as_a_finance_person_reads_them(session):
+    multi = parse_path(session, REPORTS / "adyen/wmfcrm_sdr_batch_1128_multicurrency.csv")
     jcb = multi.lines[1]
     assert (jcb.gross_minor, jcb.gross_currency, jcb.net_minor, jcb.net_currency) == (
         3158, "JPY", 188, "USD",
     )  # fmt: skip
     assert str(jcb.exchange_rate) == "0.006733333333333"
     assert multi.lines[9].net_minor == 91  # ".91"
-    fee_returned = parse_path(REPORTS / "adyen/wmfcrm_sdr_batch_1120_refunded_fee_row.csv")
+    fee_returned = parse_path(session, REPORTS / "adyen/wmfcrm_sdr_batch_1120_refunded_fee_row.csv")
     assert fee_returned.lines[0].fees.commission == -11
     stripe = parse_path(
+        session,
         REPORTS / "stripe/smashpig_settlement_report.csv",
         merchant_reference_key="external_identifier",
     )

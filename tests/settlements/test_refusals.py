@@ -60,18 +60,18 @@ def adyen_row(**cells: str) -> bytes:
          "Transaction Completion Date", "not a date"),
     ],
 )  # fmt: skip
-def test_a_bad_cell_is_refused_naming_its_row_and_column(content, column, reason):
+def test_a_bad_cell_is_refused_naming_its_row_and_column(session, content, column, reason):
     with pytest.raises(SettlementCellInvalid) as refused:
-        parse_bytes(content)
+        parse_bytes(session, content)
     assert refused.value.extra["column"] == column
     assert refused.value.detail.startswith(f"row {refused.value.extra['row']}, column {column!r}")
     assert reason in refused.value.detail
 
 
-def test_the_row_number_counts_the_header_as_row_one():
+def test_the_row_number_counts_the_header_as_row_one(session):
     content = csv_text(ADYEN_HEADER, [SETTLED, SETTLED | {"Type": ""}])
     with pytest.raises(SettlementCellInvalid, match="row 3, column 'Type'"):
-        parse_bytes(content)
+        parse_bytes(session, content)
 
 
 def json_bytes(document: object) -> bytes:
@@ -93,9 +93,9 @@ def json_bytes(document: object) -> bytes:
         (json_bytes(PAYOUT | {"amount": 10**16}), "amount", "largest amount"),
     ],
 )  # fmt: skip
-def test_a_bad_field_of_a_stripe_object_is_refused_naming_it(content, column, reason):
+def test_a_bad_field_of_a_stripe_object_is_refused_naming_it(session, content, column, reason):
     with pytest.raises(SettlementCellInvalid) as refused:
-        parse_bytes(content)
+        parse_bytes(session, content)
     assert refused.value.extra == {"row": 1, "column": column}
     assert reason in refused.value.detail
 
@@ -120,8 +120,8 @@ def test_a_bad_field_of_a_stripe_object_is_refused_naming_it(content, column, re
         (b'"CH","Transaction ID"\n', "the CH record lacks the column(s) Transaction Event Code"),
     ],
 )  # fmt: skip
-def test_a_file_of_no_known_layout_is_refused_saying_what_was_expected(content, reason):
+def test_a_file_of_no_known_layout_is_refused_saying_what_was_expected(session, content, reason):
     with pytest.raises(SettlementFileRefused) as refused:
-        parse_bytes(content)
+        parse_bytes(session, content)
     assert reason in refused.value.detail
     assert refused.value.status == 422
