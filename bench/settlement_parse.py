@@ -1,27 +1,22 @@
-"""Parsing a generated Adyen Settlement details report: lines per second and memory.
+"""A generated Adyen Settlement details report, for bench/settlements.py.
 
-Writes ``--lines`` settled rows (a mix of currencies, fees in every component, a payout
-per currency at the end) to a temporary file, then parses it as the import does and
-prints the rate and the process's resident memory at each quarter and at its peak:
-flat memory means the rows stream. No database is involved.
+``generate`` writes settled rows (a mix of currencies, fees in every component, a payout
+per currency at the end). The report is no longer parsed in Python (the import reads its
+body in PostgreSQL), so this module only makes the data; ``resident_mb`` reads the
+process's memory.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import random
 import resource
-import tempfile
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 from currencies import CURRENCIES
 
-from shared.settlements.layouts import read_settlement_report
-from shared.settlements.model import ReportPayout
 from shared.values.money import format_minor
 
 BATCH = "900"
@@ -82,38 +77,3 @@ def resident_mb() -> float:
     """The process's resident memory now, in MB."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * resource.getpagesize() / 1e6
-
-
-def parse(path: Path, lines: int) -> None:
-    """Parse ``path`` as the import does, printing the rate and the memory."""
-    quarter = max(lines // 4, 1)
-    counted = Counter()
-    started = time.perf_counter()
-    with path.open("rb") as binary:
-        for row in read_settlement_report(binary).rows:
-            counted["payouts" if isinstance(row, ReportPayout) else "lines"] += 1
-            if counted["lines"] % quarter == 0 and not isinstance(row, ReportPayout):
-                print(f"  {counted['lines']:>9,} lines  resident {resident_mb():6.1f} MB")
-    elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-    print(f"parsed {counted['lines']:,} lines and {counted['payouts']} payouts in {elapsed:.1f} s")
-    print(f"rate {counted['lines'] / elapsed:,.0f} lines/s; peak resident {peak:.1f} MB")
-
-
-def main() -> None:
-    """Generate, then parse."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=18)
-    arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "settlement_details.csv"
-        started = time.perf_counter()
-        generate(path, arguments.lines, arguments.seed)
-        size, took = path.stat().st_size / 1e6, time.perf_counter() - started
-        print(f"generated {arguments.lines:,} lines ({size:.0f} MB) in {took:.1f} s")
-        parse(path, arguments.lines)
-
-
-if __name__ == "__main__":
-    main()

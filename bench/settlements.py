@@ -160,9 +160,8 @@ def import_phases(csv_path: Path) -> tuple[float, float]:
 
     from shared.platform.db import unit_of_work
     from shared.settlements.adyen import stage_adyen_lines
-    from shared.settlements.staging import CREATE_IMPORT_LINES, IMPORT_LINES
     from shared.settlements.layouts import read_settlement_report
-    from shared.settlements.staging import stage_csv_body
+    from shared.settlements.staging import CREATE_IMPORT_LINES, IMPORT_LINES, stage_csv_body
 
     took = []
     for convert in (False, True):
@@ -233,9 +232,10 @@ def main() -> None:
             f"import: {import_seconds:.2f} s = {ratio:.2f} x the COPY "
             f"(target <= {TARGET_IMPORT_RATIO:.0f}) {verdict(ratio <= TARGET_IMPORT_RATIO)}"
         )
+        rest = import_seconds - converting_seconds
         print(f"  of which staging the body: {staging_seconds:.2f} s; staging, checking and "
               f"converting: {converting_seconds:.2f} s; the rest (links, storing the lines, "
-              f"payouts, summary, original): {import_seconds - converting_seconds:.2f} s")  # fmt: skip
+              f"payouts, summary, original): {rest:.2f} s")  # fmt: skip
         print(f"peak resident memory: {peak:.1f} MB (target < {TARGET_PEAK_RSS_MB:.0f}) "
               f"{verdict(peak < TARGET_PEAK_RSS_MB)}")  # fmt: skip
         join_seconds, pairs = join_floor(org_id)

@@ -128,7 +128,7 @@ class SettlementPayout(Base):
 
 
 class SettlementLine(Base):
-    """One row of a settlement report; ``line_key`` (shared.settlements.model) makes the
+    """One row of a settlement report; ``line_key`` (shared.settlements.imports) makes the
     same row in another file the same line. Fees are in the net (settlement) currency."""
 
     __tablename__ = "settlement_lines"

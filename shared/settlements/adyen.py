@@ -149,7 +149,7 @@ class _Rows:
             f"THEN btrim(concat({every_cell}), :whitespace) = '' ELSE false END"
         )
         return (
-            f"SELECT s.ordinal, s.nul_cells, {trimmed_cells}, "
+            f"SELECT s.ordinal, s.nul_cells, {trimmed_cells}, "  # noqa: S608 - header positions and constants, never cell text
             f"concat({identifiers}) !~ :refused AS clean, {blank} AS blank "
             f"FROM {self.staged.table} AS s OFFSET 0"
         )
@@ -227,10 +227,11 @@ LEFT JOIN {ZONES.table} AS bz ON bz.written = {cell("Booking Date TimeZone")} AN
 LEFT JOIN {ZONES.table} AS cz ON cz.written = {cell("TimeZone")} AND cz.valid
 LEFT JOIN {INSTANTS.table} AS bi
   ON bi.written = {cell("Booking Date")} AND bi.zone = {cell("Booking Date TimeZone")}
-LEFT JOIN {INSTANTS.table} AS ci ON ci.written = {cell("Creation Date")} AND ci.zone = {cell("TimeZone")}
+LEFT JOIN {INSTANTS.table} AS ci
+  ON ci.written = {cell("Creation Date")} AND ci.zone = {cell("TimeZone")}
 WHERE NOT c.blank
 OFFSET 0
-"""
+"""  # noqa: S608 - header positions and this module's constants, never a cell
 
     def insert(self, into: str) -> str:
         """The statement inserting each row's line (or, for a row that fails a check, its
@@ -265,14 +266,14 @@ SELECT r.ordinal + {self.staged.header_row}, {cell("Batch Number")}, r.line_type
        CASE WHEN {cell("Booking Date")} IS NOT NULL THEN r.booking_instant
             ELSE r.creation_instant END, NULL, r.problem
 FROM ({self.checked()}) AS r
-"""
+"""  # noqa: S608
 
 
 def adyen_payouts(*, session: Session, lines: str, batch: int) -> Iterator[list[ReportPayout]]:
     """The payouts the ``MerchantPayout`` lines of the TEMP table ``lines`` state, in file
     order, ``batch`` at a time: each the batch's payout in its currency, paid."""
     statement = text(
-        f"SELECT row_number, batch_id, net_currency, net_minor, booked_at FROM {lines} "
+        f"SELECT row_number, batch_id, net_currency, net_minor, booked_at FROM {lines} "  # noqa: S608 - header positions and constants, never cell text
         "WHERE line_type = 'payout' ORDER BY row_number"
     ).execution_options(stream_results=True, yield_per=batch)
     for rows in session.execute(statement).partitions():
@@ -308,8 +309,9 @@ def _fill_lookups(session: Session, rows: _Rows) -> None:
         f"({', '.join(keys[names.index(name)] for name in cells)})" for _, cells in _LOOKUPS
     )
     statement = text(
-        f"SELECT GROUPING({', '.join(keys)}) AS grouped, {', '.join(keys)} "
-        f"FROM (SELECT {inner} FROM {rows.staged.table} AS s) AS c GROUP BY GROUPING SETS ({sets})"
+        f"SELECT GROUPING({', '.join(keys)}) AS grouped, {', '.join(keys)} "  # noqa: S608 - header positions and constants, never cell text
+        f"FROM (SELECT {inner} FROM {rows.staged.table} AS s) AS c "
+        f"GROUP BY GROUPING SETS ({sets})"
     ).execution_options(stream_results=True, yield_per=BATCH_VALUES)
     # GROUPING() sets the bit of each column a row is not grouped by, the first the highest.
     by_mask = {
@@ -345,12 +347,12 @@ def stage_adyen_lines(
     _fill_lookups(session, rows)
     session.execute(text(rows.insert(into)), PARAMETERS)
     first_bad = session.execute(text(
-        f"SELECT row_number, problem FROM {into} WHERE problem IS NOT NULL "
+        f"SELECT row_number, problem FROM {into} WHERE problem IS NOT NULL "  # noqa: S608 - header positions and constants, never cell text
         "ORDER BY row_number LIMIT 1"
     )).first()  # fmt: skip
     if first_bad is not None:
         found = session.execute(
-            text(f"SELECT * FROM ({rows.cells()}) AS c WHERE c.ordinal = :ordinal"),
+            text(f"SELECT * FROM ({rows.cells()}) AS c WHERE c.ordinal = :ordinal"),  # noqa: S608
             PARAMETERS | {"ordinal": first_bad.row_number - staged.header_row},
         ).one()
         _, column, rule = rows.checks()[first_bad.problem]

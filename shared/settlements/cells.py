@@ -3,7 +3,8 @@
 Every parser reads its file through :func:`decoded_lines` and :func:`numbered_records`
 and its cells through :class:`Row`, so each refusal names the row (the header is row 1)
 and the column, and money is converted from the provider's decimal strings with integer
-arithmetic, never a float.
+arithmetic, never a float. The Adyen report is read in PostgreSQL with the same rules
+(shared/settlements/cell_sql.py): its refusals' messages come from these functions.
 """
 
 from __future__ import annotations
@@ -251,10 +252,6 @@ class Row:
         """An identifier cell: one line, no control characters, at most 255 characters."""
         return self.read(column, identifier)
 
-    def currency(self, column: str) -> str | None:
-        """An ISO 4217 code, upper-cased."""
-        return self.read(column, currency_code)
-
     def amount(self, column: str, currency: str | None) -> int | None:
         """A decimal cell in major units as minor units of ``currency`` (None when empty)."""
         text = self.cell(column)
@@ -273,14 +270,6 @@ class Row:
         if amount is None:
             raise self.refuse(column, "is empty")
         return amount
-
-    def credit_minus_debit(self, credit: str, debit: str, currency: str | None) -> int | None:
-        """Credit − debit as minor units; None when both cells are empty."""
-        credit_minor = self.amount(credit, currency)
-        debit_minor = self.amount(debit, currency)
-        if credit_minor is None and debit_minor is None:
-            return None
-        return (credit_minor or 0) - (debit_minor or 0)
 
 
 def identifier(text: str) -> str:

@@ -7,7 +7,6 @@ transaction currency, its fees and net in the settlement currency.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import astuple, dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -64,20 +63,6 @@ class ReportLine:
     exchange_rate: Decimal | None
     booked_at: datetime
     description: str | None = None
-
-    @property
-    def key(self) -> str:
-        """The line's identity across files: a SHA-256 of every stated fact except its row
-        number, so the same row in another file (or repeated) is the same line."""
-        facts = (
-            self.provider, self.batch_id, self.line_type, self.provider_type,
-            self.provider_reference, self.line_reference, self.merchant_reference,
-            self.payment_intent_id, self.gross_minor, self.gross_currency,
-            *astuple(self.fees), self.net_minor, self.net_currency,
-            self.exchange_rate, self.booked_at.isoformat(), self.description,
-        )  # fmt: skip
-        text = "\x1f".join("" if fact is None else str(fact) for fact in facts)
-        return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

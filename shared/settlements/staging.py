@@ -65,12 +65,14 @@ class _NotAsBytes(Exception):
 
 @dataclass(frozen=True)
 class StagedBody:
-    """A staged body: its table, how many cell columns it has, and the header's row number
-    (a record's row number in the file is its ordinal + ``header_row``)."""
+    """A staged body: its table, how many cell columns it has, the header's row number (a
+    record's row number in the file is its ordinal + ``header_row``), and whether its
+    bytes were copied as they are (else record by record)."""
 
     table: str
     width: int
     header_row: int
+    as_bytes: bool = True
 
     def cell(self, position: int | None) -> str:
         """The SQL of the cell at header ``position`` (0-based) of staged row ``s``, or a
@@ -100,6 +102,7 @@ def stage_csv_body(
         _copy_bytes(raw, staged, binary, body_start, on_progress)
     except (_NotAsBytes, psycopg.errors.DataError):
         raw.execute("ROLLBACK TO SAVEPOINT settlement_staging")
+        staged = StagedBody(STAGING_TABLE, width, header_row, as_bytes=False)
         _create(raw, staged)
         _copy_records(raw, staged, binary, header_row, on_progress)
     raw.execute("RELEASE SAVEPOINT settlement_staging")

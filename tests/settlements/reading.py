@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
@@ -64,10 +64,18 @@ def parse_bytes(session: Session, content: bytes, **options: str) -> Parsed:
         parsed.lines.append(_report_line(line))
         if line.line_type != "payout":
             parsed.net[line.net_currency] += line.net_minor
+    # In file order where a line states the payout (Adyen), else as stored.
+    stating_row = (
+        select(func.min(SettlementLine.row_number))
+        .where(SettlementLine.file_id == imported.file.id, SettlementLine.line_type == "payout",
+               SettlementLine.batch_id == SettlementPayout.payout_id,
+               SettlementLine.net_currency == SettlementPayout.currency)
+        .scalar_subquery()
+    )  # fmt: skip
     for payout in session.scalars(
         select(SettlementPayout)
         .where(SettlementPayout.org_id == org.id)
-        .order_by(SettlementPayout.id)
+        .order_by(stating_row.nulls_last(), SettlementPayout.id)
     ):
         parsed.payouts.append(
             ReportPayout(payout.provider, 0, payout.payout_id, payout.currency,

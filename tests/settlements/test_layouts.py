@@ -297,7 +297,8 @@ def test_a_line_is_the_same_line_in_another_file_whatever_its_row_number(session
     assert again.file.summary["already_known"] == {"lines": 2, "payouts": 0}
     stored = session.execute(select(SettlementLine.file_id, SettlementLine.row_number)
                              .where(SettlementLine.org_id == org.id)).all()  # fmt: skip
-    assert len(stored) == 19 and {file_id for file_id, _ in stored} == {first.file.id}
+    assert len(stored) == 19
+    assert {file_id for file_id, _ in stored} == {first.file.id}
     keys = session.scalars(select(SettlementLine.line_key).where(SettlementLine.org_id == org.id))
     assert len(set(keys)) == 19
 
