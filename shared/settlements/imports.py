@@ -207,7 +207,9 @@ def line_key(line: str, provider: str) -> str:
 
 
 # Each line is stored with its links (shared/settlements/links.py) already found, the first
-# of identical lines with its row number; names are this module's constants, never input.
+# of identical lines with its row number. In key order: the unique index on the random
+# keys then grows page by page instead of at random places. Names are this module's
+# constants, never input.
 _STORED = list(IMPORT_LINE_COLUMNS)
 STORE_LINES = text(f"""
 INSERT INTO settlement_lines
@@ -216,7 +218,7 @@ SELECT :org_id, :file_id, :provider, {line_key("v", ":provider")},
        {", ".join(f"v.{name}" for name in _STORED)}, {LINK_COLUMNS}
 FROM {IMPORT_LINES} AS v
 {link_joins("v", ":provider")}
-ORDER BY v.row_number
+ORDER BY 4, v.row_number
 ON CONFLICT (org_id, line_key) DO NOTHING
 """)  # noqa: S608
 LINE_TOTALS = text(f"""
