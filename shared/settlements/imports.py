@@ -109,6 +109,8 @@ def import_settlement_file(
     ).scalar()
     if claimed is None:  # a concurrent upload of the same bytes committed first
         return SettlementImport(_earlier(session, org_id, sha256), created=False)  # type: ignore[arg-type]
+    # A refused import earlier in this transaction may have left its TEMP tables.
+    session.execute(text(f"DROP TABLE IF EXISTS {IMPORT_LINES}"))
     session.execute(text(CREATE_IMPORT_LINES))
     if isinstance(report, StagedReport):
         payouts = _stage_adyen(session, org_id, file_id, binary, report, on_progress)
@@ -275,10 +277,8 @@ def _stage_adyen(
         session, binary, width=len(report.header), header_row=report.header_row,
         body_start=report.body_start, on_progress=on_progress,
     )  # fmt: skip
-    try:
-        stage_adyen_lines(session=session, staged=staged, header=report.header, into=IMPORT_LINES)
-    finally:
-        drop_staging(session)
+    stage_adyen_lines(session=session, staged=staged, header=report.header, into=IMPORT_LINES)
+    drop_staging(session)
     session.execute(text(f"ANALYZE {IMPORT_LINES}"))
     payouts = _PayoutSummary()
     for stated in adyen_payouts(session=session, lines=IMPORT_LINES, batch=BATCH_ROWS):

@@ -365,3 +365,11 @@ def test_a_bad_cell_after_good_rows_is_refused_with_its_row_and_column(session):
         parse_bytes(session, content)
     assert refused.value.extra == {"row": 4, "column": "Net Credit (NC)"}
     assert "more than 2 decimals" in refused.value.detail
+
+
+def test_a_refused_file_does_not_stop_the_next_import_of_the_same_transaction(session):
+    header = ADYEN_HEADERS["short_25"]
+    with pytest.raises(SettlementCellInvalid):
+        parse_bytes(session, csv_text(header, [SETTLED | {"Type": ""}]))
+    (line,) = parse_bytes(session, csv_text(header, [SETTLED])).lines
+    assert line.provider_reference == "PSP9"
