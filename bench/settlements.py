@@ -17,7 +17,9 @@ In one run, on a fresh database ``recon_bench_settlements`` (Redis database 12):
 6. **settlement leg**: ``reconcile_settlement_period`` over the day, as the period run calls
    it (linking, the four finding types, writing), best of two; target ≤ 3 × the join floor.
 
-The import's time is also split: reading the file alone (the parser, no database).
+The import's time is also split, each phase again in a unit of work rolled back: staging
+the body (its COPY into the TEMP table of cells), then staging plus checking and
+converting every row; the rest is links, storing, payouts, summary and the original.
 
 The database is dropped at the end. Figures: bench/README.md.
 """
