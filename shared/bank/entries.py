@@ -82,4 +82,4 @@ def linked_payouts(*, session: Session, entry_ids: list[uuid.UUID]) -> dict[uuid
             BankPayoutLink.bank_entry_id.in_(entry_ids)
         )
     )
-    return dict(rows.tuples())
+    return dict(rows.all())
