@@ -284,7 +284,7 @@ def test_a_manager_links_and_unlinks_an_entry_and_both_are_logged(client, sessio
     assert (str(link.bank_entry_id), link.method) == (entry_id, "manual")
     shown = client.get(linked.location).text
     assert "The payout is linked to the entry." in shown
-    assert "found by manual" in shown
+    assert "linked by hand" in shown
     history = shown.split('id="history-title"')[1]
     assert '<strong>linked</strong> (manual) by <span class="actor">Ana Lima</span>' in history
     assert "Bank confirmed by phone" in history
