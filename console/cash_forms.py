@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, Json, model_validator
 
-from console.forms import Form
+from console.forms import Form, Listed
 from shared.bank.csv_format import CsvMapping
 from shared.bank.entries import EntryFilters
 from shared.bank.matching import MAX_REASON_LENGTH
@@ -24,17 +24,6 @@ Cursor = Annotated[str, Field(max_length=512)]
 Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")]
 Amount = Annotated[str, Field(max_length=32)]
 Reason = Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH)]
-
-
-class Listed(Form):
-    """A page's filters and cursor, which its links repeat."""
-
-    cursor: Cursor | None = None
-
-    def link(self, **changes: Any) -> dict[str, str]:
-        """The query string of these filters with ``changes`` (None drops a field)."""
-        values = self.model_dump(mode="json") | changes
-        return {name: str(value) for name, value in values.items() if value is not None}
 
 
 class Booked(Listed):

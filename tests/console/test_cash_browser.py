@@ -100,7 +100,9 @@ def test_a_manager_uploads_a_settlement_file_and_links_its_payout_to_a_bank_entr
     expect(page.get_by_role("heading", name="Fees by component")).to_be_visible()
     check(page, "payout")
 
-    page.get_by_label("Entry", exact=True).select_option(label="2026-05-05 · 106.06 EUR · Adyen N.V.")
+    page.get_by_label("Entry", exact=True).select_option(
+        label="2026-05-05 · 106.06 EUR · Adyen N.V."
+    )
     page.get_by_label("Why link it").fill("Adyen's statement names batch 501 on this transfer.")
     page.get_by_role("button", name="Link", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("The payout is linked to the entry.")
