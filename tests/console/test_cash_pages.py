@@ -125,14 +125,34 @@ def test_an_upload_without_a_file_is_a_message(client, session, signed_in):
     assert "choose a settlement file to upload" in response.text
 
 
-def test_a_file_over_the_limit_is_a_page_saying_so(client, session, signed_in, override_settings):
-    override_settings(SETTLEMENT_MAX_BYTES="1024")
+@pytest.mark.parametrize(
+    ("path", "setting", "content", "model"),
+    [
+        ("/console/settlements", "SETTLEMENT_MAX_BYTES", ADYEN, SettlementFile),
+        ("/console/bank", "BANK_STATEMENT_MAX_BYTES", MT940, BankStatementRecord),
+    ],
+    ids=["settlement", "statement"],
+)
+def test_a_file_over_its_page_s_limit_is_a_page_saying_so(
+    client, session, signed_in, override_settings, path, setting, content, model
+):
+    override_settings(**{setting: "1024"})
     signed_in()
-    response = upload(client, "/console/settlements", ADYEN + b" " * 2048, "big.csv")
+    response = upload(client, path, content + b" " * 2048, "big.txt")
     assert response.status_code == 413
     assert response.mimetype == "text/html"
     assert "larger than the 1,024 bytes this page accepts" in response.text
-    assert count(session, SettlementFile) == 0
+    assert count(session, model) == 0
+
+
+def test_a_file_over_the_application_s_body_limit_is_taken_by_the_upload_pages(
+    app, client, session, signed_in
+):
+    app.config["MAX_CONTENT_LENGTH"] = 1024  # MAX_BODY_BYTES; the file is 3 KB
+    signed_in()
+    assert upload(client, "/console/settlements", ADYEN, "batch_501.csv").status_code == 201
+    camt = fixture_bytes("camt053_v02.xml")  # 2 KB
+    assert upload(client, "/console/bank", camt, "statement.xml").status_code == 201
 
 
 def test_the_original_downloads_byte_for_byte_for_a_viewer_too(client, session, org, signed_in):
