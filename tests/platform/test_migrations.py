@@ -12,6 +12,7 @@ from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.access.settings_log import OPERATOR
 from shared.models import (
     Base,
     Organization,
@@ -197,7 +198,13 @@ def _imported_payouts(session: Session) -> list[SettlementPayout]:
     """The payouts of the project's Adyen settlement fixture, imported for a new org."""
     org = make_org(session)
     with (SETTLEMENT_FIXTURES / "adyen" / "settlement_details_every_type.csv").open("rb") as file:
-        import_settlement_file(session=session, org_id=org.id, binary=file, filename="sdr.csv")
+        import_settlement_file(
+            session=session,
+            org_id=org.id,
+            binary=file,
+            filename="sdr.csv",
+            imported_by=OPERATOR,
+        )
     mine = select(SettlementPayout).where(SettlementPayout.org_id == org.id)
     payouts = list(session.scalars(mine))
     assert len(payouts) >= 2

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
+from shared.access.settings_log import OPERATOR
 from shared.models import SettlementLine, SettlementPayout
 from shared.settlements.imports import import_settlement_file
 from shared.settlements.layouts import read_settlement_report
@@ -52,7 +53,7 @@ def parse_bytes(session: Session, content: bytes, **options: str) -> Parsed:
         account_id = account.id
     imported = import_settlement_file(
         session=session, org_id=org.id, binary=io.BytesIO(content), filename="read.csv",
-        provider_account_id=account_id,
+        imported_by=OPERATOR, provider_account_id=account_id,
     )  # fmt: skip
     parsed = Parsed(imported.file.layout)
     stored = session.scalars(

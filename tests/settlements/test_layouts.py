@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from shared.access.settings_log import OPERATOR
 from shared.models import SettlementLine
 from shared.settlements.cells import SettlementCellInvalid
 from shared.settlements.imports import import_settlement_file
@@ -287,13 +288,19 @@ def test_own_fixtures_cover_every_line_type(session):
     assert set(seen) == set(LINE_TYPES)
 
 
+def imported(session, org, content: bytes, filename: str = "a.csv"):
+    """The import of ``content`` for ``org`` by the operator."""
+    return import_settlement_file(
+        session=session, org_id=org.id, binary=io.BytesIO(content), filename=filename,
+        imported_by=OPERATOR,
+    )  # fmt: skip
+
+
 def test_a_line_is_the_same_line_in_another_file_whatever_its_row_number(session):
     org = make_org(session)
     content = ADYEN.read_bytes().splitlines(keepends=True)
-    first = import_settlement_file(session=session, org_id=org.id, binary=io.BytesIO(
-        b"".join(content)), filename="a.csv")  # fmt: skip
-    again = import_settlement_file(session=session, org_id=org.id, binary=io.BytesIO(
-        content[0] + content[5] + content[2]), filename="b.csv")  # fmt: skip
+    first = imported(session, org, b"".join(content))
+    again = imported(session, org, content[0] + content[5] + content[2], "b.csv")
     assert again.file.summary["already_known"] == {"lines": 2, "payouts": 0}
     stored = session.execute(select(SettlementLine.file_id, SettlementLine.row_number)
                              .where(SettlementLine.org_id == org.id)).all()  # fmt: skip
@@ -311,9 +318,7 @@ def test_a_lines_key_is_the_sha256_of_its_facts_as_before_the_import_moved_to_sq
              "2026-05-05T21:50:00+00:00", ""]  # fmt: skip
     expected = hashlib.sha256("\x1f".join(facts).encode()).hexdigest()
     org = make_org(session)
-    import_settlement_file(
-        session=session, org_id=org.id, binary=io.BytesIO(ADYEN.read_bytes()), filename="a.csv"
-    )
+    imported(session, org, ADYEN.read_bytes())
     key = session.scalar(select(SettlementLine.line_key).where(
         SettlementLine.org_id == org.id, SettlementLine.row_number == 2))  # fmt: skip
     assert key == expected
