@@ -14,8 +14,11 @@ def register_console(app: Flask) -> None:
     from console import (  # noqa: F401 - their routes join the blueprint
         auth_pages,
         event_pages,
+        people_pages,
+        provider_pages,
         queue_pages,
         run_pages,
+        settings_pages,
     )
     from console.web import blueprint
 

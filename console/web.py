@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from shared.access.api_keys import TRIAGE_ROLES
+from shared.access.api_keys import OWNER_ROLES, TRIAGE_ROLES
 from shared.access.console_sessions import (
     SESSION_COOKIE,
     ConsoleSession,
@@ -146,7 +146,12 @@ def _money(amount_minor: int | None, currency: str) -> str:
 
 @blueprint.app_context_processor
 def _layout_values() -> dict[str, Any]:
-    return {"csrf_token": csrf_token, "csrf_field": CSRF_FIELD, "triage_roles": TRIAGE_ROLES}
+    return {
+        "csrf_token": csrf_token,
+        "csrf_field": CSRF_FIELD,
+        "triage_roles": TRIAGE_ROLES,
+        "owner_roles": OWNER_ROLES,
+    }
 
 
 @blueprint.errorhandler(Unauthenticated)
