@@ -338,6 +338,18 @@ def test_every_console_page_declares_its_roles_unless_public():
         ("GET", "/console/runs/<uuid:run_id>"),
         ("GET", "/console/events"),
         ("POST", "/console/events/<uuid:event_id>/replay"),
+        ("GET", "/console/settings"),
+        ("POST", "/console/settings"),
+        ("GET", "/console/provider-accounts"),
+        ("POST", "/console/provider-accounts"),
+        ("GET", "/console/provider-accounts/<uuid:account_id>"),
+        ("POST", "/console/provider-accounts/<uuid:account_id>"),
+        ("POST", "/console/provider-accounts/<uuid:account_id>/secrets"),
+        ("POST", "/console/provider-accounts/<uuid:account_id>/secrets/retire"),
+        ("GET", "/console/people"),
+        ("POST", "/console/people"),
+        ("POST", "/console/people/password-link"),
+        ("POST", "/console/people/disable"),
     }
 
 
