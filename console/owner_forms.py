@@ -10,6 +10,7 @@ its absence as false.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from itertools import zip_longest
 from typing import Annotated, Any, Literal
 
@@ -92,12 +93,19 @@ def _given(form: MultiDict, names: tuple[str, ...]) -> dict[str, str]:
     return {name: form[name] for name in names if _text(form, name)}
 
 
+def _shown(value: object) -> str:
+    """A setting as its field shows it: text as is, a percentage without trailing zeros,
+    anything else as JSON (``true``, ``null``, ``600``)."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def settings_form_values(settings: OrganizationSettings, version: int) -> dict[str, str]:
     """The settings as the form shows them (the field names it submits)."""
-    values = settings.model_dump(mode="json")
+    values = settings.model_dump()
     delays = values.pop("settlement_delay_days")
-    shown = {name: value if isinstance(value, str) else json.dumps(value)
-             for name, value in values.items()}  # fmt: skip
+    shown = {name: _shown(value) for name, value in values.items()}
     shown |= {DELAY_FIELD.format(provider): str(days) for provider, days in delays.items()}
     return shown | {"version": str(version)}
 
