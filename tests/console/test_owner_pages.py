@@ -1,5 +1,6 @@
-"""The owners' pages through the test client: the settings and their history, provider
-accounts, and people; each refusal a message on the page with nothing changed."""
+"""The owners' pages through the test client: who sees them, the settings and their
+history, and provider accounts; each refusal a message on the page with nothing changed
+(people: test_people_pages.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,11 @@ from sqlalchemy import select
 
 from shared.access.api_keys import create_api_key
 from shared.access.settings_log import ORGANIZATION_SUBJECT, Actor, record_change
-from shared.access.users import add_user
-from shared.models import ProviderAccount, SettingsLogEntry, User
-from tests.console.conftest import csrf_of, sign_in
+from shared.models import ProviderAccount, SettingsLogEntry
+from tests.console.conftest import post
 from tests.support.checksums import database_checksum
 from tests.support.factories import make_account, make_org
 from tests.support.log_leaks import register_secret
-from tests.support.people import link_token, make_person
 from tests.support.signing import ADYEN_KEY, STRIPE_SECRET
 
 SETTINGS = "/console/settings"
@@ -28,17 +27,6 @@ OWNER_PAGES = (SETTINGS, ACCOUNTS, PEOPLE)
 
 def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:8]
-
-
-def post(client, path: str, data: dict, page: str | None = None):
-    """Post ``data`` with the CSRF token of ``page`` (by default the page posted to)."""
-    token = csrf_of(client.get(page or path).text)
-    return client.post(path, data={"csrf_token": token, **data})
-
-
-@pytest.fixture
-def owner(signed_in):
-    return signed_in(role="owner", name="Olga Owner")
 
 
 def log_entries(session, org) -> list[SettingsLogEntry]:
@@ -494,124 +482,3 @@ def test_another_organisation_s_account_is_a_404_page(client, session, org, owne
         assert response.status_code == 404, suffix
         assert response.mimetype == "text/html"
     assert database_checksum(session) == before
-
-
-# --- people --------------------------------------------------------------------------------
-
-
-def test_the_people_page_lists_everyone_with_their_state(client, session, org, owner):
-    colleague = make_person(session, org, role="viewer", name="Vic Viewer")
-    add_user(session=session, org_id=org.id, email="nia@example.com", name="Nia New",
-             role="manager")  # fmt: skip
-    gone = make_person(session, org, name="Gus Gone")
-    gone.disabled_at = gone.created_at
-    make_person(session, make_org(session), name="Stranger Somewhere")
-    session.flush()
-    page = client.get(PEOPLE).text
-    rows = {row.split("<td>")[1].split("<")[0].strip(): row for row in page.split("<tr")[2:]}
-    assert set(rows) == {"Olga Owner", "Vic Viewer", "Nia New", "Gus Gone"}
-    assert "(you)" in rows["Olga Owner"]
-    assert "Disable Olga Owner" not in rows["Olga Owner"]  # nobody disables themselves here
-    assert colleague.email in rows["Vic Viewer"]
-    assert ">active<" in rows["Vic Viewer"]
-    assert "no password yet" in rows["Nia New"]
-    assert "disabled" in rows["Gus Gone"]
-    assert "<form" not in rows["Gus Gone"]
-
-
-def test_an_owner_adds_a_person_whose_link_sets_their_password(client, session, org, owner):
-    response = post(client, PEOPLE, {"email": "Bo@Example.com", "name": "Bo Chen",
-                                     "role": "manager"})  # fmt: skip
-    assert response.status_code == 201
-    person = session.scalars(select(User).where(User.email == "bo@example.com")).one()
-    assert (person.org_id, person.name, person.role, person.password_hash) == (
-        org.id, "Bo Chen", "manager", None,
-    )  # fmt: skip
-    section = response.text.split('id="link-title"')[1].split("</section>")[0]
-    url = section.split('<code class="long">')[1].split("<")[0].replace("&amp;", "&")
-    assert url.startswith("http://127.0.0.1:8000/console/set-password?token=")
-    assert "Send it to bo@example.com" in section
-    assert "shown this once" in section
-    assert "set-password?token=" not in client.get(PEOPLE).text  # once only
-    link = client.get(url.removeprefix("http://127.0.0.1:8000"))
-    assert "Welcome, Bo Chen" in link.text
-    data = {"token": link_token(url), "password": "bo's long password", "confirm":
-            "bo's long password", "csrf_token": csrf_of(link.text)}  # fmt: skip
-    assert client.post("/console/set-password", data=data).status_code == 303
-    assert sign_in(client, "bo@example.com", password="bo's long password").status_code == 303
-
-
-@pytest.mark.parametrize(
-    ("fields", "status", "message"),
-    [
-        ({"email": "OLGA", "name": "Olga", "role": "viewer"}, 422, "email must be an e-mail"),
-        ({"email": "x@example.com", "name": "", "role": "viewer"}, 422, "name must be 1 to 200"),
-        ({"email": "x@example.com", "name": "X", "role": "admin"}, 422, "role must be one of"),
-        ({"email": "x@example.com", "name": "X\x1b[2J", "role": "viewer"}, 422,
-         "must not contain control characters"),
-        ({"email": "DUP", "name": "Twin", "role": "viewer"}, 409,
-         "already has a person with email"),
-    ],
-)  # fmt: skip
-def test_a_refused_person_is_a_message_and_nobody_is_added(
-    client, session, org, owner, fields, status, message
-):
-    fields = fields | {"email": owner.email.upper()} if fields["email"] == "DUP" else fields
-    before = database_checksum(session)
-    response = post(client, PEOPLE, fields)
-    assert response.status_code == status
-    assert "Nothing was changed:" in response.text
-    assert message in response.text
-    assert database_checksum(session) == before
-
-
-def test_a_new_link_replaces_the_old_one(client, session, org, owner):
-    first = add_user(session=session, org_id=org.id, email="nia@example.com", name="Nia New",
-                     role="viewer")  # fmt: skip
-    response = post(client, "/console/people/password-link", {"email": "nia@example.com"},
-                    page=PEOPLE)  # fmt: skip
-    assert response.status_code == 200
-    assert "The one-time link for Nia New" in response.text
-    assert client.get(f"/console/set-password?token={link_token(first.url)}").status_code == 400
-
-
-def test_an_owner_disables_a_person_who_is_signed_out_at_once(app, client, session, org, owner):
-    colleague = make_person(session, org, name="Vic Viewer", role="viewer")
-    theirs = app.test_client()
-    assert sign_in(theirs, colleague.email).status_code == 303
-    assert theirs.get("/console/").status_code == 200
-    response = post(client, "/console/people/disable", {"email": colleague.email}, page=PEOPLE)
-    assert response.status_code == 200
-    assert "Vic Viewer can no longer sign in." in response.text
-    session.refresh(colleague)
-    assert colleague.disabled_at is not None
-    assert theirs.get("/console/").status_code == 303  # back to the sign-in page
-    assert sign_in(theirs, colleague.email).status_code == 401
-
-
-@pytest.mark.parametrize(
-    ("path", "email", "status", "message"),
-    [
-        ("/console/people/disable", "ME", 409, "you cannot disable yourself"),
-        ("/console/people/disable", "nobody@example.com", 404, "no person with email"),
-        ("/console/people/disable", "FOREIGN", 404, "no person with email"),
-        ("/console/people/disable", "", 422, "email: Field required"),
-        ("/console/people/password-link", "FOREIGN", 404, "no person with email"),
-        ("/console/people/password-link", "GONE", 409, "is disabled"),
-    ],
-)
-def test_a_refused_people_action_is_a_message_and_changes_nothing(
-    client, session, org, owner, path, email, status, message
-):
-    gone = make_person(session, org, name="Gus Gone")
-    gone.disabled_at = gone.created_at
-    foreign = make_person(session, make_org(session), name="Stranger")
-    email = {"ME": owner.email, "FOREIGN": foreign.email, "GONE": gone.email}.get(email, email)
-    before = database_checksum(session)
-    response = post(client, path, {"email": email}, page=PEOPLE)
-    assert response.status_code == status
-    assert "Nothing was changed:" in response.text
-    assert message in response.text
-    assert database_checksum(session) == before
-    session.refresh(owner)
-    assert owner.disabled_at is None
