@@ -122,7 +122,7 @@ def test_identical_entries_of_one_statement_are_each_kept(session):
 
 
 def test_entries_are_staged_in_batches_and_all_arrive(session, monkeypatch):
-    monkeypatch.setattr(imports, "BATCH_ROWS", 2)
+    monkeypatch.setattr(imports, "PROGRESS_ROWS", 2)
     org = make_org(session)
     header, row = CSV.splitlines(keepends=True)[:2]
     rows = [row.replace(b"BANKREF-0005", f"REF-{n}".encode()) for n in range(7)]
