@@ -229,7 +229,7 @@ def _entry(part: _Part, location: str) -> BankEntry | None:
         remittance_text=_remittance(part),
         bank_reference=part.text("AcctSvcrRef"),
         end_to_end_id=end_to_end_id,
-        codes=_codes(*(part.text(path) for path in CODE_PATHS)),
+        codes=_codes(*map(part.text, CODE_PATHS)),
         reversal=part.text("RvslInd") == "true",
     )
 
