@@ -81,7 +81,7 @@ MOVE_STAGED = text(
     f"FROM {STAGING} ORDER BY position "
     "ON CONFLICT (account_id, entry_digest, occurrence) DO NOTHING"
 )
-CLEAR_STAGING = text(f"DELETE FROM {STAGING}")  # noqa: S608 - a constant
+CLEAR_STAGING = text(f"TRUNCATE {STAGING}")
 
 
 @dataclass(frozen=True)
