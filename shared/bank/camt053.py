@@ -1,8 +1,10 @@
 """ISO 20022 camt.053 (bank-to-customer statement), schema versions .001.02 to .001.13.
 
-Streamed: lxml's iterparse reads the file object as it goes, each direct child of a
-``Stmt`` (header parts, balances, entries) is read when it ends and then removed, so
-memory stays flat whatever the number of entries. The parser is hardened: no network, no
+Streamed: lxml's iterparse reads the file object as it goes and reports only the root,
+each ``Stmt`` and each ``Ntry``. A statement's header parts (``Id``, ``FrToDt``,
+``Acct``, ``Bal``) are read when its first entry starts, each entry when it ends, along
+the element paths its fields are read at; each is then removed, so memory stays flat
+whatever the number of entries. The parser is hardened: no network, no
 DTD loaded, no entity resolved; a document that declares a DOCTYPE at all (a DTD, entity
 declarations, an external reference) is refused before its root element is read
 (:class:`ForbiddenXml`).
