@@ -163,6 +163,7 @@ DISCREPANCY_FIELDS = {
     "settlement_payout_id",
     "bank_statement_id",
     "bank_entry_id",
+    "provider",
 }
 
 
