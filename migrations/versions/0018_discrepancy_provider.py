@@ -25,7 +25,9 @@ Without a long lock on a populated table:
    renamed (also SHARE UPDATE EXCLUSIVE).
 
 Rows an older process opens while it runs are filled by a later batch (ids grow with
-time) or, after the last batch, stay null until opened again. Measured on 1,000,000
+time) or, after the last batch, stay null until opened again. Interrupted (the first part
+committed, the version not yet written), it runs again from the start: each step finds
+what is done (the batches skip rows already filled). Measured on 1,000,000
 discrepancies: docs/design.md, "Data model".
 """
 
@@ -42,7 +44,7 @@ depends_on: str | Sequence[str] | None = None
 DISCREPANCIES = "reconciliation_discrepancies"
 CHECK = "ck_reconciliation_discrepancies_provider_known"
 PROVIDERS = ("stripe", "adyen", "standard", "paypal")
-BATCH = 10_000
+BATCH = 2_000
 OLD_FILTERS = ["status", "type", "severity", "currency", "assignee", "run_id", "dispute_status"]
 LIST_INDEXES = {
     "ix_reconciliation_discrepancies_list_by_opened": ("opened_at", "amount_minor"),
@@ -59,7 +61,7 @@ SUBJECTS = (
 # Plain SQL, STABLE: the planner may not inline it (it holds subqueries), but PostgreSQL
 # plans its body once per calling statement; a NULL subject's lookup finds nothing at once.
 CREATE_FUNCTION = """
-CREATE FUNCTION recon_discrepancy_provider(
+CREATE OR REPLACE FUNCTION recon_discrepancy_provider(
   payment uuid, provider_record uuid, settlement_line uuid, settlement_payout uuid,
   bank_statement uuid, bank_entry uuid
 ) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
@@ -108,9 +110,11 @@ def _rebuild_list_indexes(filters: list[str]) -> None:
 
 
 def upgrade() -> None:
+    # Each step may find itself done: an interrupted upgrade committed its first part.
     op.execute(CREATE_FUNCTION)
-    op.execute(f"ALTER TABLE {DISCREPANCIES} ADD COLUMN provider varchar(16)")
+    op.execute(f"ALTER TABLE {DISCREPANCIES} ADD COLUMN IF NOT EXISTS provider varchar(16)")
     known = ", ".join(f"'{provider}'" for provider in PROVIDERS)
+    op.execute(f"ALTER TABLE {DISCREPANCIES} DROP CONSTRAINT IF EXISTS {CHECK}")
     op.execute(
         f"ALTER TABLE {DISCREPANCIES} ADD CONSTRAINT {CHECK} "
         f"CHECK (provider IS NULL OR provider IN ({known})) NOT VALID"

@@ -280,7 +280,7 @@ FROM statements
 def test_0018_backfills_each_discrepancys_provider_in_batches(scratch_database):
     url, engine = scratch_database
     migrations.upgrade("0017", database_url=url)
-    payments = 25_000  # three batches of the migration's 10,000
+    payments = 5_000  # three batches of the migration's 2,000
     with engine.begin() as connection:
         connection.execute(text(BEFORE_0018), {"payments": payments})
     migrations.upgrade("0018", database_url=url)
@@ -313,3 +313,32 @@ def test_0018_backfills_each_discrepancys_provider_in_batches(scratch_database):
     assert len(indexes) == 2
     assert all("dispute_status, provider," in index for index in indexes)
     assert validated is True
+
+
+# What an interrupted 0018 leaves: its first part committed (a function, the column, the
+# check NOT VALID), a few rows filled, an index build cut short; the version still 0017.
+INTERRUPTED_0018 = (
+    "CREATE FUNCTION recon_discrepancy_provider(uuid, uuid, uuid, uuid, uuid, uuid) "
+    "RETURNS text LANGUAGE sql AS 'SELECT NULL::text'",
+    "ALTER TABLE reconciliation_discrepancies ADD COLUMN provider varchar(16)",
+    "ALTER TABLE reconciliation_discrepancies ADD CONSTRAINT "
+    "ck_reconciliation_discrepancies_provider_known CHECK (provider IS NULL) NOT VALID",
+    "CREATE INDEX ix_reconciliation_discrepancies_list_by_opened_0018 "
+    "ON reconciliation_discrepancies (org_id)",
+)
+
+
+def test_an_interrupted_0018_runs_again_to_the_end(scratch_database):
+    url, engine = scratch_database
+    migrations.upgrade("0017", database_url=url)
+    with engine.begin() as connection:
+        connection.execute(text(BEFORE_0018), {"payments": 3})
+        for statement in INTERRUPTED_0018:
+            connection.execute(text(statement))
+    migrations.upgrade("0018", database_url=url)
+    with engine.connect() as connection:
+        unnamed = connection.scalar(
+            text("SELECT count(*) FROM reconciliation_discrepancies WHERE provider IS NULL")
+        )
+    assert unnamed == 1  # the statement of the account of two providers
+    assert schema_differences(engine) == []
