@@ -35,7 +35,7 @@ test: lint $(ACTIONLINT) chromium
 
 # The README's console pictures (docs/screenshots/*.png), taken by the browser tests.
 screenshots: install chromium
-	RECON_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/console/test_browser.py
+	RECON_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/console/test_browser.py tests/console/test_cash_browser.py
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -52,6 +52,10 @@ class SettlementFileOut(BaseModel):
     sha256: str
     size_bytes: int
     provider_account_id: uuid.UUID | None
+    imported_by: str | None = Field(
+        description="The API key's id, user:<id> (the console) or cli; null if unrecorded"
+    )
+    imported_by_name: str | None = Field(description="The key's or the person's name")
     imported_at: datetime
     summary: SettlementSummary
 

@@ -5,7 +5,7 @@ What it does, in one run:
 1. creates a fresh database ``recon_bench_provider_migration``, migrates it, and loads N
    discrepancies (default 1,000,000) with their payments, records, items, runs and log as
    ``bench/console.py`` does (``triage_data.load``: COPY, then VACUUM ANALYZE);
-2. takes the schema down to 0017 (the column, its check and function go; the list
+2. takes the schema down to 0019, 0018's parent (the column, its check and function go; the list
    indexes are rebuilt without it), then VACUUM ANALYZE;
 3. upgrades to 0018 while a writer updates random discrepancies, one short transaction
    every 20 ms (an assignee set and cleared, as triage does), and prints the migration's
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> None:
     rows = load(orgs, args.discrepancies, args.seed, datetime.now(UTC))
     print(f"loaded {rows['reconciliation_discrepancies']:,} discrepancies in "
           f"{time.perf_counter() - began:.0f} s (COPY + VACUUM ANALYZE)")  # fmt: skip
-    print(f"downgrade to 0017: {migrate('0017', down=True):.1f} s")
+    print(f"downgrade to 0019: {migrate('0019', down=True):.1f} s")
     with connect(autocommit=True) as connection:
         connection.execute("VACUUM ANALYZE reconciliation_discrepancies")
         ids = [row[0] for row in connection.execute(

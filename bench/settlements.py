@@ -96,6 +96,7 @@ def copy_floor(csv_path: Path) -> float:
 
 def import_file(csv_path: Path, org_id: uuid.UUID, lines: int) -> float:
     """Seconds the import of the file takes, printing the resident memory each quarter."""
+    from shared.access.settings_log import OPERATOR
     from shared.platform.db import unit_of_work
     from shared.settlements.imports import import_settlement_file
 
@@ -110,7 +111,7 @@ def import_file(csv_path: Path, org_id: uuid.UUID, lines: int) -> float:
     with unit_of_work() as session, csv_path.open("rb") as binary:
         imported = import_settlement_file(
             session=session, org_id=org_id, binary=binary, filename=csv_path.name,
-            on_progress=progress,
+            imported_by=OPERATOR, on_progress=progress,
         )  # fmt: skip
         summary = imported.file.summary
     took = time.perf_counter() - began

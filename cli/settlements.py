@@ -10,6 +10,7 @@ import click
 
 from cli.output import owning_org
 from cli.payments import Progress
+from shared.access.settings_log import OPERATOR
 from shared.models import ProviderAccount
 from shared.platform.db import unit_of_work
 from shared.platform.errors import DomainError
@@ -47,6 +48,7 @@ def import_settlements(file: Path, account_id: uuid.UUID | None, org_id: uuid.UU
                     org_id=org_id,
                     binary=binary,
                     filename=file.name,
+                    imported_by=OPERATOR,
                     provider_account_id=account_id,
                     on_progress=lambda _: progress.advance(),
                 )

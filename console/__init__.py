@@ -13,9 +13,12 @@ def register_console(app: Flask) -> None:
     """Serve the console's pages and assets from ``app``."""
     from console import (  # noqa: F401 - their routes join the blueprint
         auth_pages,
+        bank_pages,
         event_pages,
+        payout_pages,
         queue_pages,
         run_pages,
+        settlement_pages,
     )
     from console.web import blueprint
 

@@ -52,6 +52,17 @@ def parse_query(model: type[Form]) -> Form:
     return validate_input(model, request.args.to_dict(), "the filters are invalid")
 
 
+class Listed(Form):
+    """A page's filters and cursor, which its links repeat."""
+
+    cursor: Annotated[str, Field(max_length=512)] | None = None
+
+    def link(self, **changes: Any) -> dict[str, str]:
+        """The query string of these filters with ``changes`` (None drops a field)."""
+        values = self.model_dump(mode="json") | changes
+        return {name: str(value) for name, value in values.items() if value is not None}
+
+
 class LoginForm(Form):
     email: Annotated[str, Field(max_length=254)] = ""
     password: Annotated[str, Field(max_length=1_024)] = ""
@@ -94,7 +105,7 @@ class ResolveForm(VersionedForm):
     ) = None
 
 
-class QueueQuery(Form):
+class QueueQuery(Listed):
     """The queue's filters, sort and page, as its filter form submits them."""
 
     status: Literal[QUEUE_STATUSES] = "unresolved"
@@ -109,7 +120,6 @@ class QueueQuery(Form):
     max_amount: Annotated[str, Field(max_length=32)] | None = None
     sort: Literal[SORTS] = "opened_at"
     size: Annotated[int, Field(ge=1, le=MAX_BULK_DISCREPANCIES)] = PAGE_SIZES[0]
-    cursor: Annotated[str, Field(max_length=512)] | None = None
 
     def filters(self, now: datetime, time_zone: str) -> DiscrepancyFilters:
         """The listing's filters: the age bucket as the opening times the ageing summary
@@ -136,11 +146,6 @@ class QueueQuery(Form):
                 for name, text in amounts.items()
             },
         )
-
-    def link(self, **changes: Any) -> dict[str, str]:
-        """The query string of these filters with ``changes`` (None drops a field)."""
-        values = self.model_dump(mode="json") | changes
-        return {name: str(value) for name, value in values.items() if value is not None}
 
 
 # A ticked row: a discrepancy's id, and the version the page showed.

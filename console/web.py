@@ -15,7 +15,17 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.access.api_keys import TRIAGE_ROLES
 from shared.access.console_sessions import (
@@ -72,10 +82,24 @@ def csrf_token() -> str:
     return g.pre_session_csrf
 
 
+def accepts_upload(limit: Callable[[], int]) -> Callable:
+    """Mark a page that takes an uploaded file of at most ``limit()`` bytes (a setting),
+    instead of the application's MAX_BODY_BYTES: set before the CSRF check reads the form."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        view.upload_limit = limit  # copied onto the page wrapper by functools.wraps
+        return view
+
+    return decorator
+
+
 @blueprint.before_request
 def _check_csrf() -> None:
     if request.method not in STATE_CHANGING:
         return
+    limit = getattr(current_app.view_functions.get(request.endpoint), "upload_limit", None)
+    if limit is not None:
+        request.max_content_length = limit()
     record = current_session()
     expected = record.csrf_token if record else request.cookies.get(PRE_SESSION_CSRF_COOKIE, "")
     # An empty expected token (no cookie at all) must not match an empty field.
@@ -158,3 +182,14 @@ def _sign_in_first(error: Unauthenticated) -> Response:
 @blueprint.errorhandler(DomainError)
 def _error_page(error: DomainError) -> tuple[str, int]:
     return render_template("console/error.html", error=error), error.status
+
+
+class FileTooLarge(DomainError, status=413, title="File too large", type_slug="file-too-large"):
+    """An upload over the page's limit, as the console's error page shows it."""
+
+
+@blueprint.errorhandler(RequestEntityTooLarge)
+def _too_large(error: RequestEntityTooLarge) -> tuple[str, int]:
+    limit = request.max_content_length
+    refused = FileTooLarge(f"the file is larger than the {limit:,} bytes this page accepts")
+    return _error_page(refused)

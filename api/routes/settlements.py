@@ -23,6 +23,7 @@ from api.settlement_schemas import (
     UploadQuery,
 )
 from shared.access.api_keys import TRIAGE_ROLES, Caller
+from shared.access.settings_log import Actor
 from shared.platform.db import unit_of_work
 from shared.platform.errors import ValidationFailed
 from shared.platform.settings import get_settings
@@ -86,6 +87,7 @@ def upload_settlement_file(session: Session, caller: Caller) -> Response:
             org_id=caller.org_id,
             binary=binary,
             filename=upload.filename or "",
+            imported_by=Actor.of(caller),
             provider_account_id=query.account_id,
         )
     return _json(SettlementFileOut.model_validate(imported.file), 201 if imported.created else 200)

@@ -1,8 +1,8 @@
 """the provider a discrepancy is about, for the queue's provider filter
 
 Revision ID: 0018
-Revises: 0017
-Create Date: 2026-12-13 08:00:00.000000
+Revises: 0019
+Create Date: 2026-12-15 08:00:00.000000
 
 ``reconciliation_discrepancies.provider`` (nullable; one of stripe, adyen, standard,
 paypal) names whom a discrepancy is about, so the triage list and the console's queue
@@ -29,6 +29,8 @@ time) or, after the last batch, stay null until opened again. Interrupted (the f
 committed, the version not yet written), it runs again from the start: each step finds
 what is done (the batches skip rows already filled). Measured on 1,000,000
 discrepancies: docs/design.md, "Data model".
+
+(Numbered 0018 as its branch was given; chained after main's head when it merged, 0019.)
 """
 
 from collections.abc import Sequence
@@ -37,7 +39,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision: str = "0018"
-down_revision: str | None = "0017"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,5 @@
-"""Reading imported bank entries: the organisation's, filtered, newest booked first.
+"""Reading imported bank statements and entries: the organisation's, filtered, newest
+first.
 
 An entry is matched once a payout is linked to it (``shared/bank/matching.py``).
 """
@@ -12,7 +13,7 @@ from datetime import date
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
-from shared.models import BankEntryRecord, BankPayoutLink
+from shared.models import BankEntryRecord, BankPayoutLink, BankStatementRecord
 from shared.platform.pagination import Page, newest_first
 
 
@@ -21,6 +22,7 @@ class EntryFilters:
     """The entry list's filters; dates and amounts (signed minor units) inclusive."""
 
     account_id: uuid.UUID | None = None
+    currency: str | None = None
     booked_from: date | None = None
     booked_to: date | None = None
     min_amount: int | None = None
@@ -41,6 +43,7 @@ def list_entries(
     entry = BankEntryRecord
     for value, condition in (
         (filters.account_id, lambda value: entry.account_id == value),
+        (filters.currency, lambda value: entry.currency == value),
         (filters.booked_from, lambda value: entry.booking_date >= value),
         (filters.booked_to, lambda value: entry.booking_date <= value),
         (filters.min_amount, lambda value: entry.amount_minor >= value),
@@ -53,3 +56,30 @@ def list_entries(
         query = query.where(~linked if filters.unmatched else linked)
     order = (BankEntryRecord.booking_date, BankEntryRecord.id)
     return newest_first(query, order, session=session, cursor=cursor, limit=limit)
+
+
+def list_statements(
+    *,
+    session: Session,
+    org_id: uuid.UUID,
+    account_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[BankStatementRecord]:
+    """The organisation's statements (of ``account_id`` when given), newest imported first,
+    each with its balance check (``balanced``)."""
+    query: Select = select(BankStatementRecord).where(BankStatementRecord.org_id == org_id)
+    if account_id is not None:
+        query = query.where(BankStatementRecord.account_id == account_id)
+    order = (BankStatementRecord.imported_at, BankStatementRecord.id)
+    return newest_first(query, order, session=session, cursor=cursor, limit=limit)
+
+
+def linked_payouts(*, session: Session, entry_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """The payout linked to each of ``entry_ids`` that has one, by entry."""
+    rows = session.execute(
+        select(BankPayoutLink.bank_entry_id, BankPayoutLink.settlement_payout_id).where(
+            BankPayoutLink.bank_entry_id.in_(entry_ids)
+        )
+    )
+    return dict(rows.all())

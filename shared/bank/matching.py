@@ -34,6 +34,7 @@ from shared.bank.payout_rules import (
     AMOUNT_WINDOW_BEFORE_DAYS,
     DEFAULT_ARRIVAL_BUSINESS_DAYS,
     KNOWN_COUNTERPARTIES,
+    NEVER_ARRIVING,
     REFERENCE,
     REFERENCE_WINDOW_AFTER_DAYS,
     REFERENCE_WINDOW_BEFORE_DAYS,
@@ -68,8 +69,8 @@ log = get_logger(__name__)
 SYSTEM = "system"
 BANK_TYPES = ("PayoutNotReceived", "DepositAmountMismatch", "UnexpectedDeposit")
 MAX_REASON_LENGTH = 2_000
-# Payouts that will never reach the bank.
-NOT_EXPECTED = "('failed', 'canceled')"
+# Payouts that will never reach the bank, as an SQL list of constants.
+NOT_EXPECTED = "(" + ", ".join(f"'{status}'" for status in NEVER_ARRIVING) + ")"
 EXPECTED_ARRIVAL = "COALESCE(p.arrival_date, (p.booked_at AT TIME ZONE 'UTC')::date)"
 ENTRY_TEXT = "concat_ws(' | ', e.remittance_text, e.bank_reference, e.end_to_end_id)"
 _UNLINKED_PAYOUT = (

@@ -31,6 +31,8 @@ AMOUNT_WINDOW_AFTER_DAYS = 7
 REFERENCE_WINDOW_BEFORE_DAYS = 7
 REFERENCE_WINDOW_AFTER_DAYS = 30
 DEFAULT_ARRIVAL_BUSINESS_DAYS = 2
+# A payout in one of these statuses never reaches the bank: it is matched to nothing.
+NEVER_ARRIVING = ("failed", "canceled")
 # A payout id shorter than this is too common a string to count as a reference on its own
 # (an Adyen batch "12"); it counts only in its provider's phrase ("batch 12").
 MIN_TOKEN_LENGTH = 6

@@ -1,7 +1,10 @@
 """Whether each payout reached the bank: its linked entry, else the suggested ones.
 
 A payout is ``linked`` (an entry carried it), ``suggested`` (entries could be its, none
-for certain: a person decides) or ``unlinked`` (nothing seen yet).
+for certain: a person decides) or ``unlinked`` (nothing seen yet). Its ``arrival`` tells
+the unlinked apart: ``not_expected`` (failed or canceled: it never reaches the bank),
+``not_received`` (the matching pass judged it overdue: a PayoutNotReceived is
+unresolved) or ``in_transit``.
 """
 
 from __future__ import annotations
@@ -15,11 +18,19 @@ from typing import Literal
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
-from shared.models import BankEntryRecord, BankPayoutLink, BankPayoutSuggestion, SettlementPayout
+from shared.bank.payout_rules import NEVER_ARRIVING
+from shared.models import (
+    BankEntryRecord,
+    BankPayoutLink,
+    BankPayoutSuggestion,
+    ReconciliationDiscrepancy,
+    SettlementPayout,
+)
 from shared.platform.errors import NotFound
 from shared.platform.pagination import Page, newest_first
 
 BankStatus = Literal["linked", "suggested", "unlinked"]
+Arrival = Literal["linked", "suggested", "in_transit", "not_received", "not_expected"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class PayoutBankStatus:
     payout: SettlementPayout
     link: LinkedEntry | None
     suggestions: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+    overdue: bool = False  # an unresolved PayoutNotReceived names the payout
 
     @property
     def status(self) -> BankStatus:
@@ -47,6 +59,16 @@ class PayoutBankStatus:
         if self.link is not None:
             return "linked"
         return "suggested" if self.suggestions else "unlinked"
+
+    @property
+    def arrival(self) -> Arrival:
+        """The status, with an unlinked payout told apart: ``not_expected``,
+        ``not_received`` or ``in_transit`` (the module's docstring)."""
+        if self.status != "unlinked":
+            return self.status
+        if self.payout.status in NEVER_ARRIVING:
+            return "not_expected"
+        return "not_received" if self.overdue else "in_transit"
 
 
 def _linked() -> object:
@@ -75,7 +97,7 @@ def list_payout_statuses(
         query = query.where(~_linked(), ~_suggested())
     order = (SettlementPayout.booked_at, SettlementPayout.id)
     page = newest_first(query, order, session=session, cursor=cursor, limit=limit)
-    return Page(_statuses(session, page.items), page.next_cursor)
+    return Page(bank_statuses(session=session, payouts=page.items), page.next_cursor)
 
 
 def payout_status(*, session: Session, org_id: uuid.UUID, payout_id: uuid.UUID) -> PayoutBankStatus:
@@ -83,10 +105,11 @@ def payout_status(*, session: Session, org_id: uuid.UUID, payout_id: uuid.UUID) 
     payout = session.get(SettlementPayout, payout_id)
     if payout is None or payout.org_id != org_id:
         raise NotFound(f"payout {payout_id} does not exist")
-    return _statuses(session, [payout])[0]
+    return bank_statuses(session=session, payouts=[payout])[0]
 
 
-def _statuses(session: Session, payouts: list[SettlementPayout]) -> list[PayoutBankStatus]:
+def bank_statuses(*, session: Session, payouts: list[SettlementPayout]) -> list[PayoutBankStatus]:
+    """The bank status of each of ``payouts`` (one organisation's), in their order."""
     ids = [payout.id for payout in payouts]
     links = {
         payout_id: LinkedEntry(entry_id, method, amount, booked, linked_at)
@@ -111,7 +134,18 @@ def _statuses(session: Session, payouts: list[SettlementPayout]) -> list[PayoutB
         .order_by(BankPayoutSuggestion.bank_entry_id)
     ):
         suggestions[payout_id].append((entry_id, method))
+    overdue = set(
+        session.scalars(
+            select(ReconciliationDiscrepancy.settlement_payout_id).where(
+                ReconciliationDiscrepancy.settlement_payout_id.in_(ids),
+                ReconciliationDiscrepancy.type == "PayoutNotReceived",
+                ReconciliationDiscrepancy.status != "resolved",
+            )
+        )
+    )
     return [
-        PayoutBankStatus(payout, links.get(payout.id), suggestions.get(payout.id, []))
+        PayoutBankStatus(
+            payout, links.get(payout.id), suggestions.get(payout.id, []), payout.id in overdue
+        )
         for payout in payouts
     ]

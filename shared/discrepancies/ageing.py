@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -25,6 +25,7 @@ from shared.access.organizations import get_organization
 from shared.discrepancies.lifecycle import UNRESOLVED
 from shared.discrepancies.listing import DiscrepancyFilters, filter_conditions, filter_values
 from shared.models import ReconciliationDiscrepancy
+from shared.values.timestamps import start_of_day
 
 _D = ReconciliationDiscrepancy
 
@@ -80,7 +81,9 @@ def bucket_starts(now: datetime, time_zone: str) -> list[datetime]:
     oldest local day began (``now``'s local date minus its ``max_days``)."""
     zone = ZoneInfo(time_zone)
     today = now.astimezone(zone).date()
-    return [_start_of(today - timedelta(days=bucket.max_days), zone) for bucket in AGE_BUCKETS[:-1]]
+    return [
+        start_of_day(today - timedelta(days=bucket.max_days), zone) for bucket in AGE_BUCKETS[:-1]
+    ]
 
 
 def bucket_window(
@@ -95,11 +98,6 @@ def bucket_window(
     since = starts[index] if index < len(starts) else None
     until = starts[index - 1] if index > 0 else None
     return since, until
-
-
-def _start_of(day: date, zone: ZoneInfo) -> datetime:
-    # A local midnight skipped by a DST change reads as the instant the day begins there.
-    return datetime.combine(day, time(0), tzinfo=zone)
 
 
 @cache  # one statement per set of filters (at most 2**11)

@@ -1,6 +1,7 @@
 """The evidence behind one discrepancy, as a person reads it: the internal payment and the
-provider record side by side, field by field, and the provider events that built the
-record, their payloads with every secret-looking value masked.
+provider record side by side, field by field, the provider events that built the
+record, their payloads with every secret-looking value masked, and the cash chain's
+subjects it names (payout, settlement line, bank statement, bank entry).
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from typing import Any
 from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
-from shared.discrepancies.listing import DiscrepancyDetail, get_discrepancy
-from shared.models import Payment, ProviderEvent, ProviderRecord
+from shared.discrepancies.listing import DiscrepancyDetail, DiscrepancyView, get_discrepancy
+from shared.models import (
+    BankEntryRecord,
+    BankStatementRecord,
+    Payment,
+    ProviderEvent,
+    ProviderRecord,
+    SettlementLine,
+    SettlementPayout,
+)
+from shared.settlements.listing import payout_of_line
 from shared.values.money import format_minor
 
 MAX_EVENTS = 50
@@ -54,6 +64,18 @@ class EventEvidence:
 
 
 @dataclass(frozen=True)
+class CashSubjects:
+    """The cash chain's subjects a discrepancy names (None where it names none), and the
+    payout its settlement line belongs to (``line_payout``)."""
+
+    payout: SettlementPayout | None = None
+    line: SettlementLine | None = None
+    line_payout: SettlementPayout | None = None
+    statement: BankStatementRecord | None = None
+    entry: BankEntryRecord | None = None
+
+
+@dataclass(frozen=True)
 class DiscrepancyEvidence:
     """A discrepancy with everything a person needs to decide on it."""
 
@@ -62,6 +84,7 @@ class DiscrepancyEvidence:
     record: ProviderRecord | None
     fields: list[ComparedField]
     events: list[EventEvidence]
+    cash: CashSubjects
 
 
 def _when(value: datetime | None) -> str | None:
@@ -161,4 +184,21 @@ def discrepancy_evidence(
         record=record,
         fields=compare_fields(payment, record),
         events=events,
+        cash=_cash_subjects(session, view),
+    )
+
+
+def _cash_subjects(session: Session, view: DiscrepancyView) -> CashSubjects:
+    """The cash subjects ``view`` names (of its organisation: the discrepancy's rows)."""
+
+    def load(model: type, subject_id: uuid.UUID | None) -> Any:
+        return session.get(model, subject_id) if subject_id is not None else None
+
+    line = load(SettlementLine, view.settlement_line_id)
+    return CashSubjects(
+        payout=load(SettlementPayout, view.settlement_payout_id),
+        line=line,
+        line_payout=payout_of_line(session=session, line=line) if line is not None else None,
+        statement=load(BankStatementRecord, view.bank_statement_id),
+        entry=load(BankEntryRecord, view.bank_entry_id),
     )

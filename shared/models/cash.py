@@ -76,6 +76,10 @@ class SettlementFile(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+    # Who imported it: an API key's id, ``user:<id>`` or ``cli``, and its name (None:
+    # imported before migration 0019 recorded it).
+    imported_by: Mapped[str | None] = mapped_column(Text)
+    imported_by_name: Mapped[str | None] = mapped_column(Text)
     imported_at: Mapped[datetime] = stamped_now()
 
 

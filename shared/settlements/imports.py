@@ -20,6 +20,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from shared.access.settings_log import Actor
 from shared.bank.matching import queue_payout_matching
 from shared.models import (
     ProviderAccount,
@@ -63,10 +64,12 @@ def import_settlement_file(
     org_id: uuid.UUID,
     binary: IO[bytes],
     filename: str,
+    imported_by: Actor,
     provider_account_id: uuid.UUID | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> SettlementImport:
-    """Import the seekable ``binary`` for ``org_id``, or answer its earlier import.
+    """Import the seekable ``binary`` for ``org_id`` as ``imported_by``, or answer its
+    earlier import (and who made that one).
 
     ``on_progress`` is called with the bytes read so far. Raises the parsers' refusals
     (422), NotFound for another organisation's account, and never commits.
@@ -95,6 +98,8 @@ def import_settlement_file(
             filename=filename,
             sha256=sha256,
             size_bytes=size,
+            imported_by=imported_by.id,
+            imported_by_name=imported_by.name,
         )
         .on_conflict_do_nothing()
         .returning(SettlementFile.id)

@@ -148,6 +148,21 @@ def get_payout(*, session: Session, org_id: uuid.UUID, payout_id: uuid.UUID) -> 
     )
 
 
+def payout_of_line(*, session: Session, line: SettlementLine) -> SettlementPayout | None:
+    """The payout whose lines include ``line`` (None: a payout row, or a batch no payout
+    states yet)."""
+    if line.line_type == "payout" or line.batch_id is None:
+        return None
+    return session.scalar(
+        select(SettlementPayout).where(
+            SettlementPayout.org_id == line.org_id,
+            SettlementPayout.provider == line.provider,
+            SettlementPayout.payout_id == line.batch_id,
+            SettlementPayout.currency == line.net_currency,
+        )
+    )
+
+
 def _batch_of(payout: SettlementPayout) -> tuple[str, str, str]:
     return payout.provider, payout.payout_id, payout.currency
 

@@ -8,8 +8,9 @@ do harm: a provider record stamped in the year 5000 would never accept a newer e
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
@@ -91,3 +92,9 @@ def plausible_in_utc(moment: datetime) -> datetime:
 IsoInstant = Annotated[AwareDatetime, BeforeValidator(refuse_unix_number)]
 # The same, plausible (see check_plausible) and stored in UTC.
 PlausibleUtcInstant = Annotated[IsoInstant, AfterValidator(plausible_in_utc)]
+
+
+def start_of_day(day: date, zone: ZoneInfo) -> datetime:
+    """The instant ``day`` begins in ``zone`` (a local midnight skipped by a DST change
+    reads as the instant the day begins there)."""
+    return datetime.combine(day, time(0), tzinfo=zone)

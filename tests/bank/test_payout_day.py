@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from shared.access.settings_log import OPERATOR
 from shared.bank.matching import reconcile_bank_payouts
 from shared.models import BankPayoutLink, ReconciliationDiscrepancy, SettlementPayout
 from shared.platform.tasks import MATCH_BANK_PAYOUTS
@@ -22,7 +23,11 @@ SETTLEMENTS = Path(__file__).resolve().parents[1] / "settlements" / "fixtures"
 def import_settlements(session, org, relative: str):
     path = SETTLEMENTS / relative
     return import_settlement_file(
-        session=session, org_id=org.id, binary=io.BytesIO(path.read_bytes()), filename=path.name
+        session=session,
+        org_id=org.id,
+        binary=io.BytesIO(path.read_bytes()),
+        filename=path.name,
+        imported_by=OPERATOR,
     )
 
 

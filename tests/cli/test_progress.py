@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy import text
 
 from cli.runs import PROGRESS_SECONDS, RunProgress
 from tests.conftest import (
@@ -200,6 +201,20 @@ def test_settlements_import_draws_a_progress_bar_and_prints_the_summary_once(
     again = run_cli("settlements", "import", str(path), "--org", org_id)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) | {"created": True} == summary
+
+
+def test_a_settlement_file_the_cli_imports_is_recorded_as_the_operator_s(
+    org_id, committed, tmp_path
+):
+    path = tmp_path / "batch.csv"
+    path.write_bytes((REPO_ROOT / "tests" / "settlements" / "fixtures" / "adyen" /
+                      "settlement_details_every_type.csv").read_bytes())  # fmt: skip
+    assert run_cli("settlements", "import", str(path), "--org", org_id).returncode == 0
+    with committed.connect() as connection:
+        importer = connection.execute(
+            text("SELECT imported_by, imported_by_name FROM settlement_files")
+        ).one()
+    assert tuple(importer) == ("cli", "recon CLI")
 
 
 def test_settlements_import_of_a_bad_file_exits_1_naming_row_and_column(org_id, tmp_path):

@@ -2,53 +2,32 @@
 ``recon serve`` on the test PostgreSQL and Redis.
 
 Every page a test opens is checked by axe-core (no serious or critical violation) and
-saved as a screenshot in ``.recon/screenshots/`` (``RECON_SCREENSHOTS`` names another
-folder: ``make screenshots`` writes the README's pages there, ``docs/screenshots/``).
+saved as a screenshot (``tests/console/browser.py``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from shared.access.users import add_user
 from shared.models import ReconciliationDiscrepancy, ReconciliationRun
 from shared.platform.db import unit_of_work
-from tests.conftest import REPO_ROOT, TEST_DATABASE_URL, TEST_REDIS_URL, truncate_all
+from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, truncate_all
+from tests.console.browser import BROWSER_MARKS, DESKTOP, PHONE, check, launch, sign_in_as
 from tests.discrepancies.factories import make_record
 from tests.runs.test_history import stored_report
 from tests.support.factories import make_account, make_event, make_org, make_payment
 from tests.support.people import PASSWORD, make_person
 from tests.support.processes import ApiServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = REPO_ROOT / os.environ.get("RECON_SCREENSHOTS", ".recon/screenshots")
-# The pages the README shows; under RECON_SCREENSHOTS only these are written.
-README_PAGES = {
-    "login", "queue-filtered", "detail", "detail-resolved", "queue-phone", "run-report",
-}  # fmt: skip
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-SEVERE = ("serious", "critical")
-
-pytestmark = [
-    pytest.mark.slow,
-    # `make test` installs chromium and sets RECON_REQUIRE_BROWSER: there a missing browser
-    # fails these tests instead of skipping them.
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not os.environ.get("RECON_REQUIRE_BROWSER"),
-        reason="Debian's chromium is not installed (make chromium)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @dataclass(frozen=True)
@@ -172,10 +151,7 @@ def stage(engine, redis_client, tmp_path_factory) -> Iterator[Stage]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    yield from launch()
 
 
 @pytest.fixture
@@ -185,26 +161,8 @@ def page(browser) -> Iterator[Page]:
     context.close()
 
 
-def check(page: Page, name: str) -> None:
-    """axe-core finds no serious or critical violation; the page is saved as ``name``."""
-    results = Axe().run(page)
-    severe = [
-        (violation["id"], violation["impact"], violation["help"])
-        for violation in results.response["violations"]
-        if violation["impact"] in SEVERE
-    ]
-    assert severe == [], f"{name}: {severe}"
-    if "RECON_SCREENSHOTS" in os.environ and name not in README_PAGES:
-        return
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
 def sign_in(page: Page, stage: Stage, role: str, password: str = PASSWORD) -> None:
-    page.goto(f"{stage.base_url}/console/login")
-    page.get_by_label("Email").fill(stage.emails[role])
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, stage.base_url, stage.emails[role], password)
 
 
 def session_id(page: Page) -> str | None:

@@ -338,6 +338,15 @@ def test_every_console_page_declares_its_roles_unless_public():
         ("GET", "/console/runs/<uuid:run_id>"),
         ("GET", "/console/events"),
         ("POST", "/console/events/<uuid:event_id>/replay"),
+        ("GET", "/console/settlements"),
+        ("POST", "/console/settlements"),
+        ("GET", "/console/settlements/<uuid:file_id>/original"),
+        ("GET", "/console/payouts"),
+        ("GET", "/console/payouts/<uuid:payout_id>"),
+        ("POST", "/console/payouts/<uuid:payout_id>/link"),
+        ("POST", "/console/payouts/<uuid:payout_id>/unlink"),
+        ("GET", "/console/bank"),
+        ("POST", "/console/bank"),
     }
 
 
@@ -348,8 +357,12 @@ def test_every_console_page_for_every_role(client, session, method, rule, roles)
 
     org = make_org(session)
     discrepancy = make_discrepancy(session, org)
+    payout = make_settlement_payout(session, org)
     people = {role: make_person(session, org, role=role) for role in ("viewer", "manager", "owner")}
-    values = {argument: str(discrepancy.id) for argument in RULES[rule].arguments}
+    # The organisation's own objects where the page takes one of these, so that an allowed
+    # role sees the page itself; any other id is a random one (its 404 page).
+    ids = {"discrepancy_id": discrepancy.id, "payout_id": payout.id, "file_id": payout.file_id}
+    values = {argument: str(ids.get(argument, uuid.uuid4())) for argument in RULES[rule].arguments}
     path = RULES[rule].build(values, append_unknown=False)[1]
     before = database_checksum(session)
     signed_out = client.open(path, method=method)

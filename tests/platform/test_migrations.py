@@ -12,6 +12,7 @@ from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.access.settings_log import OPERATOR
 from shared.models import (
     Base,
     Organization,
@@ -197,7 +198,13 @@ def _imported_payouts(session: Session) -> list[SettlementPayout]:
     """The payouts of the project's Adyen settlement fixture, imported for a new org."""
     org = make_org(session)
     with (SETTLEMENT_FIXTURES / "adyen" / "settlement_details_every_type.csv").open("rb") as file:
-        import_settlement_file(session=session, org_id=org.id, binary=file, filename="sdr.csv")
+        import_settlement_file(
+            session=session,
+            org_id=org.id,
+            binary=file,
+            filename="sdr.csv",
+            imported_by=OPERATOR,
+        )
     mine = select(SettlementPayout).where(SettlementPayout.org_id == org.id)
     payouts = list(session.scalars(mine))
     assert len(payouts) >= 2
@@ -234,9 +241,9 @@ def test_a_discrepancy_without_any_subject_is_refused(session):
         session.flush()
 
 
-# The rows 0018 backfills, written as 0017 knew them: a payment's discrepancies (more than
-# one batch of them), a record's, a payout's, and statements' of accounts that list one
-# provider or two.
+# The rows 0018 backfills, written as its parent (0019) knew them: a payment's
+# discrepancies (more than one batch of them), a record's, a payout's, and statements' of
+# accounts that list one provider or two.
 BEFORE_0018 = """
 WITH org AS (INSERT INTO organizations (name) VALUES ('Acme') RETURNING id),
 payments AS (
@@ -279,7 +286,7 @@ FROM statements
 
 def test_0018_backfills_each_discrepancys_provider_in_batches(scratch_database):
     url, engine = scratch_database
-    migrations.upgrade("0017", database_url=url)
+    migrations.upgrade("0019", database_url=url)  # 0018's parent
     payments = 5_000  # three batches of the migration's 2,000
     with engine.begin() as connection:
         connection.execute(text(BEFORE_0018), {"payments": payments})
@@ -316,7 +323,7 @@ def test_0018_backfills_each_discrepancys_provider_in_batches(scratch_database):
 
 
 # What an interrupted 0018 leaves: its first part committed (a function, the column, the
-# check NOT VALID), a few rows filled, an index build cut short; the version still 0017.
+# check NOT VALID), a few rows filled, an index build cut short; the version still 0019.
 INTERRUPTED_0018 = (
     "CREATE FUNCTION recon_discrepancy_provider(uuid, uuid, uuid, uuid, uuid, uuid) "
     "RETURNS text LANGUAGE sql AS 'SELECT NULL::text'",
@@ -330,7 +337,7 @@ INTERRUPTED_0018 = (
 
 def test_an_interrupted_0018_runs_again_to_the_end(scratch_database):
     url, engine = scratch_database
-    migrations.upgrade("0017", database_url=url)
+    migrations.upgrade("0019", database_url=url)  # 0018's parent
     with engine.begin() as connection:
         connection.execute(text(BEFORE_0018), {"payments": 3})
         for statement in INTERRUPTED_0018:

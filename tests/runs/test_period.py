@@ -47,6 +47,7 @@ from tests.support.factories import make_org
 
 DAY = datetime.now(UTC).date() - timedelta(days=1)
 START = datetime.combine(DAY, datetime.min.time(), UTC)
+END = START + timedelta(days=1)
 NOW = START + timedelta(days=1, hours=3)
 QUIET = START + timedelta(hours=1)  # grace period (1 h) long over at NOW
 BUSY = NOW - timedelta(minutes=5)  # changed within the grace period
@@ -99,6 +100,9 @@ class Day:
         } | extra  # fmt: skip
         self.records.append(values)
         return values
+
+    def payments_of_period(self) -> set[uuid.UUID]:
+        return {p["id"] for p in self.payments if START <= p["occurred_at"] < END}
 
     def write(self, session) -> None:
         session.execute(insert(Payment), self.payments)
@@ -161,6 +165,17 @@ def generated_day(session, org_id: uuid.UUID) -> Day:
         )
         if bound and offset < timedelta(0):  # the subject comes later: no earlier sibling
             day.plainly_clean.add(other["id"])
+    # At the period's start: a sibling from the evening before, inside the window (bound
+    # to a payment of that evening); and an equal record of the day before bound to a
+    # payment of the period (judged in Python, found clean).
+    first = day.payment(occurred_at=START + WINDOW / 5)
+    subject = day.record(first)
+    evening = START - WINDOW / 2
+    day.record(
+        day.payment(amount=first["amount_minor"], customer_ref=None, occurred_at=evening),
+        customer_ref=subject["customer_ref"],
+    )
+    day.record(day.payment(occurred_at=START + WINDOW / 4), occurred_at=START - timedelta(hours=2))
     # A dispute in every status: on an otherwise equal pair, and on a pending record with
     # no payment (only the dispute can be found there).
     for status in DISPUTE_STATUSES:
@@ -200,9 +215,11 @@ class Verdicts:
 
 
 def pure_verdicts(session, org_id: uuid.UUID, settings: MatchSettings) -> Verdicts:
-    """The rules applied to the rows as stored (after any binding the run did)."""
+    """The rules applied to the rows as stored (after any binding the run did): to the
+    period's payments and unmatched records, with every record as a possible sibling."""
+    in_period = (Payment.occurred_at >= START, Payment.occurred_at < END)
     payments = _facts(PaymentFacts, session.scalars(
-        select(Payment).where(Payment.org_id == org_id)))  # fmt: skip
+        select(Payment).where(Payment.org_id == org_id, *in_period)))  # fmt: skip
     records = _facts(RecordFacts, session.scalars(
         select(ProviderRecord).where(ProviderRecord.org_id == org_id)))  # fmt: skip
     groups, by_customer = defaultdict(list), defaultdict(list)
@@ -225,7 +242,7 @@ def pure_verdicts(session, org_id: uuid.UUID, settings: MatchSettings) -> Verdic
     unmatched = {
         record.id: judge_unmatched_record(record, settings, NOW) + repeats(record)
         for record in records
-        if record.payment_id is None
+        if record.payment_id is None and START <= record.occurred_at < END
     }
     return Verdicts(by_payment, dict(groups), unmatched)
 
@@ -255,7 +272,7 @@ def test_the_pre_filter_never_keeps_back_a_group_the_rules_find_something_in(ses
         session=session, run_id=run.id, org_id=org.id, start=start, end=end, settings=settings
     )
     candidates = set(session.scalars(text("SELECT payment_id FROM pg_temp.period_candidates")))
-    clean = {payment["id"] for payment in day.payments} - candidates
+    clean = day.payments_of_period() - candidates
     verdicts = pure_verdicts(session, org.id, settings)
     kept_back = {pid for pid, findings in verdicts.by_payment.items() if findings} & clean
     assert kept_back == set()
@@ -318,7 +335,10 @@ def test_the_period_run_finds_what_the_pure_rules_find(session, org):
     # Items for the exceptions only; every verdict still counts in the run's figures.
     assert outcomes == exceptions
     assert result.items_written == len(exceptions) < len(verdicts_of_run)
-    assert (result.payments_checked, result.items) == (len(day.payments), len(verdicts_of_run))
+    assert (result.payments_checked, result.items) == (
+        len(day.payments_of_period()),
+        len(verdicts_of_run),
+    )
     assert result.matched == list(verdicts_of_run.values()).count("matched")
 
 

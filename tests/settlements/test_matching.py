@@ -55,7 +55,11 @@ def adyen_file(*rows: dict[str, str]) -> bytes:
 
 def imported(session, org, content: bytes, name: str = "batch_7.csv"):
     return import_settlement_file(
-        session=session, org_id=org.id, binary=io.BytesIO(content), filename=name
+        session=session,
+        org_id=org.id,
+        binary=io.BytesIO(content),
+        filename=name,
+        imported_by=OPERATOR,
     ).file
 
 
@@ -265,7 +269,7 @@ def test_fees_above_the_accounts_schedule_beyond_its_tolerance_are_a_fee_mismatc
                              **{"Commission (NC)": commission}))  # fmt: skip
     file = import_settlement_file(
         session=session, org_id=org.id, binary=io.BytesIO(content), filename="b.csv",
-        provider_account_id=account.id,
+        imported_by=OPERATOR, provider_account_id=account.id,
     ).file  # fmt: skip
     match(session, file)
     found = discrepancies(session, org, type="FeeMismatch")

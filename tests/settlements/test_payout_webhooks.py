@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
+from shared.access.settings_log import OPERATOR
 from shared.ingest.processing import process_provider_event
 from shared.models import PAYOUT_STATUSES, SettlementPayout
 from shared.platform.errors import ValidationFailed
@@ -101,6 +102,7 @@ def test_a_file_read_later_moves_the_status_on_and_becomes_the_payouts_file(sess
     imported = import_settlement_file(
         session=session, org_id=org.id, binary=io.BytesIO(json.dumps(document).encode()),
         filename="po_1.json",
+        imported_by=OPERATOR,
     ).file  # fmt: skip
     payout = payout_row(session, org)
     assert (payout.status, payout.file_id) == ("paid", imported.id)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from shared.access.settings_log import OPERATOR
 from shared.models import ReconciliationDiscrepancy, SettlementLine, SettlementPayout
 from shared.settlements.cells import SettlementFileRefused
 from shared.settlements.imports import import_settlement_file
@@ -154,7 +155,11 @@ def test_each_payout_reconciles_or_has_one_mismatch_of_exactly_the_difference(se
     org = make_org(session)
     content = (REPORTS / name).read_bytes()
     first = import_settlement_file(
-        session=session, org_id=org.id, binary=io.BytesIO(content), filename=name
+        session=session,
+        org_id=org.id,
+        binary=io.BytesIO(content),
+        filename=name,
+        imported_by=OPERATOR,
     )
     reconcile_settlement_file(session=session, file_id=first.file.id, now=datetime.now(UTC))
     payouts = session.scalars(select(SettlementPayout).where(SettlementPayout.org_id == org.id))
@@ -182,7 +187,11 @@ def test_each_payout_reconciles_or_has_one_mismatch_of_exactly_the_difference(se
             assert [m.difference_minor for m in mismatches] == [payout.amount_minor - net]
     before = database_checksum(session)
     again = import_settlement_file(
-        session=session, org_id=org.id, binary=io.BytesIO(content), filename=f"again-{name}"
+        session=session,
+        org_id=org.id,
+        binary=io.BytesIO(content),
+        filename=f"again-{name}",
+        imported_by=OPERATOR,
     )
     result = reconcile_settlement_file(
         session=session, file_id=again.file.id, now=datetime.now(UTC)
@@ -199,6 +208,7 @@ def test_the_negative_cases_open_their_payout_mismatch(session):
         org_id=org.id,
         binary=io.BytesIO((REPORTS / name).read_bytes()),
         filename=name,
+        imported_by=OPERATOR,
     )
     reconcile_settlement_file(session=session, file_id=imported.file.id, now=datetime.now(UTC))
     (mismatch,) = session.scalars(

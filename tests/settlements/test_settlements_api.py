@@ -24,8 +24,12 @@ def org(session):
 
 
 @pytest.fixture
-def headers(session, org):
-    issued = create_api_key(session=session, org_id=org.id, role="manager")
+def issued(session, org):
+    return create_api_key(session=session, org_id=org.id, role="manager", name="Finance sync")
+
+
+@pytest.fixture
+def headers(issued):
     return {"Authorization": f"Bearer {issued.secret}"}
 
 
@@ -56,6 +60,13 @@ def test_an_upload_answers_201_with_the_layout_and_the_summary(client, session, 
         "payouts_minor": 12000,
     }
     assert (count(session, SettlementLine), count(session, SettlementPayout)) == (19, 3)
+
+
+def test_an_upload_records_the_key_that_made_it(client, headers, issued):
+    body = upload(client, headers, ADYEN.read_bytes()).get_json()
+    assert (body["imported_by"], body["imported_by_name"]) == (
+        str(issued.api_key.id), "Finance sync",
+    )  # fmt: skip
 
 
 def test_the_same_file_again_answers_200_with_the_earlier_import_and_adds_nothing(
