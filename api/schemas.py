@@ -19,6 +19,7 @@ from shared.discrepancies.lifecycle import (
 from shared.discrepancies.listing import SORTS, DiscrepancyDetail, DiscrepancyFilters
 from shared.ingest.events import EVENT_LIST_STATES
 from shared.models import (
+    DISCREPANCY_PROVIDERS,
     DISCREPANCY_STATUSES,
     DISCREPANCY_TYPES,
     DISPUTE_STATUSES,
@@ -131,7 +132,7 @@ class DiscrepancyFilterQuery(Strict):
 
     ``since`` is inclusive and ``until`` exclusive, both on ``opened_at`` and both with an
     offset; ``min_amount`` and ``max_amount`` (both inclusive) are in minor units (pair
-    them with ``currency``).
+    them with ``currency``); ``provider`` is whom the discrepancy is about.
     """
 
     status: Literal[DISCREPANCY_STATUSES] | None = None
@@ -152,6 +153,7 @@ class DiscrepancyFilterQuery(Strict):
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     dispute_status: Literal[DISPUTE_STATUSES] | None = None
+    provider: Literal[DISCREPANCY_PROVIDERS] | None = None
 
     def filters(self) -> DiscrepancyFilters:
         """The domain's filter object."""
@@ -167,6 +169,7 @@ class DiscrepancyFilterQuery(Strict):
             since=self.since,
             until=self.until,
             dispute_status=self.dispute_status,
+            provider=self.provider,
         )
 
 
@@ -223,7 +226,8 @@ class DiscrepancyOut(BaseModel):
     """A discrepancy as docs/design.md shapes it; ``difference_minor`` for AmountMismatch;
     the ``dispute_*`` fields for DisputeOpened (``amount_minor`` is then the disputed
     amount, ``dispute_status`` one of open, under_review, won, lost); the settlement and
-    bank ids for the cash chain's discrepancies."""
+    bank ids for the cash chain's discrepancies; ``provider``, whom it is about (from its
+    subjects when opened; null when none names a provider)."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -250,6 +254,7 @@ class DiscrepancyOut(BaseModel):
     settlement_payout_id: uuid.UUID | None
     bank_statement_id: uuid.UUID | None
     bank_entry_id: uuid.UUID | None
+    provider: str | None
 
 
 class DiscrepancyPage(BaseModel):

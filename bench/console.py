@@ -12,7 +12,9 @@ What it does, in one run:
 3. closed loop, C connections, N requests a phase, each with the session of a random
    organisation's manager: ``GET /healthz`` (the baseline), the queue's first page (with
    its ageing summary and bulk form), the queue filtered (currency and severity, largest
-   first; an age bucket; an amount range), and the page of a random discrepancy;
+   first; an age bucket; an amount range; a provider, newest and largest first), and the
+   page of a random discrepancy (before the server starts: the provider filter's
+   statements EXPLAINed, ANALYZE, for the largest organisation);
 4. prints each phase's client p50/p95 and the server time p95 read from the server's own
    access log (``duration_ms`` of each request: the time inside the application), and the
    transfer size of each page without cache: its response (headers and body, as sent:
@@ -66,7 +68,11 @@ QUEUE_PAGES = {
     "queue: EUR high, largest first": "/console/?currency=EUR&severity=high&sort=amount",
     "queue: 8-30 days": "/console/?age=8-30",
     "queue: USD 10.00 to 500.00": "/console/?currency=USD&min_amount=10&max_amount=500",
+    "queue: adyen": "/console/?provider=adyen",
+    "queue: adyen, largest first": "/console/?provider=adyen&sort=amount",
 }
+# The provider filter's statements, EXPLAINed (ANALYZE) for the largest organisation.
+PROVIDER = "adyen"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -117,6 +123,65 @@ def transfer_bytes(port: int, path: str, cookie: str) -> int:
         body = response.read()
         head = f"HTTP/1.1 {response.status} {response.reason}\r\n{response.headers}\r\n"
     return len(head.encode()) + len(body)
+
+
+def provider_queue_plans(org: BenchOrg) -> list[str]:
+    """How the provider-filtered queue's statements run for ``org`` (EXPLAIN ANALYZE of the
+    statements the queue page runs: each sort's page of 50 and the ageing summary): the
+    scan of the discrepancies, the index it walks and whether the filter is inside it."""
+    from sqlalchemy import event
+
+    from shared.discrepancies.ageing import ageing_summary
+    from shared.discrepancies.listing import SORTS, DiscrepancyFilters, list_discrepancies
+    from shared.platform.db import dispose_engine, unit_of_work
+
+    filters = DiscrepancyFilters(unresolved=True, provider=PROVIDER)
+    calls = {
+        f"list, {sort}": lambda session, sort=sort: list_discrepancies(
+            session=session, org_id=org.id, filters=filters, sort=sort, limit=50
+        )
+        for sort in SORTS
+    }
+    calls["ageing summary"] = lambda session: ageing_summary(
+        session=session, org_id=org.id, filters=filters, now=datetime.now(UTC)
+    )
+    lines = []
+    with unit_of_work() as session:
+        connection = session.connection()
+        for label, call in calls.items():
+            seen: list[tuple[str, object]] = []
+
+            def capture(conn, cursor, statement, parameters, context, many, seen=seen) -> None:
+                seen.append((statement, parameters))
+
+            event.listen(connection, "before_cursor_execute", capture)
+            call(session)
+            event.remove(connection, "before_cursor_execute", capture)
+            statement, parameters = next(s for s in reversed(seen) if "discrepancies" in s[0])
+            plan = connection.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}", parameters
+            ).scalar()[0]
+            lines.append(f"  {label:<20} {plan['Execution Time']:8.1f} ms  {_scan(plan['Plan'])}")
+        session.rollback()
+    dispose_engine()
+    return lines
+
+
+def _scan(plan: dict) -> str:
+    """The plan node that reads the discrepancies, in a line."""
+    nodes = [plan]
+    while nodes:
+        node = nodes.pop()
+        if node.get("Relation Name") == "reconciliation_discrepancies":
+            where = "index" if "provider" in node.get("Index Cond", "") else "row filter"
+            buffers = node["Shared Hit Blocks"] + node["Shared Read Blocks"]
+            return (
+                f"{node['Node Type']} on {node.get('Index Name', '-')}, "
+                f"rows {node['Actual Rows']:,}, provider checked in the {where}, "
+                f"heap fetches {node.get('Heap Fetches', '-')}, buffers {buffers:,}"
+            )
+        nodes.extend(node.get("Plans", []))
+    return "no scan of reconciliation_discrepancies"
 
 
 def random_discrepancies(count: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
@@ -250,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loaded {rows['reconciliation_discrepancies']:,} discrepancies in "
               f"{time.perf_counter() - began:.0f} s (COPY + VACUUM ANALYZE); organisations: "
               + ", ".join(f"{org.share:,}" for org in orgs))  # fmt: skip
+        largest = max(orgs, key=lambda org: org.share)
+        print(f"provider filter ({PROVIDER}, open and acknowledged) for the largest "
+              f"organisation ({largest.share:,}), EXPLAIN ANALYZE:")  # fmt: skip
+        print("\n".join(provider_queue_plans(largest)))
         server = Server(free_port(), args.workers, workdir / "server.log")
         server.wait_ready()
         return 0 if run(args, orgs, server, workdir / "server.log") else 1

@@ -3,8 +3,9 @@
 All six types, the type's severity (10 % ``low``), statuses mostly open (resolved more
 often the older the row), six currencies, log-uniform amounts, assignees on a quarter,
 70 % found by a daily run (one per organisation and day) and the rest by the incremental
-path; with the payments and provider records they concern, the match result (item) that
-found each, and the action log. Loaded with COPY, one chunk per transaction.
+path; 70 % Stripe and 30 % Adyen (the discrepancy's ``provider``, its payment's and
+record's); with the payments and provider records they concern, the match result (item)
+that found each, and the action log. Loaded with COPY, one chunk per transaction.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ ITEM_COLUMNS = (
 DISCREPANCY_COLUMNS = (
     "id, org_id, type, severity, status, payment_id, provider_record_id, run_id, item_id, "
     "amount_minor, currency, difference_minor, assignee, resolution, resolution_reason, "
-    "opened_at, acknowledged_at, resolved_at, version"
+    "opened_at, acknowledged_at, resolved_at, version, provider"
 )
 ACTION_COLUMNS = "id, org_id, discrepancy_id, action, actor, actor_name, payload, created_at"
 TABLES = (
@@ -336,7 +337,7 @@ class Generator:
         lines["reconciliation_discrepancies"].append(_line(
             discrepancy_id, org.id, kind, severity, status, payment_id, record_id, run_id,
             item_id, amount, currency, difference, assignee, resolution, reason, opened,
-            acknowledged, resolved, len(actions),
+            acknowledged, resolved, len(actions), provider,
         ))  # fmt: skip
         for at, action, actor, actor_name, payload in sorted(actions, key=lambda a: a[0]):
             lines["reconciliation_action_logs"].append(_line(

@@ -16,8 +16,11 @@ def register_console(app: Flask) -> None:
         bank_pages,
         event_pages,
         payout_pages,
+        people_pages,
+        provider_pages,
         queue_pages,
         run_pages,
+        settings_pages,
         settlement_pages,
     )
     from console.web import blueprint

@@ -18,7 +18,7 @@ from shared.discrepancies.lifecycle import (
     RESOLUTION_CODES,
 )
 from shared.discrepancies.listing import SORTS, DiscrepancyFilters
-from shared.models import DISCREPANCY_TYPES, SEVERITIES
+from shared.models import DISCREPANCY_PROVIDERS, DISCREPANCY_TYPES, SEVERITIES
 from shared.platform.errors import ValidationFailed, validate_input
 from shared.values.money import minor_units, normalise_currency
 
@@ -111,6 +111,7 @@ class QueueQuery(Listed):
     status: Literal[QUEUE_STATUSES] = "unresolved"
     type: Literal[DISCREPANCY_TYPES] | None = None
     severity: Literal[SEVERITIES] | None = None
+    provider: Literal[DISCREPANCY_PROVIDERS] | None = None
     assignee: Line | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] | None = None
     run: uuid.UUID | None = None
@@ -134,6 +135,7 @@ class QueueQuery(Listed):
             status=None if self.status == "unresolved" else self.status,
             type=self.type,
             severity=self.severity,
+            provider=self.provider,
             assignee=self.assignee,
             currency=currency,
             run_id=self.run,

@@ -47,7 +47,7 @@ from shared.discrepancies.listing import (
     iter_discrepancies,
     list_discrepancies,
 )
-from shared.models import DISCREPANCY_TYPES, SEVERITIES
+from shared.models import DISCREPANCY_PROVIDERS, DISCREPANCY_TYPES, SEVERITIES
 from shared.platform.db import unit_of_work
 from shared.platform.errors import InvalidTransition, PreconditionFailed, ValidationFailed
 
@@ -64,6 +64,7 @@ def _queue_choices(session: Session, caller: Caller) -> dict[str, Any]:
         "statuses": QUEUE_STATUSES,
         "types": DISCREPANCY_TYPES,
         "severities": SEVERITIES,
+        "providers": DISCREPANCY_PROVIDERS,
         "ages": AGES,
         "sizes": PAGE_SIZES,
         "may_act": may_act,

@@ -27,7 +27,7 @@ from flask import (
 )
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shared.access.api_keys import TRIAGE_ROLES
+from shared.access.api_keys import OWNER_ROLES, TRIAGE_ROLES
 from shared.access.console_sessions import (
     SESSION_COOKIE,
     ConsoleSession,
@@ -170,7 +170,12 @@ def _money(amount_minor: int | None, currency: str) -> str:
 
 @blueprint.app_context_processor
 def _layout_values() -> dict[str, Any]:
-    return {"csrf_token": csrf_token, "csrf_field": CSRF_FIELD, "triage_roles": TRIAGE_ROLES}
+    return {
+        "csrf_token": csrf_token,
+        "csrf_field": CSRF_FIELD,
+        "triage_roles": TRIAGE_ROLES,
+        "owner_roles": OWNER_ROLES,
+    }
 
 
 @blueprint.errorhandler(Unauthenticated)

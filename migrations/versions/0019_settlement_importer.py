@@ -10,7 +10,7 @@ imported the file, shown on the console's settlements page (docs/design.md, "Con
 Files imported before are null (unknown). Adding two nullable columns without a default
 takes an ACCESS EXCLUSIVE lock on ``settlement_files`` for an instant (no table rewrite).
 
-(Numbered 0019: 0018 is another branch's; chained after main's head, 0017.)
+(Chained after 0017; 0020, the discrepancies' provider, follows it.)
 """
 
 from collections.abc import Sequence

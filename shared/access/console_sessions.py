@@ -177,6 +177,12 @@ def session_caller(
     )
 
 
+def person_id(caller: Caller) -> uuid.UUID | None:
+    """The id of the person behind ``caller`` (None for an API key)."""
+    prefix, _, user_id = caller.actor.partition(USER_ACTOR_PREFIX)
+    return uuid.UUID(user_id) if not prefix and user_id else None
+
+
 def check_csrf_token(expected: str, sent: str | None) -> None:
     """Forbidden (403) unless ``sent`` is ``expected`` (compared in constant time): every
     state-changing request made with a session cookie sends the session's token."""

@@ -132,21 +132,25 @@ class SettingsChange(PartialChange):
     settlement_delay_days: SettlementDelays | None = None
 
 
-def parse_assignments(assignments: list[str]) -> SettingsChange:
-    """``KEY=VALUE`` words (the CLI's) as a change, validated like the API's body.
+def typed_value(text: str) -> Any:
+    """A value typed as text (the CLI's words, the console's fields) as the API's JSON
+    would hold it: JSON when it is JSON (``600``, ``0.5``, ``true``, ``null``), else the
+    text itself (``Europe/Paris``)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
-    VALUE is read as JSON when it is JSON (``600``, ``0.5``, ``true``, ``null``), else
-    as text (``Europe/Paris``).
-    """
+
+def parse_assignments(assignments: list[str]) -> SettingsChange:
+    """``KEY=VALUE`` words (the CLI's) as a change, validated like the API's body; each
+    VALUE is read by :func:`typed_value`."""
     values: dict[str, Any] = {}
     for assignment in assignments:
         name, equals, text = assignment.partition("=")
         if not equals or not name:
             raise ValidationFailed(f"{assignment!r} is not KEY=VALUE")
-        try:
-            values[name] = json.loads(text)
-        except ValueError:
-            values[name] = text
+        values[name] = typed_value(text)
     return validate_input(SettingsChange, values, "settings are invalid")
 
 

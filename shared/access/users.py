@@ -109,9 +109,13 @@ def find_user(*, session: Session, org_id: uuid.UUID, email: str) -> User:
     return user
 
 
-def list_users(*, session: Session, org_id: uuid.UUID) -> list[User]:
-    """The organisation's people who may sign in, by name."""
-    query = select(User).where(User.org_id == org_id, User.disabled_at.is_(None))
+def list_users(
+    *, session: Session, org_id: uuid.UUID, include_disabled: bool = False
+) -> list[User]:
+    """The organisation's people who may sign in (and those disabled when asked), by name."""
+    query = select(User).where(User.org_id == org_id)
+    if not include_disabled:
+        query = query.where(User.disabled_at.is_(None))
     return list(session.scalars(query.order_by(User.name, User.email)))
 
 
@@ -190,10 +194,18 @@ def check_password_rules(password: str) -> None:
         )
 
 
-def disable_user(*, session: Session, org_id: uuid.UUID, email: str) -> User:
+def disable_user(
+    *, session: Session, org_id: uuid.UUID, email: str, by_user_id: uuid.UUID | None = None
+) -> User:
     """Stop a person signing in (idempotent); their sessions end at their next request and
-    their unused links stop working."""
+    their unused links stop working.
+
+    Conflict when ``by_user_id`` (the person acting, if a person) is that person: nobody
+    disables themselves, so an organisation's owner cannot lock the owners out by mistake.
+    """
     user = find_user(session=session, org_id=org_id, email=email)
+    if user.id == by_user_id:
+        raise Conflict("you cannot disable yourself: ask another owner")
     if user.disabled_at is None:
         user.disabled_at = datetime.now(UTC)
         session.execute(

@@ -13,13 +13,13 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.bank.csv_format import CsvMapping
 from shared.bank.model import AccountIdentification
-from shared.models import SETTLEMENT_PROVIDERS, BankAccount
+from shared.models import SETTLEMENT_PROVIDERS, BankAccount, discrepancy_provider
 from shared.platform.errors import NotFound, PreconditionFailed, ValidationFailed
 from shared.platform.pagination import Page, newest_first
 from shared.values.business_days import check_calendar
@@ -122,6 +122,15 @@ AccountName = Annotated[
     str, Field(min_length=1, max_length=MAX_ACCOUNT_NAME_LENGTH), AfterValidator(check_identifier)
 ]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2")]
+# A discrepancy of the account's statements or entries alone is about the provider the
+# account lists when it lists exactly one (``discrepancy_provider``): a new list restates
+# the unresolved ones' provider by the same rule.
+_RESTATE_PROVIDERS = text(f"""
+UPDATE reconciliation_discrepancies AS d SET provider = {discrepancy_provider(prefix="d.")}
+WHERE d.org_id = :org_id AND d.status <> 'resolved'
+  AND (d.bank_statement_id IN (SELECT id FROM bank_statements WHERE account_id = :account_id)
+       OR d.bank_entry_id IN (SELECT id FROM bank_entries WHERE account_id = :account_id))
+""")  # noqa: S608 - a constant fragment
 
 
 class AccountSettingsChange(PartialChange):
@@ -154,8 +163,9 @@ def change_account_settings(
     expected_version: int | None = None,
 ) -> BankAccount:
     """Apply ``change`` to the organisation's account (row-locked), at ``expected_version``
-    if given (else PreconditionFailed), and bump its version. A country without a
-    business-day calendar is refused (ValidationFailed); nothing changes then."""
+    if given (else PreconditionFailed), and bump its version; new providers restate the
+    provider of the unresolved discrepancies of its statements and entries. A country
+    without a business-day calendar is refused (ValidationFailed); nothing changes then."""
     changes = change.changes()
     if changes.get("country") is not None:
         check_calendar(changes["country"])
@@ -172,4 +182,6 @@ def change_account_settings(
         setattr(account, name, value)
     account.version += 1
     session.flush()
+    if "providers" in changes:
+        session.execute(_RESTATE_PROVIDERS, {"org_id": org_id, "account_id": account_id})
     return account

@@ -1,8 +1,10 @@
 """ISO 20022 camt.053 (bank-to-customer statement), schema versions .001.02 to .001.13.
 
-Streamed: lxml's iterparse reads the file object as it goes, each direct child of a
-``Stmt`` (header parts, balances, entries) is read when it ends and then removed, so
-memory stays flat whatever the number of entries. The parser is hardened: no network, no
+Streamed: lxml's iterparse reads the file object as it goes and reports only the root,
+each ``Stmt`` and each ``Ntry``. A statement's header parts (``Id``, ``FrToDt``,
+``Acct``, ``Bal``) are read when its first entry starts, each entry when it ends, along
+the element paths its fields are read at; each is then removed, so memory stays flat
+whatever the number of entries. The parser is hardened: no network, no
 DTD loaded, no entity resolved; a document that declares a DOCTYPE at all (a DTD, entity
 declarations, an external reference) is refused before its root element is read
 (:class:`ForbiddenXml`).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
+from functools import cache, lru_cache
 from typing import IO, Any
 
 from lxml import etree
@@ -48,31 +51,101 @@ def _refuse(reason: str, location: str) -> UnreadableStatement:
     return UnreadableStatement(reason, format=FORMAT, location=location)
 
 
-class _Part:
-    """One ended element flattened once: the texts (and attributes, as ``path@name``) of
-    its descendants by relative path (``"NtryDtls/TxDtls/Refs/EndToEndId"``), and how
-    many elements each path has. One walk is far cheaper than an XPath per field."""
+# Where an entry's single transaction is; its counterparty, by the entry's direction (credit:
+# the debtor paid), as (name paths, account paths); its remittance text, by preference.
+TRANSACTION = "NtryDtls/TxDtls"
+PARTIES = {
+    credit: tuple(
+        tuple(f"{TRANSACTION}/RltdPties/{party}{leaf}" for leaf in leaves)
+        for party, leaves in (
+            ("Dbtr" if credit else "Cdtr", ("/Nm", "/Pty/Nm")),
+            ("DbtrAcct" if credit else "CdtrAcct", ("/Id/IBAN", "/Id/Othr/Id")),
+        )
+    )
+    for credit in (True, False)
+}
+REMITTANCE_PATHS = (
+    f"{TRANSACTION}/RmtInf/Ustrd",
+    f"{TRANSACTION}/RmtInf/Strd/CdtrRefInf/Ref",
+    f"{TRANSACTION}/AddtlTxInf",
+    "AddtlNtryInf",
+)
+END_TO_END_ID = f"{TRANSACTION}/Refs/EndToEndId"
+CODE_PATHS = (
+    "BkTxCd/Domn/Cd", "BkTxCd/Domn/Fmly/Cd", "BkTxCd/Domn/Fmly/SubFmlyCd", "BkTxCd/Prtry/Cd",
+)  # fmt: skip
+# What each kind of Stmt part is read at: element paths relative to the part, and an
+# attribute as ``path@name``. A part is walked once, visiting only these elements.
+ENTRY_PATHS = (
+    "Amt", "Amt@Ccy", "CdtDbtInd", "Sts", "Sts/Cd", "RvslInd", "AcctSvcrRef",
+    "BookgDt/Dt", "BookgDt/DtTm", "ValDt/Dt", "ValDt/DtTm", END_TO_END_ID, *REMITTANCE_PATHS,
+    *CODE_PATHS, *(path for paths in PARTIES[True] + PARTIES[False] for path in paths),
+)  # fmt: skip
+BALANCE_PATHS = ("Tp/CdOrPrtry/Cd", "Amt", "Amt@Ccy", "CdtDbtInd", "Dt/Dt", "Dt/DtTm")
+ACCOUNT_PATHS = ("Id/IBAN", "Id/Othr/Id", "Ccy")
+PERIOD_PATHS = ("FrDtTm", "ToDtTm")
 
-    def __init__(self, element: Element, namespace_length: int) -> None:
+
+class _Layout:
+    """``paths`` as a tree of one namespace's tags. Each node is (its path, its children,
+    the attributes read on it as (name, ``path@name``), whether its elements are counted:
+    only those of ``counted``)."""
+
+    def __init__(self, paths: tuple[str, ...], namespace: str, counted: tuple[str, ...]) -> None:
+        self.paths = frozenset(paths)
+        self.tree: dict[str, tuple[str, dict, list[tuple[str, str]], bool]] = {}
+        for path in (*paths, *counted):
+            element_path, _, attribute = path.partition("@")
+            children = self.tree
+            steps = element_path.split("/")
+            for depth, step in enumerate(steps, start=1):
+                prefix = "/".join(steps[:depth])
+                node = children.setdefault(
+                    f"{{{namespace}}}{step}", (prefix, {}, [], prefix in counted)
+                )
+                children = node[1]
+            if attribute:
+                node[2].append((attribute, path))
+
+
+@cache
+def _layout(paths: tuple[str, ...], namespace: str, counted: tuple[str, ...] = ()) -> _Layout:
+    return _Layout(paths, namespace, counted)
+
+
+class _Part:
+    """One ended element read once: the stripped, non-empty texts (and attributes) at each
+    of its layout's paths, in document order, and how many elements each counted path has."""
+
+    def __init__(self, element: Element, layout: _Layout) -> None:
         self.element_text = element.text
+        self.layout = layout
         self.texts: dict[str, list[str]] = {}
         self.counts: dict[str, int] = {}
-        self._walk(element, "", namespace_length)
+        self._collect(element, layout.tree)
 
-    def _walk(self, element: Element, prefix: str, namespace_length: int) -> None:
+    def _collect(self, element: Element, tree: dict) -> None:
+        texts = self.texts
         for child in element:
-            tag = child.tag
-            if not isinstance(tag, str):
+            node = tree.get(child.tag)
+            if node is None:
                 continue
-            path = prefix + tag[namespace_length:]
-            self.counts[path] = self.counts.get(path, 0) + 1
+            path, children, attributes, counted = node
             text = child.text
             if text is not None and (text := text.strip()):
-                self.texts.setdefault(path, []).append(text)
-            for name, value in child.attrib.items():
-                self.texts.setdefault(f"{path}@{name}", []).append(value)
-            if len(child):
-                self._walk(child, path + "/", namespace_length)
+                if path in texts:
+                    texts[path].append(text)
+                else:
+                    texts[path] = [text]
+            if attributes:
+                for name, key in attributes:
+                    value = child.get(name)
+                    if value is not None:
+                        texts.setdefault(key, []).append(value)
+            if counted:
+                self.counts[path] = self.counts.get(path, 0) + 1
+            if children:
+                self._collect(child, children)
 
     def text(self, *paths: str) -> str | None:
         """The first text at the first of ``paths`` that has one."""
@@ -80,32 +153,58 @@ class _Part:
             found = self.texts.get(path)
             if found:
                 return found[0]
+            if path not in self.layout.paths:
+                raise KeyError(f"{path} is not read from this part: add it to its paths")
         return None
 
     def day(self, path: str, location: str) -> date | None:
         """The date at ``path/Dt``, else the date (as written) of ``path/DtTm``; a path
         ending in ``DtTm`` is a date-time itself."""
-        plain = None if path.endswith("DtTm") else self.text(f"{path}/Dt")
-        stamp = self.text(path if path.endswith("DtTm") else f"{path}/DtTm")
+        plain_path, stamp_path = _date_paths(path)
+        plain = None if plain_path is None else self.text(plain_path)
         try:
             if plain is not None:
                 return date.fromisoformat(plain)
+            stamp = self.text(stamp_path)
             return None if stamp is None else datetime.fromisoformat(stamp).date()
         except ValueError:
-            shown = (plain or stamp or "")[:40]
+            shown = (plain or self.text(stamp_path) or "")[:40]
             raise _refuse(f"{path} {shown!r} is not a date", location) from None
 
     def signed_amount(self, location: str) -> tuple[int, str]:
         """(signed minor units, currency) of ``Amt`` with ``CdtDbtInd``."""
         amount, currency = self.text("Amt"), self.text("Amt@Ccy")
-        indicator = self.text("CdtDbtInd")
-        if amount is None or indicator not in SIGNS:
+        sign = SIGNS.get(self.text("CdtDbtInd"))  # type: ignore[arg-type]
+        if amount is None or sign is None:
             raise _refuse("needs Amt with Ccy and CdtDbtInd CRDT or DBIT", location)
         try:
-            currency = normalise_currency(currency or "")
-            return SIGNS[indicator] * minor_units(amount, currency), currency
+            currency = _currency(currency or "")
+            return sign * minor_units(amount, currency), currency
         except ValidationFailed as error:
             raise _refuse(error.detail, f"{location}/Amt") from None
+
+
+@cache
+def _date_paths(path: str) -> tuple[str | None, str]:
+    """(the date's path, the date-time's path) of a date element at ``path``."""
+    if path.endswith("DtTm"):
+        return None, path
+    return f"{path}/Dt", f"{path}/DtTm"
+
+
+# A file names few currencies and few code combinations, once per entry: each is checked
+# or built once (bounded, so hostile variety cannot grow them).
+@lru_cache(maxsize=64)
+def _currency(code: str) -> str:
+    return normalise_currency(code)
+
+
+@lru_cache(maxsize=256)
+def _codes(domain: str | None, family: str | None, subfamily: str | None,
+           proprietary: str | None) -> TransactionCodes:  # fmt: skip
+    return TransactionCodes(
+        domain=domain, family=family, subfamily=subfamily, proprietary=proprietary
+    )
 
 
 def _entry(part: _Part, location: str) -> BankEntry | None:
@@ -117,33 +216,22 @@ def _entry(part: _Part, location: str) -> BankEntry | None:
     if booked is None:
         raise _refuse("a booked entry needs BookgDt", location)
     # Counterparty and end-to-end id belong to one transaction: a batch has none.
-    single = part.counts.get("NtryDtls/TxDtls", 0) == 1
-    party, account = ("Dbtr", "DbtrAcct") if amount >= 0 else ("Cdtr", "CdtrAcct")
-    details = "NtryDtls/TxDtls/"
+    name = account = end_to_end_id = None
+    if part.counts.get(TRANSACTION) == 1:
+        names, accounts = PARTIES[amount >= 0]
+        name, account = one_line(part.text(*names)), part.text(*accounts)
+        end_to_end_id = part.text(END_TO_END_ID)
     return BankEntry(
         booking_date=booked,
         value_date=part.day("ValDt", location),
         amount_minor=amount,
         currency=currency,
-        counterparty_name=one_line(
-            part.text(f"{details}RltdPties/{party}/Nm", f"{details}RltdPties/{party}/Pty/Nm")
-        )
-        if single
-        else None,
-        counterparty_account=part.text(
-            f"{details}RltdPties/{account}/Id/IBAN", f"{details}RltdPties/{account}/Id/Othr/Id"
-        )
-        if single
-        else None,
+        counterparty_name=name,
+        counterparty_account=account,
         remittance_text=_remittance(part),
         bank_reference=part.text("AcctSvcrRef"),
-        end_to_end_id=part.text(f"{details}Refs/EndToEndId") if single else None,
-        codes=TransactionCodes(
-            domain=part.text("BkTxCd/Domn/Cd"),
-            family=part.text("BkTxCd/Domn/Fmly/Cd"),
-            subfamily=part.text("BkTxCd/Domn/Fmly/SubFmlyCd"),
-            proprietary=part.text("BkTxCd/Prtry/Cd"),
-        ),
+        end_to_end_id=end_to_end_id,
+        codes=_codes(*map(part.text, CODE_PATHS)),
         reversal=part.text("RvslInd") == "true",
     )
 
@@ -151,22 +239,19 @@ def _entry(part: _Part, location: str) -> BankEntry | None:
 def _remittance(part: _Part) -> str | None:
     """The unstructured remittance lines (each once, in order), else the creditor
     references, else the transactions' additional information, else the entry's."""
-    for path in (
-        "NtryDtls/TxDtls/RmtInf/Ustrd",
-        "NtryDtls/TxDtls/RmtInf/Strd/CdtrRefInf/Ref",
-        "NtryDtls/TxDtls/AddtlTxInf",
-        "AddtlNtryInf",
-    ):
-        if path in part.texts:
-            return one_line(" ".join(dict.fromkeys(part.texts[path])))
+    for path in REMITTANCE_PATHS:
+        found = part.texts.get(path)
+        if found:
+            return one_line(found[0] if len(found) == 1 else " ".join(dict.fromkeys(found)))
     return None
 
 
 class _Statement:
     """What one Stmt has declared so far, and its entries' assembler once they start."""
 
-    def __init__(self, number: int) -> None:
+    def __init__(self, number: int, namespace: str) -> None:
         self.number = number
+        self.parts = _part_layouts(namespace)
         self.entries = 0
         self.statement_id: str | None = None
         self.account: AccountIdentification | None = None
@@ -191,6 +276,36 @@ class _Statement:
                 self.account_currency = normalise_currency(currency)
             except ValidationFailed as error:
                 raise _refuse(error.detail, f"{self.location}/Acct/Ccy") from None
+
+    def read_parts(self, statement: Element, before: Element | None = None) -> None:
+        """Read and remove the parts of ``statement`` (the ``Stmt``) that precede ``before``
+        (all of them without it); other children stay."""
+        parts = []
+        for child in statement:
+            if child is before:
+                break
+            if child.tag in self.parts:
+                parts.append(child)
+        for child in parts:
+            local, layout = self.parts[child.tag]
+            self._read_part(local, _Part(child, layout))
+            statement.remove(child)
+
+    def _read_part(self, local: str, part: _Part) -> None:
+        where = f"{self.location}/{local}"
+        if local == "Id":
+            self.statement_id = one_line(part.element_text)
+        elif local == "FrToDt":
+            self.period = (part.day("FrDtTm", where), part.day("ToDtTm", where))
+        elif local == "Acct":
+            self.read_account(part)
+        else:
+            self.balance_count += 1
+            where = f"{self.location}/Bal[{self.balance_count}]"
+            code = part.text("Tp/CdOrPrtry/Cd")
+            if code in (*OPENING_CODES, CLOSING_CODE) and code not in self.balances:
+                minor, currency = part.signed_amount(where)
+                self.balances[code] = (minor, currency, where, part.day("Dt", where))
 
     def open_entries(self) -> StatementHeader:
         """The header, now that every part before the entries is read."""
@@ -273,42 +388,68 @@ def _refuse_doctype(root: Element) -> None:
         )
 
 
-# The direct children of Stmt that are read; every other one is skipped.
-STATEMENT_PARTS = ("Id", "FrToDt", "Acct", "Bal", "Ntry")
-WATCHED_TAGS = tuple(f"{{*}}{local}" for local in ("Document", "Stmt", *STATEMENT_PARTS))
+# The children of Stmt that are read, with their paths; every other one is skipped.
+STATEMENT_PARTS = {"Id": (), "FrToDt": PERIOD_PATHS, "Acct": ACCOUNT_PATHS, "Bal": BALANCE_PATHS}
+
+
+@cache
+def _part_layouts(namespace: str) -> dict[str, tuple[str, _Layout]]:
+    """Each statement part's tag in ``namespace`` → its local name and layout."""
+    return {
+        f"{{{namespace}}}{local}": (local, _layout(paths, namespace))
+        for local, paths in STATEMENT_PARTS.items()
+    }
+
+
+# Only these elements produce events: Python sees two per entry, the rest is lxml's.
+WATCHED_TAGS = ("{*}Document", "{*}Stmt", "{*}Ntry")
 
 
 def _walk(events: Any) -> Iterator[StatementItem]:
-    """Statements as their parts end; each read Stmt child, and each Stmt, is removed from
-    its parent once read, so the tree never holds more than one of them. Only the watched
-    tags produce events, which keeps the Python work per entry small."""
-    statement = _Statement(0)
-    namespace = ""
+    """Statements as they stream: a statement's header is read from the parts before its
+    first entry when that entry starts (or when the statement ends, if it has none), each
+    entry when it ends. Each read part and entry, and each Stmt, is removed from its parent
+    once read, so the tree never holds more than one entry."""
+    statement = _Statement(0, "")
+    namespace = statement_tag = entry_tag = ""
+    entry_layout = _layout((), "")
     for event, element in events:
-        if not namespace:  # the root's start: nothing of the document is read before it
-            _refuse_doctype(element)
-            namespace = _document_namespace(str(element.tag))
-            statement_tag, entry_tag = f"{{{namespace}}}Stmt", f"{{{namespace}}}Ntry"
-            continue
         tag = element.tag
-        parent = element.getparent()
-        if tag == statement_tag:
-            if event == "start":
-                statement = _Statement(statement.number + 1)
+        if tag == entry_tag:
+            parent = element.getparent()
+            if parent is None or parent.tag != statement_tag:
                 continue
+            if event == "start":
+                if statement.assembler is None:
+                    statement.read_parts(parent, before=element)
+                    yield statement.open_entries()
+                continue
+            statement.entries += 1
+            where = f"{statement.location}/Ntry[{statement.entries}]"
+            entry = _entry(_Part(element, entry_layout), where)
+            if entry is None:
+                statement.assembler.skip_unbooked()
+            else:
+                yield statement.assembler.add(entry, location=where)
+            parent.remove(element)
+        elif not namespace:  # the root's start: nothing of the document is read before it
+            _refuse_doctype(element)
+            namespace = _document_namespace(str(tag))
+            statement_tag, entry_tag = f"{{{namespace}}}Stmt", f"{{{namespace}}}Ntry"
+            entry_layout = _layout(ENTRY_PATHS, namespace, (TRANSACTION,))
+        elif tag != statement_tag:
+            continue
+        elif event == "start":
+            statement = _Statement(statement.number + 1, namespace)
+        else:
+            # Parts after the entries are read too: a malformed one refuses the file.
+            statement.read_parts(element)
             if statement.assembler is None:
                 yield statement.open_entries()
             yield statement.assembler.close()
-        elif parent is None or parent.tag != statement_tag:
-            continue
-        elif event == "start":
-            if tag == entry_tag and statement.assembler is None:
-                yield statement.open_entries()
-            continue
-        else:
-            part = _Part(element, len(namespace) + 2)
-            yield from _statement_part(statement, tag[len(namespace) + 2 :], part)
-        parent.remove(element)
+            parent = element.getparent()
+            if parent is not None:
+                parent.remove(element)
     if not namespace:  # no Document root: the watched tags never matched
         root = events.root
         if root is not None:
@@ -335,29 +476,3 @@ def _document_namespace(tag: str) -> str:
             "Document",
         )
     return namespace
-
-
-def _statement_part(statement: _Statement, local: str, part: _Part) -> Iterator[StatementItem]:
-    """Read one ended child of Stmt into ``statement``; an entry is yielded."""
-    where = f"{statement.location}/{local}"
-    if local == "Id":
-        statement.statement_id = one_line(part.element_text)
-    elif local == "FrToDt":
-        statement.period = (part.day("FrDtTm", where), part.day("ToDtTm", where))
-    elif local == "Acct":
-        statement.read_account(part)
-    elif local == "Bal":
-        statement.balance_count += 1
-        where = f"{statement.location}/Bal[{statement.balance_count}]"
-        code = part.text("Tp/CdOrPrtry/Cd")
-        if code in (*OPENING_CODES, CLOSING_CODE) and code not in statement.balances:
-            minor, currency = part.signed_amount(where)
-            statement.balances[code] = (minor, currency, where, part.day("Dt", where))
-    elif local == "Ntry":
-        statement.entries += 1
-        where = f"{statement.location}/Ntry[{statement.entries}]"
-        entry = _entry(part, where)
-        if entry is None:
-            statement.assembler.skip_unbooked()
-        else:
-            yield statement.assembler.add(entry, location=where)

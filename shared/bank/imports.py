@@ -1,12 +1,12 @@
 """Importing a bank statement file: streamed, all-or-nothing, idempotent.
 
 The caller's unit of work holds the whole import: a refusal anywhere rolls every
-statement of the file back. Entries are staged in bulk (BATCH_ROWS per statement) into
-a temporary table while the statement streams; when the statement closes, its row is
-inserted (nothing when the same statement of the same account is already stored) and
-its entries move to ``bank_entries`` in one statement, each numbered among the
-identical entries of its statement, so the same entries imported again add nothing.
-The same file again answers its earlier import without reading it.
+statement of the file back. Entries stream by ``COPY`` into a temporary table while the
+statement is read, so PostgreSQL stores them as the parser goes; when the statement
+closes, its row is inserted (nothing when the same statement of the same account is
+already stored) and its entries move to ``bank_entries`` in one statement, each numbered
+among the identical entries of its statement, so the same entries imported again add
+nothing. The same file again answers its earlier import without reading it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import IO, Any
 
 from sqlalchemy import select, text
@@ -44,18 +45,19 @@ from shared.bank.payout_rules import statement_balance_mismatch
 from shared.discrepancies.opening import open_discrepancies
 from shared.matching.rules import Finding
 from shared.models import BankAccount, BankStatementRecord
-from shared.platform.bulk import array_parameters, column_arrays
+from shared.platform.bulk import copy_rows
 from shared.platform.errors import ValidationFailed
 from shared.platform.logs import get_logger
 from shared.values.text import MAX_TEXT_LENGTH, check_identifier
 
-BATCH_ROWS = 5_000
+# How often (in entries) the import reports how far it has read.
+PROGRESS_ROWS = 5_000
 CHUNK_BYTES = 1 << 20
 DEFAULT_FILENAME = "statement"
 
 log = get_logger(__name__)
 
-# column → PostgreSQL array type, in the order each staged row lists its values.
+# column → type, in the order each staged row lists its values.
 ENTRY_COLUMNS = {
     "booking_date": "date", "value_date": "date", "amount_minor": "bigint",
     "currency": "text", "counterparty_name": "text", "counterparty_account": "text",
@@ -63,25 +65,23 @@ ENTRY_COLUMNS = {
     "transaction_codes": "jsonb", "reversal": "boolean", "entry_digest": "bytea",
 }  # fmt: skip
 _LISTED = ", ".join(ENTRY_COLUMNS)
+STAGING = "bank_entry_staging"
+STAGED_COLUMNS = ("position", *ENTRY_COLUMNS)
 # Dropped when the import's transaction ends, whatever its outcome.
 CREATE_STAGING = text(
-    "CREATE TEMPORARY TABLE IF NOT EXISTS bank_entry_staging (position bigint, "
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} (position bigint, "
     + ", ".join(f"{name} {kind}" for name, kind in ENTRY_COLUMNS.items())
     + ") ON COMMIT DROP"
-)
-STAGE = text(
-    f"INSERT INTO bank_entry_staging (position, {_LISTED}) "  # noqa: S608 - constants
-    f"SELECT * FROM unnest(CAST(:position AS bigint[]), {array_parameters(ENTRY_COLUMNS)})"
 )
 # Identical entries of one statement are told apart by their order in it (occurrence).
 MOVE_STAGED = text(
     f"INSERT INTO bank_entries (org_id, account_id, bank_statement_id, {_LISTED}, occurrence) "  # noqa: S608
     f"SELECT :org_id, :account_id, :statement_id, {_LISTED}, "
     "row_number() OVER (PARTITION BY entry_digest ORDER BY position) "
-    "FROM bank_entry_staging ORDER BY position "
+    f"FROM {STAGING} ORDER BY position "
     "ON CONFLICT (account_id, entry_digest, occurrence) DO NOTHING"
 )
-CLEAR_STAGING = text("DELETE FROM bank_entry_staging")
+CLEAR_STAGING = text(f"TRUNCATE {STAGING}")
 
 
 @dataclass(frozen=True)
@@ -211,33 +211,36 @@ def _earlier(session: Session, org_id: uuid.UUID, sha256: str) -> list[ImportedS
 # TransactionCodes' fields, read by name: dataclasses.asdict (a deep copy) was a quarter
 # of an import's Python time (bench/bank.py).
 _CODE_NAMES = tuple(field.name for field in fields(TransactionCodes))
+# json.dumps(facts, sort_keys=True), without making an encoder per entry.
+_FACTS = json.JSONEncoder(sort_keys=True)
 
 
-def _codes(entry: BankEntry) -> dict[str, str | None]:
-    return {name: getattr(entry.codes, name) for name in _CODE_NAMES}
+@lru_cache(maxsize=256)
+def _code_facts(codes: TransactionCodes) -> tuple[dict[str, str | None], str]:
+    """Every field of ``codes`` (for the digest), and the set ones as JSON (stored); a file
+    repeats few combinations, so each is worked out once."""
+    every = {name: getattr(codes, name) for name in _CODE_NAMES}
+    return every, json.dumps({name: code for name, code in every.items() if code is not None})
 
 
-def entry_digest(entry: BankEntry, codes: dict[str, str | None] | None = None) -> bytes:
-    """SHA-256 of every fact of ``entry``: equal for the same entry in any file
-    (``codes``: every field of its codes, when the caller has them already)."""
+def entry_digest(entry: BankEntry) -> bytes:
+    """SHA-256 of every fact of ``entry``: equal for the same entry in any file."""
     facts = [
         entry.booking_date.isoformat(),
         entry.value_date.isoformat() if entry.value_date else None,
         entry.amount_minor, entry.currency, entry.counterparty_name,
         entry.counterparty_account, entry.remittance_text, entry.bank_reference,
-        entry.end_to_end_id, codes if codes is not None else _codes(entry), entry.reversal,
+        entry.end_to_end_id, _code_facts(entry.codes)[0], entry.reversal,
     ]  # fmt: skip
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).digest()
+    return hashlib.sha256(_FACTS.encode(facts).encode()).digest()
 
 
-def _entry_values(entry: BankEntry) -> tuple[Any, ...]:
-    every = _codes(entry)
-    codes = {name: code for name, code in every.items() if code is not None}
+def _staged_row(position: int, entry: BankEntry) -> tuple[Any, ...]:
     return (
-        entry.booking_date, entry.value_date, entry.amount_minor, entry.currency,
+        position, entry.booking_date, entry.value_date, entry.amount_minor, entry.currency,
         entry.counterparty_name, entry.counterparty_account, entry.remittance_text,
-        entry.bank_reference, entry.end_to_end_id, json.dumps(codes), entry.reversal,
-        entry_digest(entry, every),
+        entry.bank_reference, entry.end_to_end_id, _code_facts(entry.codes)[1], entry.reversal,
+        entry_digest(entry),
     )  # fmt: skip
 
 
@@ -257,8 +260,6 @@ class _Importer:
         self.fixed = fixed
         self.sha256 = sha256
         self.filename = filename
-        self.staged: list[tuple[Any, ...]] = []
-        self.position = 0
         self.accounts: dict[tuple[str, str], BankAccount] = {}
 
     def run(
@@ -270,23 +271,34 @@ class _Importer:
         """Every statement of ``stream``, stored (each reader refuses a file without one)."""
         self.session.execute(CREATE_STAGING)
         imported: list[ImportedStatement] = []
-        account: BankAccount | None = None
-        for item in stream:
-            if isinstance(item, StatementHeader):
-                account = self._account(item)
-            elif isinstance(item, BankEntry):
-                self.staged.append((self.position, *_entry_values(item)))
-                self.position += 1
-                if len(self.staged) >= BATCH_ROWS:
-                    self._stage()
-                    if on_progress is not None:
-                        on_progress(binary.tell())
-            else:
-                assert account is not None  # a header always opens a statement
-                imported.append(self._close(item, account))
+        items = iter(stream)
+        for header in items:  # a statement's header, its entries, then the statement
+            assert isinstance(header, StatementHeader)
+            account = self._account(header)
+            with copy_rows(self.session, STAGING, STAGED_COLUMNS) as copy:
+                statement = self._stage(items, copy.write_row, binary, on_progress)
+            imported.append(self._close(statement, account))
         if on_progress is not None:
             on_progress(binary.tell())
         return imported
+
+    @staticmethod
+    def _stage(
+        items: Iterator[StatementItem],
+        write_row: Callable[[tuple[Any, ...]], None],
+        binary: IO[bytes],
+        on_progress: Callable[[int], None] | None,
+    ) -> BankStatement:
+        """Write the statement's entries to the staging table, in file order, until the
+        closed statement comes."""
+        for position, item in enumerate(items):
+            if not isinstance(item, BankEntry):
+                assert isinstance(item, BankStatement)
+                return item
+            write_row(_staged_row(position, item))
+            if on_progress is not None and position % PROGRESS_ROWS == PROGRESS_ROWS - 1:
+                on_progress(binary.tell())
+        raise AssertionError("a reader closes every statement it opens")
 
     def _account(self, header: StatementHeader) -> BankAccount:
         if self.fixed is not None:
@@ -302,15 +314,8 @@ class _Importer:
             )
         return self.accounts[key]
 
-    def _stage(self) -> None:
-        if self.staged:
-            names = ("position", *ENTRY_COLUMNS)
-            self.session.execute(STAGE, column_arrays(self.staged, names))
-            self.staged = []
-
     def _close(self, statement: BankStatement, account: BankAccount) -> ImportedStatement:
         """Store the statement unless known, and move its staged entries."""
-        self._stage()
         header = statement.header
         # A CSV has no statement id: each file is a statement of its own.
         statement_id = f"csv:{self.sha256[:16]}" if header.format == "csv" else header.statement_id
@@ -337,7 +342,6 @@ class _Importer:
                 {"org_id": self.org_id, "account_id": account.id, "statement_id": stored},
             ).rowcount
         self.session.execute(CLEAR_STAGING)
-        self.position = 0
         record = self.session.scalars(
             select(BankStatementRecord).where(
                 BankStatementRecord.account_id == account.id,

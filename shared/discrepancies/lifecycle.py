@@ -36,6 +36,7 @@ from shared.models import (
     ONE_UNRESOLVED_CONFLICT,
     ReconciliationActionLog,
     ReconciliationDiscrepancy,
+    discrepancy_provider,
 )
 from shared.platform.bulk import array_parameters, column_arrays, expire_rewritten
 from shared.platform.errors import InvalidTransition, NotFound, PreconditionFailed, ValidationFailed
@@ -444,9 +445,11 @@ _DISCREPANCY_COLUMNS = {
     "version": "integer",
 }
 _INSERT_DISCREPANCIES = text(
-    f"INSERT INTO reconciliation_discrepancies ({', '.join(_DISCREPANCY_COLUMNS)}) "  # noqa: S608
-    f"SELECT * FROM unnest({array_parameters(_DISCREPANCY_COLUMNS)}) "
-    f"{ONE_UNRESOLVED_CONFLICT} DO NOTHING RETURNING id"
+    "INSERT INTO reconciliation_discrepancies "  # noqa: S608
+    f"({', '.join(_DISCREPANCY_COLUMNS)}, provider) "
+    f"SELECT v.*, {discrepancy_provider(('payment_id', 'provider_record_id'), prefix='v.')} "
+    f"FROM unnest({array_parameters(_DISCREPANCY_COLUMNS)}) "
+    f"AS v({', '.join(_DISCREPANCY_COLUMNS)}) {ONE_UNRESOLVED_CONFLICT} DO NOTHING RETURNING id"
 )
 RESOLVE_DISCREPANCIES = text(
     "UPDATE reconciliation_discrepancies SET status = 'resolved', resolution = :resolution, "

@@ -61,6 +61,7 @@ class DiscrepancyFilters:
     since: datetime | None = None
     until: datetime | None = None
     dispute_status: str | None = None
+    provider: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ class DiscrepancyView:
     settlement_payout_id: uuid.UUID | None
     bank_statement_id: uuid.UUID | None
     bank_entry_id: uuid.UUID | None
+    # Whom it is about, from its subjects when opened (null when none names a provider).
+    provider: str | None
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,7 @@ FILTER_CONDITIONS = {
     "since": _D.opened_at >= bindparam("since"),
     "until": _D.opened_at < bindparam("until"),
     "dispute_status": _D.dispute_status == bindparam("dispute_status"),
+    "provider": _D.provider == bindparam("provider"),
 }
 
 
@@ -231,7 +235,10 @@ def _list_statement(sort: str, filtered: frozenset[str], after_cursor: bool) -> 
     page = query.order_by(column.desc(), _D.id.desc()).limit(bindparam("limit")).subquery()
     return (
         select(
-            page, Payment.external_id, ProviderRecord.provider, ProviderRecord.provider_reference
+            page,
+            Payment.external_id,
+            ProviderRecord.provider.label("record_provider"),
+            ProviderRecord.provider_reference,
         )
         .outerjoin(Payment, Payment.id == page.c.payment_id)
         .outerjoin(ProviderRecord, ProviderRecord.id == page.c.provider_record_id)
@@ -270,7 +277,7 @@ def list_discrepancies(
     # rows (12 ms) instead of an ordered walk that stops at the page (1 ms).
     session.execute(_CUSTOM_PLANS)
     rows = [
-        discrepancy_view(row, row.external_id, row.provider, row.provider_reference)
+        discrepancy_view(row, row.external_id, row.record_provider, row.provider_reference)
         for row in session.execute(statement, parameters)
     ]
     return page_of(rows, limit, lambda view: (_SORT_TAGS[sort], key(view), view.id))
@@ -372,7 +379,7 @@ def csv_row(view: DiscrepancyView) -> list[str | int]:
         str(payment.id) if payment else "",
         safe_cell(payment.external_id) if payment else "",
         str(record.id) if record else "",
-        record.provider if record else "",
+        view.provider or "",
         safe_cell(record.provider_reference) if record else "",
         safe_cell(view.assignee or ""),
         view.resolution or "",

@@ -31,7 +31,12 @@ from shared.discrepancies.lifecycle import (
     opened_payload,
 )
 from shared.matching.rules import Finding
-from shared.models import CASH_SUBJECTS, ONE_UNRESOLVED_CONFLICT, ReconciliationDiscrepancy
+from shared.models import (
+    CASH_SUBJECTS,
+    ONE_UNRESOLVED_CONFLICT,
+    ReconciliationDiscrepancy,
+    discrepancy_provider,
+)
 from shared.platform.bulk import array_parameters, column_arrays, expire_rewritten
 from shared.platform.ids import new_id
 from shared.platform.metrics import record_discrepancies_opened
@@ -51,10 +56,11 @@ _OPEN_COLUMNS = {
 }
 # A finding that already has an unresolved discrepancy opens nothing.
 _OPEN_ONCE = f"{ONE_UNRESOLVED_CONFLICT} DO NOTHING"
+_OPENED_COLUMNS = f"org_id, run_id, status, opened_at, {', '.join(_OPEN_COLUMNS)}, provider"
 _OPEN_DISCREPANCIES = text(
-    "INSERT INTO reconciliation_discrepancies "  # noqa: S608
-    f"(org_id, run_id, status, opened_at, {', '.join(_OPEN_COLUMNS)}) "
-    f"SELECT :org_id, :run_id, 'open', :now, * FROM unnest({array_parameters(_OPEN_COLUMNS)}) "
+    f"INSERT INTO reconciliation_discrepancies ({_OPENED_COLUMNS}) "  # noqa: S608
+    f"SELECT :org_id, :run_id, 'open', :now, v.*, {discrepancy_provider(prefix='v.')} "
+    f"FROM unnest({array_parameters(_OPEN_COLUMNS)}) AS v({', '.join(_OPEN_COLUMNS)}) "
     f"{_OPEN_ONCE} RETURNING id"
 )
 
@@ -70,10 +76,10 @@ CREATE_STAGED_OPENINGS = text(
 # foreign key is checked at the statement's end, once both are in).
 _OPEN_STAGED = text(
     "WITH opened AS ("  # noqa: S608
-    "INSERT INTO reconciliation_discrepancies "
-    f"(org_id, run_id, status, opened_at, {', '.join(_OPEN_COLUMNS)}) "
-    f"SELECT :org_id, :run_id, 'open', :now, {', '.join(_OPEN_COLUMNS)} "
-    f"FROM {STAGED_OPENINGS} ORDER BY id {_OPEN_ONCE} RETURNING id, type"
+    f"INSERT INTO reconciliation_discrepancies ({_OPENED_COLUMNS}) "
+    f"SELECT :org_id, :run_id, 'open', :now, {', '.join(_OPEN_COLUMNS)}, "
+    f"{discrepancy_provider()} FROM {STAGED_OPENINGS} ORDER BY id {_OPEN_ONCE} "
+    "RETURNING id, type"
     "), logged AS ("
     "INSERT INTO reconciliation_action_logs (org_id, discrepancy_id, action, actor, payload) "
     f"SELECT :org_id, s.id, '{OPENED}', '{SYSTEM}', s.payload "

@@ -32,6 +32,9 @@ from shared.models.base import (
     DISCREPANCY_LIST_FILTERS as DISCREPANCY_LIST_FILTERS,
 )
 from shared.models.base import (
+    DISCREPANCY_PROVIDERS as DISCREPANCY_PROVIDERS,
+)
+from shared.models.base import (
     DISCREPANCY_STATUSES as DISCREPANCY_STATUSES,
 )
 from shared.models.base import (
@@ -93,6 +96,9 @@ from shared.models.base import (
 )
 from shared.models.base import (
     currency_check as currency_check,
+)
+from shared.models.base import (
+    discrepancy_provider as discrepancy_provider,
 )
 from shared.models.base import (
     dispute_status_check as dispute_status_check,

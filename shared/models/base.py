@@ -4,6 +4,7 @@ checks, and the column and constraint helpers the tables share."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -98,6 +99,7 @@ DISCREPANCY_LIST_FILTERS = (
     "assignee",
     "run_id",
     "dispute_status",
+    "provider",
 )
 ACTIONS = (
     "opened",
@@ -129,6 +131,8 @@ SETTLEMENT_LINE_TYPES = (
     "other",
 )
 PAYOUT_STATUSES = ("pending", "in_transit", "paid", "failed", "canceled")
+# Whom a discrepancy is about: a webhook provider or a settlement provider (migration 0020).
+DISCREPANCY_PROVIDERS = tuple(dict.fromkeys((*PROVIDERS, *SETTLEMENT_PROVIDERS)))
 
 
 def one_of(column: str, values: tuple[str, ...]) -> str:
@@ -163,6 +167,22 @@ def dispute_status_check() -> CheckConstraint:
         f"dispute_status IS NULL OR {one_of('dispute_status', DISPUTE_STATUSES)}",
         name="dispute_status_known",
     )
+
+
+def discrepancy_provider(columns: Iterable[str] = DISCREPANCY_SUBJECTS, prefix: str = "") -> str:
+    """SQL of a discrepancy's provider, from its subjects (the one rule, migration 0020's
+    ``recon_discrepancy_provider``): its settlement line's or payout's, else its provider
+    record's or payment's, else that of the bank account of its entry or statement when the
+    account is paid by exactly one provider, else NULL.
+
+    ``columns`` names the subjects the statement has (``prefix`` + name); the others are NULL.
+    """
+    given = set(columns)
+    arguments = (
+        f"{prefix}{subject}" if subject in given else "CAST(NULL AS uuid)"
+        for subject in DISCREPANCY_SUBJECTS
+    )
+    return f"recon_discrepancy_provider({', '.join(arguments)})"
 
 
 def heuristic_index(name: str, **options: Any) -> Index:

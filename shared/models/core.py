@@ -33,6 +33,7 @@ from shared.models.base import (
     BASE_STATUSES,
     CASH_SUBJECTS,
     DISCREPANCY_LIST_FILTERS,
+    DISCREPANCY_PROVIDERS,
     DISCREPANCY_STATUSES,
     DISCREPANCY_SUBJECTS,
     DISCREPANCY_TYPES,
@@ -470,6 +471,10 @@ class ReconciliationDiscrepancy(Base):
         ),
         CheckConstraint("version >= 1", name="version_positive"),
         dispute_status_check(),
+        CheckConstraint(
+            f"provider IS NULL OR {one_of('provider', DISCREPANCY_PROVIDERS)}",
+            name="provider_known",
+        ),
         Index(
             ONE_UNRESOLVED_INDEX,
             "org_id",
@@ -557,3 +562,6 @@ class ReconciliationDiscrepancy(Base):
     dispute_reason: Mapped[str | None] = mapped_column(Text)
     dispute_provider_status: Mapped[str | None] = mapped_column(Text)
     dispute_evidence_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Whom it is about, derived from its subjects when it is opened (``discrepancy_provider``;
+    # null when none names one): the queue's provider filter (migration 0020).
+    provider: Mapped[str | None] = mapped_column(String(16))

@@ -205,15 +205,15 @@ def _checked_secret(provider: str, secret: str, field: str = "secret") -> str:
     return secret
 
 
-def _options_read(provider: str) -> set[str]:
-    """The options accounts of ``provider`` read."""
+def options_read(provider: str) -> set[str]:
+    """The options accounts of ``provider`` read (and may be given)."""
     settlement = set(SETTLEMENT_OPTIONS) if provider in SETTLEMENT_PROVIDERS else set()
     return set(provider_named(provider).account_options) | settlement
 
 
 def _check_options(provider: str, named: set[str]) -> None:
     """ValidationFailed naming each option ``provider`` does not read."""
-    foreign = sorted(named & set(OPTION_NAMES) - _options_read(provider))
+    foreign = sorted(named & set(OPTION_NAMES) - options_read(provider))
     if foreign:
         errors = [
             {"field": option, "message": f"{provider} accounts do not read {option}"}
@@ -225,7 +225,7 @@ def _check_options(provider: str, named: set[str]) -> None:
 def _snapshot(account: ProviderAccount) -> dict[str, Any]:
     """What the log compares before and after a change: the label, the flag and the
     options the account's provider reads (no secrets)."""
-    read = sorted(_options_read(account.provider))
+    read = sorted(options_read(account.provider))
     return {name: getattr(account, name) for name in ("name", "active", *read)}
 
 
@@ -305,11 +305,15 @@ def create_provider_account(
 
 
 def get_provider_account(
-    *, session: Session, account_id: uuid.UUID, org_id: uuid.UUID | None = None
+    *,
+    session: Session,
+    account_id: uuid.UUID,
+    org_id: uuid.UUID | None = None,
+    lock: bool = True,
 ) -> ProviderAccount:
-    """The provider account ``account_id`` (of ``org_id`` when given), locked for update,
-    or NotFound."""
-    account = session.get(ProviderAccount, account_id, with_for_update=True)
+    """The provider account ``account_id`` (of ``org_id`` when given), locked for update
+    unless told, or NotFound."""
+    account = session.get(ProviderAccount, account_id, with_for_update=lock)
     if account is None or (org_id is not None and account.org_id != org_id):
         raise NotFound(f"provider account {account_id} does not exist")
     return account
@@ -372,6 +376,17 @@ def _retire_secret(
         raise Conflict("cannot retire the only secret: add the new one first")
     account.signing_secrets = [s for s in account.signing_secrets if s != matching[0]]
     _log_secret(session, account, actor, SECRET_RETIRED, fingerprint)
+
+
+def show_provider_account(
+    *, session: Session, org_id: uuid.UUID, account_id: uuid.UUID
+) -> AccountView:
+    """One of the organisation's provider accounts, secrets as fingerprints (NotFound in
+    another organisation). Reads only."""
+    account = get_provider_account(
+        session=session, account_id=account_id, org_id=org_id, lock=False
+    )
+    return _view(session, account)
 
 
 def list_provider_accounts(*, session: Session, org_id: uuid.UUID) -> list[AccountView]:

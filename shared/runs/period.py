@@ -63,6 +63,7 @@ from shared.models import (
     ProviderRecord,
     ReconciliationDiscrepancy,
 )
+from shared.platform.bulk import copy_rows
 from shared.platform.ids import SQL_NEW_ID, new_id
 from shared.runs.binding import bind_period
 from shared.runs.fingerprint import DIGEST_SQL, PAIRS_SQL, MatchedSet
@@ -357,9 +358,7 @@ def _customer_siblings(
 def _copy(session: Session, table_name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     if not rows:
         return
-    raw = session.connection().connection.driver_connection
-    statement = f"COPY {table_name} ({', '.join(columns)}) FROM STDIN"
-    with raw.cursor().copy(statement) as copy:
+    with copy_rows(session, table_name, columns) as copy:
         for row in rows:
             copy.write_row(row)
 

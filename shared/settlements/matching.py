@@ -40,11 +40,13 @@ from shared.discrepancies.lifecycle import UNRESOLVED, auto_resolve
 from shared.matching.engine import match_settings
 from shared.matching.rules import SETTLED, SEVERITY, MatchSettings
 from shared.models import (
+    DISCREPANCY_SUBJECTS,
     ONE_UNRESOLVED_CONFLICT,
     Organization,
     Payment,
     ReconciliationDiscrepancy,
     SettlementFile,
+    discrepancy_provider,
 )
 from shared.platform.metrics import record_discrepancies_opened
 from shared.settlements.links import LINK_COLUMNS, link_joins
@@ -229,7 +231,9 @@ WHERE p.org_id = :org AND p.provider = :provider AND p.status = ANY(CAST(:settle
 
 # --- 3. Writing ----------------------------------------------------------------------------
 
-_SUBJECTS = "payment_id, provider_record_id, settlement_line_id, settlement_payout_id"
+# A settlement finding's subjects: the first four of DISCREPANCY_SUBJECTS (never a bank's).
+_SUBJECT_COLUMNS = DISCREPANCY_SUBJECTS[:4]
+_SUBJECTS = ", ".join(_SUBJECT_COLUMNS)
 OPEN_FINDINGS = text(f"""
 WITH found AS MATERIALIZED (
   SELECT recon_uuid7() AS id, f.*, v.severity FROM pg_temp.settlement_findings AS f
@@ -238,9 +242,9 @@ WITH found AS MATERIALIZED (
 ), opened AS (
   INSERT INTO reconciliation_discrepancies
     (id, org_id, run_id, type, severity, status, opened_at, {_SUBJECTS},
-     amount_minor, currency, difference_minor)
+     amount_minor, currency, difference_minor, provider)
   SELECT id, :org, :run, type, severity, 'open', :now, {_SUBJECTS},
-         amount_minor, currency, difference_minor
+         amount_minor, currency, difference_minor, {discrepancy_provider(_SUBJECT_COLUMNS)}
   FROM found
   {ONE_UNRESOLVED_CONFLICT} DO NOTHING
   RETURNING id, type

@@ -31,6 +31,7 @@ from typing import IO
 import psycopg
 from sqlalchemy.orm import Session
 
+from shared.platform.bulk import copy_rows
 from shared.settlements.cells import decoded_lines, numbered_records
 
 # The lines of the file being imported, before they are stored: a TEMP table with the
@@ -104,7 +105,7 @@ def stage_csv_body(
         raw.execute("ROLLBACK TO SAVEPOINT settlement_staging")
         staged = StagedBody(STAGING_TABLE, width, header_row, as_bytes=False)
         _create(raw, staged)
-        _copy_records(raw, staged, binary, header_row, on_progress)
+        _copy_records(session, staged, binary, header_row, on_progress)
     raw.execute("RELEASE SAVEPOINT settlement_staging")
     return staged
 
@@ -185,7 +186,7 @@ def _checked(piece: bytes) -> bytes:
 
 
 def _copy_records(
-    raw: psycopg.Connection,
+    session: Session,
     staged: StagedBody,
     binary: IO[bytes],
     header_row: int,
@@ -193,8 +194,8 @@ def _copy_records(
 ) -> None:
     binary.seek(0)
     width = staged.width
-    statement = f"COPY {staged.table} (ordinal, nul_cells, {_cell_columns(staged)}) FROM STDIN"
-    with raw.cursor().copy(statement) as copy:
+    cell_columns = [f"c{position}" for position in range(1, width + 1)]
+    with copy_rows(session, staged.table, ["ordinal", "nul_cells", *cell_columns]) as copy:
         for number, cells in numbered_records(decoded_lines(binary)):
             if number <= header_row:
                 continue

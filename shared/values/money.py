@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated
 
 from iso4217 import Currency
@@ -51,27 +51,39 @@ class InvalidAmount(ValidationFailed, ValueError):
 
 
 # Plain decimal text: digits with an optional point and fraction, an optional sign. No
-# exponent, no thousands separator, no NaN or infinity: what banks write.
-_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+# exponent, no thousands separator, no NaN or infinity: what banks write. Groups: sign,
+# whole digits, fraction digits (after a whole part, or alone as in ``.91``).
+_DECIMAL_TEXT = re.compile(r"([+-]?)(?:([0-9]+)(?:\.([0-9]*))?|\.([0-9]+))")
+# More whole digits than this is beyond MAX_AMOUNT_MINOR in any currency.
+_MAX_WHOLE_DIGITS = len(str(MAX_AMOUNT_MINOR))
+# A pure look-up of the ISO table, asked once per amount: cached (failures are not).
+_exponent = lru_cache(maxsize=512)(currency_exponent)
 
 
 def minor_units(amount: str, currency: str) -> int:
     """Exact minor units of decimal text in ``currency``: ``("12.3", "EUR")`` → 1230.
 
-    Never a float: the text goes through Decimal. Refuses anything but plain decimal text,
-    more decimals than the currency has (``"1.005"`` in EUR; trailing zeros are fine), and
-    amounts beyond ±MAX_AMOUNT_MINOR.
+    Never a float: integer arithmetic on the digits. Refuses anything but plain decimal
+    text, more decimals than the currency has (``"1.005"`` in EUR; trailing zeros are
+    fine), and amounts beyond ±MAX_AMOUNT_MINOR.
     """
     text = amount.strip()
-    if not _DECIMAL_TEXT.fullmatch(text):
+    match = _DECIMAL_TEXT.fullmatch(text)
+    if match is None:
         raise InvalidAmount(f"{amount[:40]!r} is not a decimal amount")
-    scaled = Decimal(text).scaleb(currency_exponent(currency))
-    if scaled != scaled.to_integral_value():
+    sign, whole, fraction, bare_fraction = match.groups()
+    fraction = fraction or bare_fraction or ""
+    exponent = _exponent(currency)
+    if fraction[exponent:].strip("0"):
         raise InvalidAmount(f"{text} has more decimals than {currency.upper()} allows")
-    minor = int(scaled)
-    if abs(minor) > MAX_AMOUNT_MINOR:
+    whole = (whole or "").lstrip("0")
+    minor = 0
+    if len(whole) <= _MAX_WHOLE_DIGITS:
+        kept = fraction[:exponent].ljust(exponent, "0")
+        minor = int(whole or "0") * 10**exponent + int(kept or "0")
+    if len(whole) > _MAX_WHOLE_DIGITS or minor > MAX_AMOUNT_MINOR:
         raise InvalidAmount(f"{text} {currency.upper()} is beyond the largest amount accepted")
-    return minor
+    return -minor if sign == "-" else minor
 
 
 def format_minor(amount_minor: int, currency: str) -> str:

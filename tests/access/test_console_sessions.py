@@ -10,12 +10,16 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from shared.access.api_keys import Caller
 from shared.access.console_sessions import (
     CSRF_HEADER,
     SESSION_COOKIE,
     end_session,
+    person_id,
     read_session,
+    session_caller,
     sign_in,
+    start_session,
 )
 from shared.access.users import InvalidCredentials, disable_user
 from shared.models import ReconciliationActionLog
@@ -176,3 +180,13 @@ def test_the_store_is_the_shared_redis(redis_client):
         shared_redis().connection_pool.connection_kwargs["db"]
         == (redis_client.connection_pool.connection_kwargs["db"])
     )
+
+
+def test_the_person_behind_a_caller_is_known_only_for_a_session(session):
+    person = make_person(session, make_org(session))
+    caller = session_caller(
+        session=session, record=start_session(person).session, roles=("manager",)
+    )
+    assert person_id(caller) == person.id
+    key = Caller(actor=str(uuid.uuid4()), actor_name="ci", org_id=person.org_id, role="owner")
+    assert person_id(key) is None

@@ -18,6 +18,7 @@ from shared.access.users import (
     check_password,
     disable_user,
     issue_password_link,
+    list_users,
     set_password,
     token_digest,
 )
@@ -151,6 +152,31 @@ def test_another_organisation_s_person_is_not_found(session):
     add_user(session=session, org_id=org.id, email="ana@example.com", name="Ana", role="owner")
     with pytest.raises(NotFound):
         disable_user(session=session, org_id=other.id, email="ana@example.com")
+
+
+def test_nobody_disables_themselves_but_may_disable_another(session):
+    org = make_org(session)
+    ana = add_user(session=session, org_id=org.id, email="ana@example.com", name="Ana",
+                   role="owner").user  # fmt: skip
+    bo = add_user(session=session, org_id=org.id, email="bo@example.com", name="Bo",
+                  role="owner").user  # fmt: skip
+    with pytest.raises(Conflict, match="you cannot disable yourself"):
+        disable_user(session=session, org_id=org.id, email="ANA@example.com", by_user_id=ana.id)
+    assert ana.disabled_at is None
+    disable_user(session=session, org_id=org.id, email="bo@example.com", by_user_id=ana.id)
+    assert bo.disabled_at is not None
+
+
+def test_the_people_listed_are_those_who_may_sign_in_unless_the_disabled_are_asked_for(session):
+    org = make_org(session)
+    for email, name in (("bo@example.com", "Bo"), ("ana@example.com", "Ana")):
+        add_user(session=session, org_id=org.id, email=email, name=name, role="viewer")
+    disable_user(session=session, org_id=org.id, email="bo@example.com")
+    add_user(session=session, org_id=make_org(session).id, email="cy@example.com", name="Cy",
+             role="viewer")  # fmt: skip
+    assert [user.name for user in list_users(session=session, org_id=org.id)] == ["Ana"]
+    everyone = list_users(session=session, org_id=org.id, include_disabled=True)
+    assert [user.name for user in everyone] == ["Ana", "Bo"]
 
 
 # --- recon user ---------------------------------------------------------------------

@@ -71,6 +71,59 @@ def test_every_supported_version_reads_the_same_statement(version):
     ]
 
 
+PARTY = "<Dbtr><Nm>Example Payments Ltd</Nm></Dbtr>"
+PARTY_ACCOUNT = "<DbtrAcct><Id><IBAN>GB29NWBK60161331926819</IBAN></Id></DbtrAcct>"
+USTRD = "<Ustrd>PAYOUT po_fixture_0001</Ustrd><Ustrd>second line</Ustrd>"
+TRANSACTION_END = "</TxDtls>"
+
+
+def first_entry(*changes: tuple[str, str]) -> BankEntry:
+    """The fixture's first entry read after ``changes`` to that entry only."""
+    start, end = V02.index("<Ntry>"), V02.index("</Ntry>")
+    entry = V02[start:end]
+    for old, new in changes:
+        assert old in entry, old
+        entry = entry.replace(old, new, 1)
+    [(_, entries)] = read_bytes((V02[:start] + entry + V02[end:]).encode())
+    return entries[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "fields"),
+    [
+        (  # a debit names its creditor; a name under Pty, an account by another id
+            [("CRDT", "DBIT"), (PARTY, "<Cdtr><Pty><Nm>Landlord BV</Nm></Pty></Cdtr>"),
+             (PARTY_ACCOUNT, "<CdtrAcct><Id><Othr><Id>12345678</Id></Othr></Id></CdtrAcct>")],
+            {"amount_minor": -25010, "counterparty_name": "Landlord BV",
+             "counterparty_account": "12345678"},
+        ),
+        (  # a batch of two transactions has no one counterparty or end-to-end id
+            [(TRANSACTION_END, TRANSACTION_END + "<TxDtls><RmtInf><Ustrd>other</Ustrd></RmtInf>"
+              + TRANSACTION_END)],
+            {"counterparty_name": None, "counterparty_account": None, "end_to_end_id": None,
+             "remittance_text": "PAYOUT po_fixture_0001 second line other"},
+        ),
+        (
+            [(USTRD, "<Strd><CdtrRefInf><Ref>RF18 5390 0754 7034</Ref></CdtrRefInf></Strd>")],
+            {"remittance_text": "RF18 5390 0754 7034"},
+        ),
+        (
+            [("<RmtInf>" + USTRD + "</RmtInf>", "<AddtlTxInf>Payout  of\n the day</AddtlTxInf>")],
+            {"remittance_text": "Payout of the day"},
+        ),
+        (
+            [("<Dt>2026-03-02</Dt></BookgDt>", "<DtTm>2026-03-02T23:30:00+01:00</DtTm></BookgDt>"),
+             ("<AcctSvcrRef>", "<RvslInd>true</RvslInd><AcctSvcrRef>")],
+            {"booking_date": date(2026, 3, 2), "reversal": True},
+        ),
+    ],
+    ids=["debit-creditor", "batch", "creditor-reference", "transaction-information", "date-time"],
+)  # fmt: skip
+def test_an_entry_is_read_from_each_place_the_schema_allows(changes, fields):
+    entry = first_entry(*changes)
+    assert {name: getattr(entry, name) for name in fields} == fields
+
+
 def test_a_statement_whose_balances_do_not_add_up_is_read_and_flagged():
     content = V02.replace('<Amt Ccy="EUR">1249.75</Amt>', '<Amt Ccy="EUR">1249.76</Amt>')
     [(statement, entries)] = read_bytes(content.encode())
@@ -225,6 +278,14 @@ def test_a_doctype_before_any_other_root_is_refused_too():
         (("<Id>RECON-2026-03-02</Id>", ""), r"Stmt\[1\]: needs Id and Acct/Id"),
         (("<CdtDbtInd>CRDT</CdtDbtInd>", "<CdtDbtInd>CREDIT</CdtDbtInd>"), r"Bal\[1\]: needs Amt"),
         (("<Dt>2026-03-02</Dt></BookgDt>", "<Dt>2026-02-30</Dt></BookgDt>"), r"BookgDt '2026"),
+        (  # a part after the entries is read too
+            (
+                "</Stmt>",
+                '<Bal><Tp><CdOrPrtry><Cd>PRCD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">'
+                "1.005</Amt><CdtDbtInd>CRDT</CdtDbtInd></Bal></Stmt>",
+            ),
+            r"Stmt\[1\]/Bal\[3\]/Amt: 1.005 has more decimals",
+        ),
     ],
 )
 def test_a_malformed_statement_is_refused_naming_the_element(change, message):

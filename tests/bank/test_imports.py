@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from shared.bank import imports
-from shared.bank.imports import import_statement_file
-from shared.bank.model import UnreadableStatement
+from shared.bank.imports import entry_digest, import_statement_file
+from shared.bank.model import BankEntry, TransactionCodes, UnreadableStatement
 from shared.models import BankAccount, BankEntryRecord, BankStatementRecord
+from shared.platform.db import unit_of_work
 from shared.platform.errors import NotFound, ValidationFailed
 from tests.bank.support import fixture_bytes
 from tests.bank.test_csv import MAPPING
@@ -121,8 +122,39 @@ def test_identical_entries_of_one_statement_are_each_kept(session):
     assert sorted(occurrences) == [1, 2]
 
 
-def test_entries_are_staged_in_batches_and_all_arrive(session, monkeypatch):
-    monkeypatch.setattr(imports, "BATCH_ROWS", 2)
+def test_an_entry_digest_never_changes():
+    """Entries stored by earlier releases are found again only if the same facts give the
+    same digest: a faster digest must not be a different one."""
+    entry = BankEntry(
+        booking_date=date(2026, 3, 2), value_date=date(2026, 3, 3), amount_minor=25010,
+        currency="EUR", counterparty_name="Société Générale",
+        counterparty_account="GB29NWBK60161331926819", remittance_text="PAYOUT po_fixture_0001",
+        bank_reference="BANKREF-0001", end_to_end_id="po_fixture_0001",
+        codes=TransactionCodes(domain="PMNT", family="RCDT", subfamily="ESCT", proprietary="SCT"),
+    )  # fmt: skip
+    assert entry_digest(entry).hex() == (
+        "fc5430f0d37f8722be63b9ff11a5f8cd5a76bddaeb55e3c71879c37c8384e011"
+    )
+
+
+def test_a_refusal_while_entries_stream_stores_nothing_of_the_file(session):
+    org = make_org(session)
+    first, rest = CAMT.split(b"</Stmt>", 1)
+    # A second statement whose second entry has more decimals than EUR: refused while
+    # its entries are being copied, after the first statement was stored.
+    second = first.split(b"<Stmt>", 1)[1].replace(b"RECON-2026-03-02", b"RECON-2026-03-03")
+    second = second.replace(b'<Amt Ccy="EUR">0.35</Amt>', b'<Amt Ccy="EUR">0.355</Amt>')
+    content = first + b"</Stmt><Stmt>" + second + b"</Stmt>" + rest
+    with (
+        pytest.raises(UnreadableStatement, match=r"Stmt\[2\]/Ntry\[2\]/Amt: 0.355 has more"),
+        unit_of_work() as work,
+    ):
+        load(work, org, content)
+    assert [count(session, model) for model in (BankStatementRecord, BankEntryRecord)] == [0, 0]
+
+
+def test_every_entry_arrives_and_progress_is_reported_while_reading(session, monkeypatch):
+    monkeypatch.setattr(imports, "PROGRESS_ROWS", 2)
     org = make_org(session)
     header, row = CSV.splitlines(keepends=True)[:2]
     rows = [row.replace(b"BANKREF-0005", f"REF-{n}".encode()) for n in range(7)]

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from shared.access.api_keys import Caller
+from shared.bank.accounts import AccountSettingsChange, change_account_settings
 from shared.bank.imports import import_statement_file
 from shared.bank.matching import link_payout, reconcile_bank_payouts, unlink_payout
 from shared.discrepancies.lifecycle import resolve
@@ -221,6 +222,39 @@ def test_a_credit_from_a_provider_matching_no_payout_is_unexpected_until_its_pay
     assert outcome.resolved == 1
     stripe_credit = discrepancies(session, org, bank_entry_id=entry_id(session, org, 99900))
     assert [d.status for d in stripe_credit] == ["resolved"]
+
+
+def test_bank_findings_name_their_payouts_provider_else_their_accounts_only_one(session, org):
+    make_payout(session, org, "po_never_arrived", 300, MONDAY, provider="adyen")
+    import_rows(session, org, [(MONDAY, 99900, STRIPE, "STRIPE PAYOUT", "R1")])
+    broken = fixture_bytes("statement.sta").replace(
+        b":62F:C260302EUR1249,75", b":62F:C260302EUR1249,00"
+    )
+    import_statement_file(
+        session=session, org_id=org.id, binary=io.BytesIO(broken), filename="x.sta"
+    )
+    reconcile(session, org, date(2026, 3, 10))
+
+    def providers() -> set[tuple[str, str | None]]:
+        session.expire_all()
+        return {(d.type, d.provider) for d in discrepancies(session, org)}
+
+    # An account that lists no provider, or several, names none.
+    assert providers() == {
+        ("PayoutNotReceived", "adyen"),
+        ("UnexpectedDeposit", None),
+        ("StatementBalanceMismatch", None),
+    }
+    # A new list restates them (both statements are of the one EUR account of that IBAN).
+    [account] = session.scalars(select(BankAccount).where(BankAccount.org_id == org.id))
+    for listed, named in ((["stripe"], "stripe"), (["adyen", "stripe"], None)):
+        change_account_settings(session=session, org_id=org.id, account_id=account.id,
+                                change=AccountSettingsChange(providers=listed))  # fmt: skip
+        assert providers() == {
+            ("PayoutNotReceived", "adyen"),
+            ("UnexpectedDeposit", named),
+            ("StatementBalanceMismatch", named),
+        }
 
 
 def test_a_finding_a_person_resolved_is_not_opened_again(session, org):

@@ -32,6 +32,12 @@ def sign_in(client, email: str, password: str = PASSWORD, address: str | None = 
     )
 
 
+def post(client, path: str, data: dict, page: str | None = None):
+    """Post ``data`` with the CSRF token of ``page`` (by default the page posted to)."""
+    token = csrf_of(client.get(page or path).text)
+    return client.post(path, data={"csrf_token": token, **data})
+
+
 def session_cookie(client) -> str | None:
     cookie = client.get_cookie(SESSION_COOKIE, path="/")
     return cookie.value if cookie else None
@@ -53,3 +59,9 @@ def signed_in(client, session, org):
         return person
 
     return sign
+
+
+@pytest.fixture
+def owner(signed_in):
+    """An owner of ``org``, Olga Owner, signed in on ``client``."""
+    return signed_in(role="owner", name="Olga Owner")

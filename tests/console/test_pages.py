@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,9 +14,15 @@ from sqlalchemy import select
 
 from shared.access.console_sessions import SESSION_COOKIE
 from shared.access.users import add_user
-from shared.models import ReconciliationActionLog, ReconciliationDiscrepancy, ReconciliationRun
+from shared.models import (
+    DISCREPANCY_PROVIDERS,
+    ReconciliationActionLog,
+    ReconciliationDiscrepancy,
+    ReconciliationRun,
+)
 from tests.console.conftest import csrf_of, session_cookie, sign_in
 from tests.discrepancies.factories import make_discrepancy, make_record
+from tests.discrepancies.providers import discrepancies_by_provider
 from tests.runs.test_history import add_run as add_stored_run
 from tests.support.factories import make_account, make_event, make_org, make_payment
 from tests.support.people import link_token
@@ -134,6 +141,31 @@ def test_an_amount_filter_without_a_currency_is_a_message_not_an_error(client, s
     page = client.get(QUEUE + "?min_amount=10")
     assert page.status_code == 422
     assert "choose a currency to filter by amount" in page.text
+
+
+@pytest.mark.parametrize("provider", DISCREPANCY_PROVIDERS)
+def test_the_queue_its_ageing_and_its_export_filter_by_provider(
+    client, session, org, signed_in, provider
+):
+    signed_in()
+    wanted = {str(key) for key in discrepancies_by_provider(session, org).get(provider, ())}
+    page = client.get(QUEUE + f"?provider={provider}&size=500")
+    assert set(re.findall(r"/console/discrepancies/([0-9a-f-]{36})", page.text)) == wanted
+    assert f'<option value="{provider}" selected>' in page.text
+    ageing = section(page.text, "ageing-title")
+    assert sum(bucket_count(ageing, label) for label in ("0-1", "2-7", "8-30", "31+")) == len(
+        wanted
+    )
+    exported = client.get(f"/console/queue.csv?provider={provider}")
+    assert {row["id"] for row in csv.DictReader(io.StringIO(exported.text))} == wanted
+
+
+def test_an_unknown_provider_is_a_message_not_an_error(client, session, signed_in):
+    signed_in()
+    page = client.get(QUEUE + "?provider=visa")
+    assert page.status_code == 422
+    assert 'role="alert"' in page.text
+    assert "the filters are invalid: provider:" in page.text
 
 
 def test_the_queue_pages_with_a_cursor(client, session, org, signed_in):

@@ -347,6 +347,18 @@ def test_every_console_page_declares_its_roles_unless_public():
         ("POST", "/console/payouts/<uuid:payout_id>/unlink"),
         ("GET", "/console/bank"),
         ("POST", "/console/bank"),
+        ("GET", "/console/settings"),
+        ("POST", "/console/settings"),
+        ("GET", "/console/provider-accounts"),
+        ("POST", "/console/provider-accounts"),
+        ("GET", "/console/provider-accounts/<uuid:account_id>"),
+        ("POST", "/console/provider-accounts/<uuid:account_id>"),
+        ("POST", "/console/provider-accounts/<uuid:account_id>/secrets"),
+        ("POST", "/console/provider-accounts/<uuid:account_id>/secrets/retire"),
+        ("GET", "/console/people"),
+        ("POST", "/console/people"),
+        ("POST", "/console/people/password-link"),
+        ("POST", "/console/people/disable"),
     }
 
 

@@ -73,7 +73,7 @@ def test_a_dispute_on_a_payment_opens_a_high_discrepancy_with_what_the_provider_
     assert (opened.dispute_status, opened.dispute_provider_status) == ("open", "needs_response")
     assert opened.dispute_reason == "fraudulent"
     assert opened.dispute_evidence_due_at == due.replace(microsecond=0)
-    assert opened.provider_record_id is not None
+    assert (opened.provider_record_id is not None, opened.provider) == (True, "stripe")
     (entry,) = actions_of(session, opened)
     assert entry.action == "opened"
     assert entry.payload["finding"]["provider_status"] == "needs_response"

@@ -18,6 +18,7 @@ from shared.discrepancies.listing import (
     list_discrepancies,
 )
 from shared.models import (
+    DISCREPANCY_PROVIDERS,
     DISCREPANCY_STATUSES,
     ProviderRecord,
     ReconciliationItem,
@@ -27,6 +28,7 @@ from shared.platform.errors import NotFound
 from shared.platform.pagination import InvalidCursor, encode_cursor
 from tests.discrepancies.calls import BASE, act
 from tests.discrepancies.factories import BASE_TIME, make_discrepancy, make_record
+from tests.discrepancies.providers import discrepancies_by_provider
 
 
 def test_get_discrepancy_of_another_organisation_is_not_found(session, org, other_org):
@@ -163,6 +165,7 @@ DISCREPANCY_FIELDS = {
     "settlement_payout_id",
     "bank_statement_id",
     "bank_entry_id",
+    "provider",
 }
 
 
@@ -268,6 +271,8 @@ def test_filters_combine(client, session, org, headers):
         {"run_id": "not-a-uuid"},
         {"assignee": "a\x00b"},
         {"assignee": ""},
+        {"provider": "visa"},
+        {"provider": "Stripe"},
         {"sort": "severity"},
         {"limit": "0"},
         {"limit": "501"},
@@ -278,6 +283,22 @@ def test_a_bad_query_is_422(client, headers, query):
     response = client.get(BASE, query_string=query, headers=headers)
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("provider", DISCREPANCY_PROVIDERS)
+def test_the_list_its_csv_and_its_summary_filter_by_provider(
+    client, session, org, headers, provider
+):
+    wanted = {str(key) for key in discrepancies_by_provider(session, org).get(provider, ())}
+    query = {"provider": provider, "limit": 500}
+    listed = client.get(BASE, query_string=query, headers=headers).json["items"]
+    assert {item["id"] for item in listed} == wanted
+    assert {item["provider"] for item in listed} <= {provider}
+    exported = client.get(BASE, query_string=query, headers={**headers, "Accept": "text/csv"})
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert {(row["id"], row["provider"]) for row in rows} == {(key, provider) for key in wanted}
+    summary = client.get(f"{BASE}/summary", query_string={"provider": provider}, headers=headers)
+    assert sum(bucket["count"] for bucket in summary.json["buckets"]) == len(wanted)
 
 
 def test_limit_defaults_to_50_and_allows_500(client, session, org, headers):

@@ -40,6 +40,7 @@ ONE_OF_EACH = {
     "since": OPENED - timedelta(days=7),
     "until": OPENED + timedelta(days=1),
     "dispute_status": "lost",
+    "provider": "stripe",
 }
 
 
@@ -101,6 +102,7 @@ def two_pages(session) -> tuple[uuid.UUID, uuid.UUID]:
                 type="DisputeOpened",
                 severity="high",
                 dispute_status="lost",
+                provider="stripe",
                 status="open",
                 payment_id=make_payment(session, org).id,
                 run_id=run.id,

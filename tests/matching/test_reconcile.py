@@ -235,6 +235,28 @@ def test_missing_records_open_only_when_the_grace_period_is_over(session):
     assert outcomes == {"missing_internal", "missing_provider"}
 
 
+def test_the_incremental_path_names_each_discrepancys_provider_from_its_subjects(session):
+    # The record alone (Adyen), the payment alone (a Standard Webhooks sender), and both
+    # (a Stripe duplicate: the same customer charged twice, within the window).
+    org = make_org(session, grace_period_seconds=3600)
+    adyen = make_account(session, org, "adyen")
+    item = adyen_item("PSP_ORPHAN") | {"eventDate": datetime.now(UTC).isoformat()}
+    process(session, adyen, {"live": "false", "NotificationRequestItem": item}, "AUTHORISATION")
+    payment = make_payment(session, org, provider="standard", external_id="inv_lonely")
+    reconcile_payment(session=session, payment_id=payment.id, now=datetime.now(UTC), evidence={})
+    later = datetime.now(UTC) + timedelta(hours=1, minutes=1)
+    assert sweep_expired_grace_periods(session=session, now=later) == 2
+    stripe = make_account(session, org)
+    make_payment(session, org, provider_reference="pi_1", amount_minor=2000)
+    process(session, stripe, stripe_intent_event(amount=2500))
+    found = {(d.type, d.provider) for d in discrepancies(session)}
+    assert found == {
+        ("MissingInternalRecord", "adyen"),
+        ("MissingProviderRecord", "standard"),
+        ("AmountMismatch", "stripe"),
+    }
+
+
 def test_unknown_events_are_processed_as_ignored_with_a_reason(session):
     org = make_org(session)
     account = make_account(session, org)

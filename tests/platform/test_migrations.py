@@ -239,3 +239,113 @@ def test_a_discrepancy_without_any_subject_is_refused(session):
     with pytest.raises(IntegrityError, match="has_subject"), session.begin_nested():
         session.add(subjectless)
         session.flush()
+
+
+# The rows 0020 backfills, written as its parent (0019) knew them: a payment's
+# discrepancies (more than one batch of them), a record's, a payout's, and statements' of
+# accounts that list one provider or two.
+BEFORE_0020 = """
+WITH org AS (INSERT INTO organizations (name) VALUES ('Acme') RETURNING id),
+payments AS (
+  INSERT INTO payments (org_id, external_id, provider, amount_minor, currency, status,
+                        occurred_at)
+  SELECT org.id, 'inv-' || n, 'stripe', 100, 'EUR', 'succeeded', now()
+  FROM org, generate_series(1, :payments) AS n RETURNING id, org_id
+), record AS (
+  INSERT INTO provider_records (org_id, provider, provider_reference, currency, status,
+                                occurred_at, last_event_at)
+  SELECT id, 'adyen', 'PSP1', 'EUR', 'succeeded', now(), now() FROM org RETURNING id, org_id
+), payout AS (
+  INSERT INTO settlement_payouts (org_id, provider, payout_id, currency, amount_minor, status,
+                                  booked_at)
+  SELECT id, 'paypal', 'B-1', 'EUR', 100, 'paid', now() FROM org RETURNING id, org_id
+), accounts AS (
+  INSERT INTO bank_accounts (org_id, name, masked_identifier, identifier_digest, currency,
+                             providers)
+  SELECT org.id, 'bank', 'NL91…4300', digest, 'EUR', providers FROM org,
+    (VALUES ('one', ARRAY['standard']), ('two', ARRAY['adyen', 'stripe'])) AS a(digest, providers)
+  RETURNING id, org_id, identifier_digest
+), statements AS (
+  INSERT INTO bank_statements (org_id, account_id, statement_id, format, currency,
+                               entry_count, entries_total_minor, file_sha256, filename)
+  SELECT org_id, id, identifier_digest, 'csv', 'EUR', 0, 0, identifier_digest, 'x.csv'
+  FROM accounts RETURNING id, org_id
+)
+INSERT INTO reconciliation_discrepancies (org_id, type, severity, amount_minor, currency,
+  payment_id, provider_record_id, settlement_payout_id, bank_statement_id)
+SELECT org_id, 'MissingProviderRecord', 'medium', 100, 'EUR', id, CAST(NULL AS uuid),
+       CAST(NULL AS uuid), CAST(NULL AS uuid)
+FROM payments
+UNION ALL SELECT org_id, 'MissingInternalRecord', 'high', 100, 'EUR', NULL, id, NULL, NULL
+FROM record
+UNION ALL SELECT org_id, 'PayoutMismatch', 'high', 100, 'EUR', NULL, NULL, id, NULL FROM payout
+UNION ALL SELECT org_id, 'StatementBalanceMismatch', 'high', 100, 'EUR', NULL, NULL, NULL, id
+FROM statements
+"""
+
+
+def test_0020_backfills_each_discrepancys_provider_in_batches(scratch_database):
+    url, engine = scratch_database
+    migrations.upgrade("0019", database_url=url)  # 0020's parent
+    payments = 5_000  # three batches of the migration's 2,000
+    with engine.begin() as connection:
+        connection.execute(text(BEFORE_0020), {"payments": payments})
+    migrations.upgrade("0020", database_url=url)
+    with engine.connect() as connection:
+        found = connection.execute(
+            text(
+                "SELECT type, provider, count(*) FROM reconciliation_discrepancies "
+                "GROUP BY type, provider"
+            )
+        ).all()
+        indexes = connection.scalars(
+            text(
+                "SELECT indexdef FROM pg_indexes "
+                "WHERE indexname LIKE 'ix_reconciliation_discrepancies_list_by_%'"
+            )
+        ).all()
+        validated = connection.scalar(
+            text(
+                "SELECT convalidated FROM pg_constraint "
+                "WHERE conname = 'ck_reconciliation_discrepancies_provider_known'"
+            )
+        )
+    assert set(found) == {
+        ("MissingProviderRecord", "stripe", payments),
+        ("MissingInternalRecord", "adyen", 1),
+        ("PayoutMismatch", "paypal", 1),
+        ("StatementBalanceMismatch", "standard", 1),
+        ("StatementBalanceMismatch", None, 1),
+    }
+    assert len(indexes) == 2
+    assert all("dispute_status, provider," in index for index in indexes)
+    assert validated is True
+
+
+# What an interrupted 0020 leaves: its first part committed (a function, the column, the
+# check NOT VALID), a few rows filled, an index build cut short; the version still 0019.
+INTERRUPTED_0020 = (
+    "CREATE FUNCTION recon_discrepancy_provider(uuid, uuid, uuid, uuid, uuid, uuid) "
+    "RETURNS text LANGUAGE sql AS 'SELECT NULL::text'",
+    "ALTER TABLE reconciliation_discrepancies ADD COLUMN provider varchar(16)",
+    "ALTER TABLE reconciliation_discrepancies ADD CONSTRAINT "
+    "ck_reconciliation_discrepancies_provider_known CHECK (provider IS NULL) NOT VALID",
+    "CREATE INDEX ix_reconciliation_discrepancies_list_by_opened_0020 "
+    "ON reconciliation_discrepancies (org_id)",
+)
+
+
+def test_an_interrupted_0020_runs_again_to_the_end(scratch_database):
+    url, engine = scratch_database
+    migrations.upgrade("0019", database_url=url)  # 0020's parent
+    with engine.begin() as connection:
+        connection.execute(text(BEFORE_0020), {"payments": 3})
+        for statement in INTERRUPTED_0020:
+            connection.execute(text(statement))
+    migrations.upgrade("0020", database_url=url)
+    with engine.connect() as connection:
+        unnamed = connection.scalar(
+            text("SELECT count(*) FROM reconciliation_discrepancies WHERE provider IS NULL")
+        )
+    assert unnamed == 1  # the statement of the account of two providers
+    assert schema_differences(engine) == []

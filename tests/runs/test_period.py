@@ -479,3 +479,24 @@ def test_findings_are_opened_set_based_once_at_the_end_of_the_run(session, monke
         select(ReconciliationDiscrepancy.run_id).where(ReconciliationDiscrepancy.org_id == org.id)
     ).all()
     assert set(opened_by_run) == {run.id}
+
+
+def test_the_runs_openings_name_the_provider_of_their_subjects(session):
+    org = make_org(session, timezone="UTC")
+    day = Day(org.id)
+    day.payment(provider="adyen")  # no record: MissingProviderRecord
+    day.record(None, provider="standard")  # no payment: MissingInternalRecord
+    day.record(day.payment(), amount_minor=1)  # Stripe both sides: AmountMismatch
+    day.write(session)
+    run = new_run(session, org)
+    start, end = period_bounds(org, DAY, DAY)
+    reconcile_period(
+        session=session, run_id=run.id, org_id=org.id, start=start, end=end,
+        settings=match_settings(session=session, org_id=org.id), now=NOW,
+    )  # fmt: skip
+    mine = select(ReconciliationDiscrepancy).where(ReconciliationDiscrepancy.org_id == org.id)
+    assert {(d.type, d.provider) for d in session.scalars(mine)} == {
+        ("MissingProviderRecord", "adyen"),
+        ("MissingInternalRecord", "standard"),
+        ("AmountMismatch", "stripe"),
+    }

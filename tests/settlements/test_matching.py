@@ -19,7 +19,7 @@ from shared.models import (
 from shared.platform.tasks import MATCH_BANK_PAYOUTS, MATCH_SETTLEMENT_FILE
 from shared.settlements.imports import import_settlement_file
 from shared.settlements.matching import reconcile_settlement_file
-from tests.settlements.reading import csv_text
+from tests.settlements.reading import FIXTURES, csv_text
 from tests.support.factories import make_org, make_payment
 
 NOW = datetime(2026, 5, 20, 12, tzinfo=UTC)
@@ -174,6 +174,20 @@ def test_a_payout_that_is_not_its_lines_net_opens_one_payout_mismatch_to_the_cen
         "PayoutMismatch", payout.id, 966,
     )  # fmt: skip
     assert mismatch.difference_minor == 966 - (980 - 15) == 1
+    assert mismatch.provider == "adyen"
+
+
+def test_a_paypal_lines_finding_names_paypal_whoever_the_payment_came_through(session, org):
+    # PayPal settles (and links, by merchant reference) payments of any provider: the
+    # line's provider is the discrepancy's, before its payment's.
+    payment = make_payment(session, org, provider="standard", external_id="ORDER-41",
+                           amount_minor=999)  # fmt: skip
+    content = (FIXTURES / "paypal" / "settlement_every_event.csv").read_bytes()
+    match(session, imported(session, org, content, "paypal.csv"))
+    found = discrepancies(session, org)
+    assert {d.type for d in found} >= {"SettlementAmountMismatch", "MissingInternalRecord"}
+    assert {d.provider for d in found} == {"paypal"}
+    assert payment.id in {d.payment_id for d in found}
 
 
 def test_a_payout_equal_to_its_lines_net_opens_nothing(session, org):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared.access.organizations import create_organization
 from shared.models import (
+    DISCREPANCY_SUBJECTS,
     Organization,
     Payment,
     ProviderAccount,
@@ -17,6 +19,7 @@ from shared.models import (
     ReconciliationDiscrepancy,
     SettlementFile,
     SettlementPayout,
+    discrepancy_provider,
 )
 from shared.providers.accounts import add_provider_account
 from tests.support.signing import ADYEN_KEY, STANDARD_SECRET, STRIPE_SECRET
@@ -56,8 +59,12 @@ def make_payment(session: Session, org: Organization, **fields) -> Payment:
     return payment
 
 
+_PROVIDER_OF_SUBJECTS = text(f"SELECT {discrepancy_provider(prefix=':')}")
+
+
 def make_discrepancy(session: Session, org: Organization, **fields) -> ReconciliationDiscrepancy:
-    """An open MissingProviderRecord on a new payment of ``org``, with its ``opened`` entry."""
+    """An open MissingProviderRecord on a new payment of ``org``, with its ``opened`` entry;
+    its provider derived from its subjects as opening does, unless given."""
     payment = make_payment(session, org)
     values = {
         "org_id": org.id,
@@ -67,6 +74,9 @@ def make_discrepancy(session: Session, org: Organization, **fields) -> Reconcili
         "amount_minor": payment.amount_minor,
         "currency": payment.currency,
     } | fields
+    subjects = {subject: values.get(subject) for subject in DISCREPANCY_SUBJECTS}
+    if "provider" not in values:
+        values["provider"] = session.scalar(_PROVIDER_OF_SUBJECTS, subjects)
     discrepancy = ReconciliationDiscrepancy(**values)
     session.add(discrepancy)
     session.flush()

@@ -76,6 +76,8 @@ def test_minor_units_are_exact_with_the_currency_exponent(text, currency, minor)
         ("1,000.00", "USD"),
         ("", "EUR"),
         ("10000000000000.01", "EUR"),
+        # More digits than Python converts to an int by default: refused, not a crash.
+        ("1" * 5000, "EUR"),
     ],
 )
 def test_minor_units_refuse_inexact_or_odd_text(text, currency):
