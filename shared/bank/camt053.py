@@ -368,6 +368,10 @@ def read_camt053(source: IO[bytes]) -> Iterator[StatementItem]:
     try:
         yield from _walk(events)
     except etree.XMLSyntaxError as error:
+        if ENTITY_GUARD in error.msg:
+            # libxml2 (lxml 6.2 on) stops an entity bomb before the root element, where
+            # the DOCTYPE is refused otherwise: the same refusal.
+            raise _forbidden() from None
         line, column = error.position
         raise _refuse(
             f"not well-formed XML ({error.msg.split(',')[0][:120]}); is the file truncated?",
@@ -380,12 +384,20 @@ def _refuse_doctype(root: Element) -> None:
     references were neither loaded nor expanded, and are not accepted either."""
     info = root.getroottree().docinfo
     if info.doctype or info.internalDTD is not None or info.system_url:
-        raise ForbiddenXml(
-            "DTDs, entity declarations and external references are refused; "
-            "none is ever expanded or fetched",
-            format=FORMAT,
-            location="DOCTYPE",
-        )
+        raise _forbidden()
+
+
+# What libxml2 says when it stops a document's entities from growing it.
+ENTITY_GUARD = "entity amplification"
+
+
+def _forbidden() -> ForbiddenXml:
+    return ForbiddenXml(
+        "DTDs, entity declarations and external references are refused; "
+        "none is ever expanded or fetched",
+        format=FORMAT,
+        location="DOCTYPE",
+    )
 
 
 # The children of Stmt that are read, with their paths; every other one is skipped.
