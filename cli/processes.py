@@ -145,9 +145,23 @@ class Stack:
             time.sleep(0.5)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_interrupt_or_term() -> None:
+    """Make Ctrl-C (SIGINT) and SIGTERM stop the stack: a shell starts a background job
+    with SIGINT ignored, and SIGTERM would otherwise end this process alone and leave its
+    children running."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 @contextmanager
 def foreground(stack: Stack) -> Iterator[Stack]:
-    """Stop every child of ``stack`` on leaving; Ctrl-C inside ends quietly ("stopping...")."""
+    """Stop every child of ``stack`` on leaving; Ctrl-C or SIGTERM inside ends quietly
+    ("stopping...")."""
+    stop_on_interrupt_or_term()
     try:
         yield stack
     except KeyboardInterrupt:

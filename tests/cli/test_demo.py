@@ -89,7 +89,22 @@ def wait_for_ready(url: str, process: subprocess.Popen, timeout: float = 60) -> 
     pytest.fail(f"{url} never answered 200")
 
 
-def test_up_runs_api_worker_and_beat_until_interrupted(committed, tmp_path):
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell does for a background job
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "started_as"),
+    [
+        (signal.SIGINT, None),
+        (signal.SIGINT, _ignore_sigint),
+        (signal.SIGTERM, None),
+    ],
+    ids=["ctrl-c", "ctrl-c, started as a background job", "sigterm"],
+)
+def test_up_runs_api_worker_and_beat_until_interrupted(
+    committed, tmp_path, stop_signal, started_as
+):
     port = free_port()
     log = (tmp_path / "up.log").open("w")
     process = subprocess.Popen(
@@ -98,6 +113,7 @@ def test_up_runs_api_worker_and_beat_until_interrupted(committed, tmp_path):
         env={**os.environ, "DATABASE_URL": TEST_DATABASE_URL, "REDIS_URL": TEST_REDIS_URL},
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=started_as,
     )
     try:
         ready = wait_for_ready(f"http://127.0.0.1:{port}/readyz", process)
@@ -107,7 +123,7 @@ def test_up_runs_api_worker_and_beat_until_interrupted(committed, tmp_path):
         assert "gunicorn" in commands
         assert "worker" in commands
         assert "beat" in commands
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=60) == 0
         assert not [child for child in children if child.is_running()]
     finally:
