@@ -3,11 +3,11 @@ and the statement upload form (the API's import: the same statements, the same r
 
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import render_template
 from sqlalchemy.orm import Session
 
 from console.cash_forms import BankQuery, StatementUploadForm
-from console.forms import parse_form, parse_query
+from console.forms import parse_form, parse_query, uploaded_file
 from console.web import accepts_upload, blueprint, page
 from shared.access.api_keys import TRIAGE_ROLES, Caller
 from shared.bank.accounts import list_accounts
@@ -83,9 +83,7 @@ def upload_statement(session: Session, caller: Caller) -> tuple[str, int]:
     nothing of it is stored."""
     try:
         form = parse_form(StatementUploadForm)
-        upload = request.files.get("file")
-        if upload is None or not upload.filename:
-            raise ValidationFailed(CHOOSE_A_FILE)
+        upload = uploaded_file(CHOOSE_A_FILE)
         # A refusal anywhere, even in the file's last statement, rolls back the import.
         with session.begin_nested(), upload.stream as binary:
             imported = import_statement_file(

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from werkzeug.datastructures import FileStorage
 
 from shared.discrepancies.ageing import AGE_BUCKETS, bucket_window
 from shared.discrepancies.bulk import BULK_ACTIONS, MAX_BULK_DISCREPANCIES, BulkChange, BulkTarget
@@ -217,3 +218,11 @@ class EventsQuery(Form):
     def states(self) -> tuple[str, ...]:
         """The event states this view lists."""
         return EVENT_VIEWS[self.view]
+
+
+def uploaded_file(missing: str) -> FileStorage:
+    """The form's ``file`` upload; ValidationFailed with ``missing`` when none was chosen."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ValidationFailed(missing)
+    return upload

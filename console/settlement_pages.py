@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-from flask import Response, render_template, request
+from flask import Response, render_template
 from sqlalchemy.orm import Session
 
 from console.cash_forms import FilesQuery, SettlementUploadForm
-from console.forms import parse_form, parse_query
+from console.forms import parse_form, parse_query, uploaded_file
 from console.web import accepts_upload, blueprint, page
 from shared.access.api_keys import TRIAGE_ROLES, Caller
 from shared.access.settings_log import Actor
@@ -72,9 +72,7 @@ def upload_settlements(session: Session, caller: Caller) -> tuple[str, int]:
     column) is a message on the page, and nothing of the file is stored."""
     try:
         form = parse_form(SettlementUploadForm)
-        upload = request.files.get("file")
-        if upload is None or not upload.filename:
-            raise ValidationFailed(CHOOSE_A_FILE)
+        upload = uploaded_file(CHOOSE_A_FILE)
         # A refusal anywhere in the file rolls back everything the import wrote.
         with session.begin_nested(), upload.stream as binary:
             outcome = import_settlement_file(

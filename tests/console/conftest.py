@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Browser, Page
 
 from shared.access.console_sessions import SESSION_COOKIE
+from tests.console.browser import DESKTOP, launch
 from tests.support.factories import make_org
 from tests.support.people import PASSWORD, make_person
 
@@ -65,3 +68,17 @@ def signed_in(client, session, org):
 def owner(signed_in):
     """An owner of ``org``, Olga Owner, signed in on ``client``."""
     return signed_in(role="owner", name="Olga Owner")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Chromium for one browser-test module."""
+    yield from launch()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Page]:
+    """A desktop-sized page in a fresh context."""
+    context = browser.new_context(viewport=DESKTOP)
+    yield context.new_page()
+    context.close()

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from shared.access.users import add_user
 from shared.models import ReconciliationDiscrepancy, ReconciliationRun
 from shared.platform.db import unit_of_work
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, truncate_all
-from tests.console.browser import BROWSER_MARKS, DESKTOP, PHONE, check, launch, sign_in_as
+from tests.console.browser import BROWSER_MARKS, DESKTOP, PHONE, check, sign_in_as
 from tests.discrepancies.factories import make_record
 from tests.runs.test_history import stored_report
 from tests.support.factories import make_account, make_event, make_org, make_payment
@@ -147,18 +147,6 @@ def stage(engine, redis_client, tmp_path_factory) -> Iterator[Stage]:
     finally:
         server.stop()
         truncate_all(engine)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch()
-
-
-@pytest.fixture
-def page(browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=DESKTOP)
-    yield context.new_page()
-    context.close()
 
 
 def sign_in(page: Page, stage: Stage, role: str, password: str = PASSWORD) -> None:

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import date
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import expect
 
 from shared.platform.db import unit_of_work
 from tests.bank.payouts import import_rows
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, truncate_all
-from tests.console.browser import BROWSER_MARKS, DESKTOP, check, launch, sign_in_as
+from tests.console.browser import BROWSER_MARKS, check, sign_in_as
 from tests.settlements.reading import FIXTURES as SETTLEMENT_FIXTURES
 from tests.support.factories import make_org
 from tests.support.people import make_person
@@ -62,18 +62,6 @@ def stage(engine, redis_client, tmp_path_factory) -> Iterator[Stage]:
     finally:
         server.stop()
         truncate_all(engine)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch()
-
-
-@pytest.fixture
-def page(browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=DESKTOP)
-    yield context.new_page()
-    context.close()
 
 
 def test_a_manager_uploads_a_settlement_file_and_links_its_payout_to_a_bank_entry(page, stage):

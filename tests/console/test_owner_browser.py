@@ -22,9 +22,6 @@ from tests.support.people import make_person
 from tests.support.processes import ApiServer
 
 pytestmark = test_browser.pytestmark
-# The browser and a desktop page, as test_browser.py makes them.
-browser = test_browser.browser
-page = test_browser.page
 # The links name CONSOLE_BASE_URL; the test server listens elsewhere.
 CONSOLE_BASE_URL = "http://127.0.0.1:8000"
 
