@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, TEST_DATABASE_URL, TEST_REDIS_URL, truncate_all
 from tests.support.people import PASSWORD
+from tests.support.processes import ApiServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO_ROOT / os.environ.get("RECON_SCREENSHOTS", ".recon/screenshots")
@@ -68,3 +70,24 @@ def sign_in_as(page: Page, base_url: str, email: str, password: str = PASSWORD) 
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+@contextmanager
+def console_server(
+    engine, directory: Path, environment: dict[str, str] | None = None
+) -> Iterator[ApiServer]:
+    """A ``recon serve`` over the test database for a module's browser tests; every table
+    is emptied when it stops."""
+    server = ApiServer(
+        directory / "serve.log",
+        database_url=TEST_DATABASE_URL,
+        redis_url=TEST_REDIS_URL,
+        workers=1,  # one process starts soonest; its threads serve the browser's requests
+        threads=4,
+        environment=environment,
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+        truncate_all(engine)

@@ -19,13 +19,11 @@ from playwright.sync_api import Page, expect
 from shared.access.users import add_user
 from shared.models import ReconciliationDiscrepancy, ReconciliationRun
 from shared.platform.db import unit_of_work
-from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, truncate_all
-from tests.console.browser import BROWSER_MARKS, DESKTOP, PHONE, check, sign_in_as
+from tests.console.browser import BROWSER_MARKS, DESKTOP, PHONE, check, console_server, sign_in_as
 from tests.discrepancies.factories import make_record
 from tests.runs.test_history import stored_report
 from tests.support.factories import make_account, make_event, make_org, make_payment
 from tests.support.people import PASSWORD, make_person
-from tests.support.processes import ApiServer
 
 pytestmark = BROWSER_MARKS
 
@@ -131,22 +129,9 @@ def stage(engine, redis_client, tmp_path_factory) -> Iterator[Stage]:
             for amount in (3_300, 4_400)
         ]
         run = _runs(session, org)
-    server = ApiServer(
-        tmp_path_factory.mktemp("console") / "serve.log",
-        database_url=TEST_DATABASE_URL,
-        redis_url=TEST_REDIS_URL,
-        workers=1,  # one process starts soonest; its threads serve the browser's requests
-        threads=4,
-        environment={
-            "CONSOLE_LOGIN_MAX_FAILURES": "3",
-            "CONSOLE_LOGIN_ADDRESS_MAX_FAILURES": "1000",
-        },
-    )
-    try:
+    login_limits = {"CONSOLE_LOGIN_MAX_FAILURES": "3", "CONSOLE_LOGIN_ADDRESS_MAX_FAILURES": "1000"}
+    with console_server(engine, tmp_path_factory.mktemp("console"), login_limits) as server:
         yield Stage(server.base_url, emails, invited.url, discrepancies, foreign, bulk, run)
-    finally:
-        server.stop()
-        truncate_all(engine)
 
 
 def sign_in(page: Page, stage: Stage, role: str, password: str = PASSWORD) -> None:

@@ -14,12 +14,10 @@ from playwright.sync_api import expect
 
 from shared.platform.db import unit_of_work
 from tests.bank.payouts import import_rows
-from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, truncate_all
-from tests.console.browser import BROWSER_MARKS, check, sign_in_as
+from tests.console.browser import BROWSER_MARKS, check, console_server, sign_in_as
 from tests.settlements.reading import FIXTURES as SETTLEMENT_FIXTURES
 from tests.support.factories import make_org
 from tests.support.people import make_person
-from tests.support.processes import ApiServer
 
 pytestmark = BROWSER_MARKS
 
@@ -50,18 +48,8 @@ def stage(engine, redis_client, tmp_path_factory) -> Iterator[Stage]:
             (date(2026, 5, 6), 10_606, "Adyen N.V.", "Payout", "AB-2"),
             (date(2026, 5, 6), -1_250, "Office rent", "May", "RENT-5"),
         ])  # fmt: skip
-    server = ApiServer(
-        tmp_path_factory.mktemp("console-cash") / "serve.log",
-        database_url=TEST_DATABASE_URL,
-        redis_url=TEST_REDIS_URL,
-        workers=1,
-        threads=4,
-    )
-    try:
+    with console_server(engine, tmp_path_factory.mktemp("console-cash")) as server:
         yield Stage(server.base_url, emails)
-    finally:
-        server.stop()
-        truncate_all(engine)
 
 
 def test_a_manager_uploads_a_settlement_file_and_links_its_payout_to_a_bank_entry(page, stage):

@@ -13,13 +13,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from shared.platform.db import unit_of_work
-from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, truncate_all
 from tests.console import test_browser
+from tests.console.browser import console_server
 from tests.console.test_browser import DESKTOP, check, sign_in
 from tests.support.factories import make_org
 from tests.support.log_leaks import register_secret
 from tests.support.people import make_person
-from tests.support.processes import ApiServer
 
 pytestmark = test_browser.pytestmark
 # The links name CONSOLE_BASE_URL; the test server listens elsewhere.
@@ -44,18 +43,8 @@ def stage(engine, redis_client, tmp_path_factory) -> Iterator[Stage]:
                                 ("max", "manager", "Max Manager")):  # fmt: skip
             email = f"{name.split()[0].lower()}@acme.example"
             emails[key] = make_person(session, org, role=role, name=name, email=email).email
-    server = ApiServer(
-        tmp_path_factory.mktemp("owner-console") / "serve.log",
-        database_url=TEST_DATABASE_URL,
-        redis_url=TEST_REDIS_URL,
-        workers=1,
-        threads=4,
-    )
-    try:
+    with console_server(engine, tmp_path_factory.mktemp("owner-console")) as server:
         yield Stage(server.base_url, emails)
-    finally:
-        server.stop()
-        truncate_all(engine)
 
 
 def open_owner_page(page: Page, stage: Stage, link: str) -> None:
