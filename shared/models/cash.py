@@ -15,6 +15,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -58,6 +59,7 @@ class SettlementFile(Base):
     __tablename__ = "settlement_files"
     __table_args__ = (
         UniqueConstraint("org_id", "sha256"),
+        UniqueConstraint("org_id", "id"),  # what each line's one foreign key references
         settlement_provider_check(),
         CheckConstraint("size_bytes >= 0", name="size_non_negative"),
         Index("ix_settlement_files_org_imported", "org_id", "imported_at", "id"),
@@ -148,13 +150,15 @@ class SettlementLine(Base):
         Index("ix_settlement_lines_file", "file_id"),
         Index("ix_settlement_lines_payment", "payment_id"),
         Index("ix_settlement_lines_org_booked", "org_id", "booked_at"),
+        # One key, checked once per inserted line (migration 0021): the file's organisation.
+        ForeignKeyConstraint(
+            ["org_id", "file_id"], ["settlement_files.org_id", "settlement_files.id"]
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    org_id: Mapped[uuid.UUID] = org_fk()
-    file_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("settlement_files.id"), nullable=False
-    )
+    org_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    file_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     line_key: Mapped[str] = mapped_column(String(64), nullable=False)
     row_number: Mapped[int] = mapped_column(Integer, nullable=False)
     provider: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -241,6 +245,7 @@ class BankStatementRecord(Base):
             postgresql_nulls_not_distinct=True,
         ),
         Index("ix_bank_statements_org_file", "org_id", "file_sha256"),
+        UniqueConstraint("org_id", "account_id", "id"),  # what each entry's foreign key references
         currency_check(),
         CheckConstraint(one_of("format", BANK_FORMATS), name="format_known"),
         CheckConstraint("entry_count >= 0", name="entry_count_non_negative"),
@@ -281,16 +286,19 @@ class BankEntryRecord(Base):
         Index("ix_bank_entries_statement", "bank_statement_id"),
         currency_check(),
         CheckConstraint("occurrence >= 1", name="occurrence_positive"),
+        # One key, checked once per inserted entry (migration 0021): the statement's
+        # organisation and account.
+        ForeignKeyConstraint(
+            ["org_id", "account_id", "bank_statement_id"],
+            ["bank_statements.org_id", "bank_statements.account_id", "bank_statements.id"],
+            ondelete="RESTRICT",
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    org_id: Mapped[uuid.UUID] = org_fk()
-    account_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("bank_accounts.id", ondelete="RESTRICT"), nullable=False
-    )
-    bank_statement_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("bank_statements.id", ondelete="RESTRICT"), nullable=False
-    )
+    org_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    bank_statement_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     booking_date: Mapped[date] = mapped_column(Date, nullable=False)
     value_date: Mapped[date | None] = mapped_column(Date)
     amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)

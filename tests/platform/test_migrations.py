@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,29 +20,10 @@ from shared.models import (
     SettlementPayout,
 )
 from shared.platform import migrations
-from shared.platform.db import make_engine
 from shared.settlements.imports import import_settlement_file
-from tests.conftest import WORKER_ID, database_url_named, drop_database, recreate_database
+from tests.platform.conftest import schema_differences
 from tests.settlements.reading import FIXTURES as SETTLEMENT_FIXTURES
 from tests.support.factories import make_org
-
-
-@pytest.fixture
-def scratch_database() -> Iterator[tuple[str, Engine]]:
-    """An empty database of its own, for tests that move the schema up and down."""
-    name = f"recon_scratch_{WORKER_ID}"
-    recreate_database(name)
-    url = database_url_named(name)
-    engine = make_engine(url)
-    yield url, engine
-    engine.dispose()
-    drop_database(name)
-
-
-def schema_differences(engine: Engine) -> list:
-    with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return compare_metadata(context, Base.metadata)
 
 
 def test_upgrade_head_on_an_empty_database_creates_every_table(scratch_database):
@@ -348,4 +326,5 @@ def test_an_interrupted_0020_runs_again_to_the_end(scratch_database):
             text("SELECT count(*) FROM reconciliation_discrepancies WHERE provider IS NULL")
         )
     assert unnamed == 1  # the statement of the account of two providers
+    migrations.upgrade(database_url=url)  # nothing of the interrupted run is left over
     assert schema_differences(engine) == []
