@@ -9,7 +9,9 @@ In one run, on a fresh database ``recon_bench_migrations`` (Redis database 9, un
 2. downgrades one revision at a time to ``--base`` and upgrades again one at a time,
    timing each step. While a step runs, another connection samples ``pg_locks`` every
    10 ms for the migration's backend (its ``application_name``) and keeps, per table or
-   index and lock mode, how long the lock was seen held;
+   index and lock mode, how long the lock was seen held (table locks only: the brief
+   ExclusiveLock a backend takes to extend a table's file is not one, and sampled now
+   and then through a batched backfill it read as held for the whole backfill);
 3. prints, per step: its seconds, the rows of the tables it locked, and each lock with
    how long it was held, marking the modes that block writers (SHARE and stronger) and
    readers (ACCESS EXCLUSIVE).
@@ -50,6 +52,7 @@ JOIN pg_class AS c ON c.oid = l.relation
 JOIN pg_namespace AS n ON n.oid = c.relnamespace
 JOIN pg_stat_activity AS a ON a.pid = l.pid
 WHERE a.application_name = %s AND l.granted AND n.nspname = 'public'
+  AND l.locktype = 'relation'
 """
 
 

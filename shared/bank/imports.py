@@ -45,7 +45,7 @@ from shared.bank.payout_rules import statement_balance_mismatch
 from shared.discrepancies.opening import open_discrepancies
 from shared.matching.rules import Finding
 from shared.models import BankAccount, BankStatementRecord
-from shared.platform.bulk import copy_rows, tune_for_bulk
+from shared.platform.bulk import copy_rows
 from shared.platform.errors import ValidationFailed
 from shared.platform.logs import get_logger
 from shared.values.text import MAX_TEXT_LENGTH, check_identifier
@@ -140,7 +140,6 @@ def import_statement_file(
     earlier = _earlier(session, org_id, sha256)
     if earlier:
         return StatementImport(sha256, filename, earlier)
-    tune_for_bulk(session)
     importer = _Importer(session, org_id, fixed, sha256, filename)
     statements = importer.run(read_statement_file(binary, csv_mapping=mapping), binary, on_progress)
     if csv_mapping is not None and statements[0].record.format == "csv":

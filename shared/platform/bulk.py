@@ -13,11 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from psycopg import Copy
-from sqlalchemy import text
 from sqlalchemy.orm import Session
-
-# Sorts and hashes of a bulk statement's million rows held in memory, not spilled to disk.
-BULK_WORK_MEM = "64MB"
 
 
 def array_parameters(columns: Mapping[str, str]) -> str:
@@ -31,15 +27,6 @@ def column_arrays(rows: Sequence[Sequence[Any]], names: Iterable[str]) -> dict[s
     names = list(names)
     columns = list(zip(*rows, strict=True)) or [()] * len(names)
     return {name: list(column) for name, column in zip(names, columns, strict=True)}
-
-
-def tune_for_bulk(session: Session) -> None:
-    """Set this transaction up for a few statements over up to millions of rows: memory
-    for their sorts and hashes (:data:`BULK_WORK_MEM`), and no JIT compilation, which took
-    longer than it saved (0.56 s at 1,000,000 payments in a period run; seconds in a
-    settlement import)."""
-    session.execute(text(f"SET LOCAL work_mem = '{BULK_WORK_MEM}'"))
-    session.execute(text("SET LOCAL jit = off"))
 
 
 def expire_rewritten(session: Session, model: type, ids: Iterable[uuid.UUID]) -> None:

@@ -27,7 +27,7 @@ from shared.models import (
     SettlementFile,
     SettlementFileChunk,
 )
-from shared.platform.bulk import array_parameters, column_arrays, tune_for_bulk
+from shared.platform.bulk import array_parameters, column_arrays
 from shared.platform.dispatch import send_after_commit
 from shared.platform.errors import NotFound, ValidationFailed
 from shared.platform.ids import new_id
@@ -114,7 +114,6 @@ def import_settlement_file(
     ).scalar()
     if claimed is None:  # a concurrent upload of the same bytes committed first
         return SettlementImport(_earlier(session, org_id, sha256), created=False)  # type: ignore[arg-type]
-    tune_for_bulk(session)
     # A refused import earlier in this transaction may have left its TEMP tables.
     session.execute(text(f"DROP TABLE IF EXISTS {IMPORT_LINES}"))
     session.execute(text(CREATE_IMPORT_LINES))
