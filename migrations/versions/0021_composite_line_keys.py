@@ -30,6 +30,7 @@ lines and 1,000,000 entries it took 0.61 s, each validation about 0.25 s.
 """
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from alembic import op
 
@@ -39,29 +40,34 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-# child → (new key name, its columns, parent, parent's unique key name, parent columns,
-#          the single-column keys it replaces, ON DELETE)
-KEYS = {
-    "settlement_lines": (
-        "fk_settlement_lines_org_id_settlement_files",
-        ("org_id", "file_id"),
-        "settlement_files",
-        "uq_settlement_files_org_id_id",
-        ("org_id", "id"),
+class CompositeKey(NamedTuple):
+    """A child table's one foreign key to its parent, and the single-column keys it replaces."""
+
+    child: str
+    name: str
+    columns: str
+    parent: str
+    unique: str  # the parent's unique key the reference needs
+    parent_columns: str
+    on_delete: str
+    replaced: dict[str, tuple[str, str, str]]  # key name → (column, referred table, ON DELETE)
+
+
+KEYS = (
+    CompositeKey(
+        "settlement_lines", "fk_settlement_lines_org_id_settlement_files", "org_id, file_id",
+        "settlement_files", "uq_settlement_files_org_id_id", "org_id, id", "NO ACTION",
         {
             "fk_settlement_lines_org_id_organizations": ("org_id", "organizations", "RESTRICT"),
             "fk_settlement_lines_file_id_settlement_files": (
                 "file_id", "settlement_files", "NO ACTION",
             ),
         },
-        "NO ACTION",
     ),
-    "bank_entries": (
-        "fk_bank_entries_org_id_bank_statements",
-        ("org_id", "account_id", "bank_statement_id"),
-        "bank_statements",
-        "uq_bank_statements_org_id_account_id_id",
-        ("org_id", "account_id", "id"),
+    CompositeKey(
+        "bank_entries", "fk_bank_entries_org_id_bank_statements",
+        "org_id, account_id, bank_statement_id", "bank_statements",
+        "uq_bank_statements_org_id_account_id_id", "org_id, account_id, id", "RESTRICT",
         {
             "fk_bank_entries_org_id_organizations": ("org_id", "organizations", "RESTRICT"),
             "fk_bank_entries_account_id_bank_accounts": ("account_id", "bank_accounts", "RESTRICT"),
@@ -69,39 +75,34 @@ KEYS = {
                 "bank_statement_id", "bank_statements", "RESTRICT",
             ),
         },
-        "RESTRICT",
     ),
-}  # fmt: skip
-
-
-def _listed(columns: Sequence[str]) -> str:
-    return ", ".join(columns)
+)  # fmt: skip
 
 
 def upgrade() -> None:
-    for child, (name, columns, parent, unique, parent_columns, _, on_delete) in KEYS.items():
-        op.execute(f"ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {name}")
-        op.execute(f"ALTER TABLE {parent} DROP CONSTRAINT IF EXISTS {unique}")
+    for key in KEYS:
+        op.execute(f"ALTER TABLE {key.child} DROP CONSTRAINT IF EXISTS {key.name}")
+        op.execute(f"ALTER TABLE {key.parent} DROP CONSTRAINT IF EXISTS {key.unique}")
         op.execute(
-            f"ALTER TABLE {parent} ADD CONSTRAINT {unique} UNIQUE ({_listed(parent_columns)})"
+            f"ALTER TABLE {key.parent} ADD CONSTRAINT {key.unique} UNIQUE ({key.parent_columns})"
         )
         op.execute(
-            f"ALTER TABLE {child} ADD CONSTRAINT {name} FOREIGN KEY ({_listed(columns)}) "
-            f"REFERENCES {parent} ({_listed(parent_columns)}) ON DELETE {on_delete} NOT VALID"
+            f"ALTER TABLE {key.child} ADD CONSTRAINT {key.name} FOREIGN KEY ({key.columns}) "
+            f"REFERENCES {key.parent} ({key.parent_columns}) ON DELETE {key.on_delete} NOT VALID"
         )
     with op.get_context().autocommit_block():
-        for child, (name, *_, replaced, _on_delete) in KEYS.items():
-            op.execute(f"ALTER TABLE {child} VALIDATE CONSTRAINT {name}")
-            for old in replaced:
-                op.execute(f"ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {old}")
+        for key in KEYS:
+            op.execute(f"ALTER TABLE {key.child} VALIDATE CONSTRAINT {key.name}")
+            for old in key.replaced:
+                op.execute(f"ALTER TABLE {key.child} DROP CONSTRAINT IF EXISTS {old}")
 
 
 def downgrade() -> None:
-    for child, (name, _, parent, unique, _columns, replaced, _on_delete) in KEYS.items():
-        for old, (column, referred, on_delete) in replaced.items():
+    for key in KEYS:
+        for old, (column, referred, on_delete) in key.replaced.items():
             op.execute(
-                f"ALTER TABLE {child} ADD CONSTRAINT {old} FOREIGN KEY ({column}) "
+                f"ALTER TABLE {key.child} ADD CONSTRAINT {old} FOREIGN KEY ({column}) "
                 f"REFERENCES {referred} (id) ON DELETE {on_delete}"
             )
-        op.execute(f"ALTER TABLE {child} DROP CONSTRAINT {name}")
-        op.execute(f"ALTER TABLE {parent} DROP CONSTRAINT {unique}")
+        op.execute(f"ALTER TABLE {key.child} DROP CONSTRAINT {key.name}")
+        op.execute(f"ALTER TABLE {key.parent} DROP CONSTRAINT {key.unique}")
